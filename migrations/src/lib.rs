@@ -1,0 +1,31 @@
+//! System-table migrations for metacrm.
+//!
+//! Two migrators: [`SystemMigrator`] for the platform namespace (tenants, sessions) and
+//! [`TenantMigrator`] for the fixed tables every tenant namespace holds next to its
+//! metadata-generated entity tables (users, metadata versions, audit trail, outbox,
+//! sequences). Entity tables are not migrations: they are planned from metadata.
+
+use sea_orm_migration::prelude::*;
+
+mod m0001_system;
+mod m0001_tenant;
+
+pub use sea_orm_migration::MigratorTrait;
+
+pub struct SystemMigrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for SystemMigrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![Box::new(m0001_system::Migration)]
+    }
+}
+
+pub struct TenantMigrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for TenantMigrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![Box::new(m0001_tenant::Migration)]
+    }
+}

@@ -1,0 +1,63 @@
+//! `/api/meta`: the tenant's metadata package, its versions, entity schemas and forms.
+
+use poem_openapi::param::{Path, Query};
+use poem_openapi::payload::Json;
+use poem_openapi::OpenApi;
+use serde_json::{Value, json};
+
+use super::Tag;
+use super::security::Bearer;
+use crate::catalog::form_model;
+use crate::error::Error;
+use crate::meta::Action;
+
+pub struct MetaApi;
+
+#[OpenApi(tag = "Tag::Meta")]
+impl MetaApi {
+    /// The tenant's whole published metadata package.
+    #[oai(path = "/meta", method = "get")]
+    async fn get(&self, auth: Bearer) -> poem::Result<Json<Value>> {
+        let catalog = auth.0.tenant.catalog().await;
+        Ok(Json(serde_json::to_value(&catalog.package).map_err(|e| Error::Internal(e.to_string()))?))
+    }
+
+    /// Apply a metadata package (admins). `dry_run=true` returns the plan and changes nothing.
+    #[oai(path = "/meta", method = "put")]
+    async fn put(&self, auth: Bearer, dry_run: Query<Option<bool>>, body: Json<Value>) -> poem::Result<Json<Value>> {
+        let ctx = auth.0;
+        ctx.require_admin()?;
+        let applied = ctx.tenant.apply(&body.0, Some(ctx.user.id), dry_run.0.unwrap_or(false)).await?;
+        Ok(Json(json!({
+            "version": applied.version,
+            "dry_run": applied.dry_run,
+            "changed": applied.changed,
+            "steps": applied.plan.steps,
+        })))
+    }
+
+    /// Published versions, newest first, with author, time and plan.
+    #[oai(path = "/meta/versions", method = "get")]
+    async fn versions(&self, auth: Bearer) -> poem::Result<Json<Value>> {
+        auth.0.require_admin()?;
+        Ok(Json(json!({"items": auth.0.tenant.versions().await?})))
+    }
+
+    /// The JSON Schema of an entity's records.
+    #[oai(path = "/meta/entities/:entity/schema", method = "get")]
+    async fn schema(&self, auth: Bearer, entity: Path<String>) -> poem::Result<Json<Value>> {
+        let catalog = auth.0.tenant.catalog().await;
+        let entity = auth.0.entity(&catalog, &entity.0)?;
+        auth.0.authorize(entity, Action::Read)?;
+        Ok(Json(entity.schema.clone()))
+    }
+
+    /// The form model: sections, fields, options, visibility, what this user may edit.
+    #[oai(path = "/meta/entities/:entity/form", method = "get")]
+    async fn form(&self, auth: Bearer, entity: Path<String>) -> poem::Result<Json<Value>> {
+        let catalog = auth.0.tenant.catalog().await;
+        let entity = auth.0.entity(&catalog, &entity.0)?;
+        let access = auth.0.authorize(entity, Action::Read)?;
+        Ok(Json(form_model(entity, |field| !access.readonly_fields.contains(&field.key))))
+    }
+}

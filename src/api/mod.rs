@@ -1,0 +1,89 @@
+//! The HTTP API: poem-openapi endpoints, thin — each parses, asks the gate, calls a
+//! module and maps errors. `server` assembles them with the docs and error handling.
+
+mod auth;
+pub mod error;
+mod meta;
+mod openapi;
+mod records;
+mod security;
+mod users;
+
+use std::sync::Arc;
+
+use poem::middleware::SizeLimit;
+use poem::web::{Data, Html, Json};
+use poem::{Endpoint, EndpointExt, Request, Route, get, handler};
+use poem_openapi::{OpenApiService, Tags};
+use serde_json::Value;
+
+use crate::auth::Context;
+use crate::tenant::Tenants;
+
+/// Request bodies above this size are refused with 413.
+pub const MAX_BODY_BYTES: usize = 8 * 1024 * 1024;
+
+#[derive(Tags)]
+enum Tag {
+    /// Logging in and out
+    Auth,
+    /// The tenant's metadata package
+    Meta,
+    /// Records of the tenant's entities
+    Records,
+    /// People
+    Users,
+}
+
+type Apis = (auth::AuthApi, meta::MetaApi, records::RecordsApi, users::UsersApi);
+
+fn service() -> OpenApiService<Apis, ()> {
+    OpenApiService::new(
+        (auth::AuthApi, meta::MetaApi, records::RecordsApi, users::UsersApi),
+        "metacrm",
+        env!("CARGO_PKG_VERSION"),
+    )
+    .server("/api")
+}
+
+/// The fixed part of the OpenAPI document.
+struct FixedSpec(String);
+
+/// `/api/openapi.json`: the fixed API, plus the caller's tenant entities when the
+/// request carries a valid bearer token.
+#[handler]
+async fn openapi_json(req: &Request, tenants: Data<&Arc<Tenants>>, spec: Data<&Arc<FixedSpec>>) -> Json<Value> {
+    let token = req
+        .headers()
+        .get("authorization")
+        .and_then(|h| h.to_str().ok())
+        .and_then(|h| h.strip_prefix("Bearer "));
+    if let Some(token) = token
+        && let Ok(ctx) = Context::from_token(&tenants, token).await
+    {
+        let catalog = ctx.tenant.catalog().await;
+        return Json(openapi::tenant_document(&spec.0.0, &catalog));
+    }
+    Json(serde_json::from_str(&spec.0.0).expect("poem-openapi emits JSON"))
+}
+
+#[handler]
+fn healthz() -> &'static str {
+    "ok"
+}
+
+/// The whole HTTP application.
+pub fn server(tenants: Arc<Tenants>) -> impl Endpoint {
+    let service = service();
+    let spec = Arc::new(FixedSpec(service.spec()));
+    let docs = Html(service.swagger_ui_html());
+    Route::new()
+        .at("/api/openapi.json", get(openapi_json))
+        .nest("/api", service)
+        .at("/docs", get(poem::endpoint::make_sync(move |_| docs.0.clone())).map_to_response())
+        .at("/healthz", get(healthz))
+        .data(tenants)
+        .data(spec)
+        .with(SizeLimit::new(MAX_BODY_BYTES))
+        .catch_all_error(error::to_contract)
+}

@@ -1,0 +1,73 @@
+//! The form model of an entity: what a generated create/edit form shows, in layout
+//! order, with what this user may edit.
+
+use serde_json::{Value, json};
+
+use super::EntityCatalog;
+use crate::meta::Field;
+
+/// `may_edit` answers, for the requesting user, whether a field is writable (field
+/// permissions plug in there); computed and read-only fields never are.
+pub fn form_model(entity: &EntityCatalog, may_edit: impl Fn(&Field) -> bool) -> Value {
+    let def = &entity.def;
+    let field_json = |field: &Field| {
+        let mut spec = json!({
+            "key": field.key,
+            "label": field.label(),
+            "type": field.field_type.as_str(),
+            "required": field.required,
+            "editable": !field.is_computed() && !field.read_only && may_edit(field),
+        });
+        let optional = [
+            ("help", field.help.as_ref().map(|v| json!(v))),
+            ("options", (!field.options.is_empty()).then(|| json!(field.options))),
+            ("target", field.target.as_ref().map(|v| json!(v))),
+            ("scale", field.scale.map(|v| json!(v))),
+            ("max_length", field.max_length.map(|v| json!(v))),
+            ("min", field.min.as_ref().map(|v| json!(v))),
+            ("max", field.max.as_ref().map(|v| json!(v))),
+            ("pattern", field.pattern.as_ref().map(|v| json!(v))),
+            ("formula", field.formula.as_ref().map(|v| json!(v))),
+            ("visible_if", field.visible_if.as_ref().map(|v| json!(v))),
+            ("required_if", field.required_if.as_ref().map(|v| json!(v))),
+            ("default", field.default.clone()),
+        ];
+        for (key, value) in optional {
+            if let Some(value) = value {
+                spec[key] = value;
+            }
+        }
+        spec
+    };
+    let sections: Vec<Value> = match &def.layout {
+        Some(layout) => layout
+            .sections
+            .iter()
+            .map(|section| {
+                json!({
+                    "label": section.label,
+                    "columns": section.columns,
+                    "fields": section
+                        .fields
+                        .iter()
+                        .filter_map(|key| def.field(key))
+                        .map(field_json)
+                        .collect::<Vec<_>>(),
+                })
+            })
+            .collect(),
+        None => vec![json!({
+            "label": null,
+            "columns": 1,
+            "fields": def.fields.iter().map(field_json).collect::<Vec<_>>(),
+        })],
+    };
+    let stages = def.pipeline.as_ref().map(|p| json!(p.stages));
+    json!({
+        "entity": def.key,
+        "label": def.label(),
+        "title_field": def.title_field,
+        "sections": sections,
+        "stages": stages,
+    })
+}

@@ -1,0 +1,12 @@
+//! metacrm: a low-code CRM runtime. Metadata in; tables, forms, permissions, search
+//! and reports out. `docs/` and the design describe the architecture.
+
+pub mod api;
+pub mod auth;
+pub mod catalog;
+pub mod clock;
+pub mod error;
+pub mod meta;
+pub mod store;
+pub mod templates;
+pub mod tenant;

@@ -1,0 +1,220 @@
+//! The `metacrm` command: serve the platform, manage tenants, apply metadata.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use clap::{Parser, Subcommand};
+use poem::Server;
+use poem::listener::TcpListener;
+use tracing_subscriber::EnvFilter;
+
+use metacrm::error::{Error, Result};
+use metacrm::store::db::DbConfig;
+use metacrm::tenant::{NewTenant, Tenants};
+use metacrm::{api, templates};
+
+/// metacrm — a low-code CRM platform. Each tenant describes its business as metadata
+/// (entities, fields, stages, flows, roles, reports); metacrm turns it into tables,
+/// forms, permissions, search and reports.
+#[derive(Parser)]
+#[command(version, about, long_about)]
+struct Cli {
+    /// Folder for the embedded SQLite databases and files.
+    #[arg(long, env = "METACRM_DATA", default_value = "./data", global = true)]
+    data: PathBuf,
+    /// PostgreSQL URL (postgres://user:pw@host/db). Unset: SQLite under --data.
+    #[arg(long, env = "DATABASE_URL", global = true)]
+    database_url: Option<String>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the HTTP server (API at /api, API docs at /docs).
+    Serve {
+        /// Address to listen on.
+        #[arg(long, env = "METACRM_BIND", default_value = "127.0.0.1:8080")]
+        bind: String,
+        /// Create (once) a tenant `demo` from a template with sample data, and print
+        /// how to log in.
+        #[arg(long)]
+        demo: bool,
+        /// Template for --demo: crm-base, training-services or manufacturing-service.
+        #[arg(long, default_value = "crm-base")]
+        template: String,
+    },
+    /// Create or upgrade the system tables (also done by every other command).
+    Migrate,
+    /// Manage tenants.
+    Tenant {
+        #[command(subcommand)]
+        command: TenantCommand,
+    },
+    /// Apply a metadata package (JSON file) to a tenant: prints the plan, then runs it
+    /// in one transaction (nothing changes if any step fails).
+    Apply {
+        /// The metadata package, a JSON file.
+        file: PathBuf,
+        /// The tenant key.
+        #[arg(long)]
+        tenant: String,
+        /// Print the plan without changing anything.
+        #[arg(long)]
+        dry_run: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum TenantCommand {
+    /// Create a tenant with its own namespace and a first administrator.
+    Create {
+        /// Tenant key: lowercase letters, digits and underscores, starting with a letter.
+        key: String,
+        /// Company name.
+        #[arg(long)]
+        name: String,
+        /// Username of the first administrator.
+        #[arg(long)]
+        admin: String,
+        /// Password of the first administrator (at least 8 characters).
+        #[arg(long)]
+        password: String,
+        /// Start from a shipped metadata template.
+        #[arg(long)]
+        template: Option<String>,
+    },
+}
+
+#[tokio::main]
+async fn main() {
+    tracing_subscriber::fmt()
+        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")))
+        .init();
+    let cli = Cli::parse();
+    if let Err(error) = run(cli).await {
+        eprintln!("error: {error}");
+        if let Some(details) = error.details() {
+            eprintln!("{}", serde_json::to_string_pretty(&details).unwrap_or_default());
+        }
+        std::process::exit(1);
+    }
+}
+
+async fn run(cli: Cli) -> Result<()> {
+    let config = DbConfig {
+        database_url: cli.database_url,
+        data_dir: cli.data,
+    };
+    let tenants = Tenants::open(&config).await?;
+    match cli.command {
+        Command::Migrate => {
+            println!("system tables are up to date");
+            Ok(())
+        }
+        Command::Serve { bind, demo, template } => {
+            if demo {
+                prepare_demo(&tenants, &config, &template, &bind).await?;
+            }
+            serve(tenants, &bind).await
+        }
+        Command::Tenant {
+            command:
+                TenantCommand::Create {
+                    key,
+                    name,
+                    admin,
+                    password,
+                    template,
+                },
+        } => {
+            let tenant = tenants
+                .create(&NewTenant {
+                    key: &key,
+                    name: &name,
+                    admin: &admin,
+                    password: &password,
+                })
+                .await?;
+            println!("created tenant {key} with administrator {admin}");
+            if let Some(template) = template {
+                let applied = tenant.apply(&templates::package(&template)?, None, false).await?;
+                println!("applied template {template}: version {}, {} steps", applied.version, applied.plan.steps.len());
+            }
+            Ok(())
+        }
+        Command::Apply { file, tenant, dry_run } => {
+            let text = std::fs::read_to_string(&file)
+                .map_err(|e| Error::BadRequest(format!("cannot read {}: {e}", file.display())))?;
+            let json: serde_json::Value = serde_json::from_str(&text)
+                .map_err(|e| Error::BadRequest(format!("{} is not valid JSON: {e}", file.display())))?;
+            let tenant = tenants.get(&tenant).await?;
+            let applied = tenant.apply(&json, None, dry_run).await?;
+            for (index, step) in applied.plan.steps.iter().enumerate() {
+                let target = match &step.field {
+                    Some(field) => format!("{}.{field}", step.entity),
+                    None => step.entity.clone(),
+                };
+                println!("{:>3}. {:?} {target}\n     {}", index + 1, step.op, step.sql.replace('\n', "\n     "));
+            }
+            match (dry_run, applied.changed) {
+                (true, _) => println!("dry run: {} steps planned, nothing changed", applied.plan.steps.len()),
+                (false, false) => println!("nothing to change; still version {}", applied.version),
+                (false, true) => println!("published version {}", applied.version),
+            }
+            Ok(())
+        }
+    }
+}
+
+/// Creates the demo tenant once; later starts reuse it and print the same login.
+async fn prepare_demo(tenants: &Tenants, config: &DbConfig, template: &str, bind: &str) -> Result<()> {
+    let password_file = config.data_dir.join("demo-admin-password");
+    if !tenants.exists("demo").await? {
+        let password = random_password();
+        let tenant = tenants
+            .create(&NewTenant {
+                key: "demo",
+                name: "演示公司",
+                admin: "admin",
+                password: &password,
+            })
+            .await?;
+        tenant.apply(&templates::package(template)?, None, false).await?;
+        let admin = metacrm::auth::users::find_by_username(&tenant.db, "admin")
+            .await?
+            .ok_or_else(|| Error::Internal("demo admin missing".into()))?;
+        let count = templates::load_samples(&tenant, template, admin.id).await?;
+        std::fs::create_dir_all(&config.data_dir)
+            .and_then(|_| std::fs::write(&password_file, &password))
+            .map_err(|e| Error::Internal(format!("cannot write {}: {e}", password_file.display())))?;
+        println!("created demo tenant from template {template} with {count} sample records");
+    }
+    let password = std::fs::read_to_string(&password_file)
+        .unwrap_or_else(|_| format!("(see {})", password_file.display()));
+    println!("demo: open http://{bind}/docs — log in with tenant \"demo\", username \"admin\", password \"{}\"", password.trim());
+    Ok(())
+}
+
+fn random_password() -> String {
+    use rand::Rng;
+    const ALPHABET: &[u8] = b"abcdefghjkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789";
+    let mut rng = rand::rng();
+    (0..14)
+        .map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char)
+        .collect()
+}
+
+async fn serve(tenants: Arc<Tenants>, bind: &str) -> Result<()> {
+    println!("metacrm listening on http://{bind} (API /api, docs /docs)");
+    Server::new(TcpListener::bind(bind.to_string()))
+        .run_with_graceful_shutdown(
+            api::server(tenants),
+            async {
+                let _ = tokio::signal::ctrl_c().await;
+            },
+            Some(std::time::Duration::from_secs(10)),
+        )
+        .await
+        .map_err(|e| Error::Internal(format!("server failed on {bind}: {e}")))
+}

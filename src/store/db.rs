@@ -1,0 +1,223 @@
+//! Database connections and tenant namespaces.
+//!
+//! The platform namespace holds tenants and sessions. Each tenant's tables live in a
+//! namespace of their own: a PostgreSQL schema `t_<tenant>` or a SQLite file
+//! `data/tenants/<tenant>.db`. A [`TenantDb`] is the only way to reach a tenant's tables,
+//! and it can address no other namespace.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use metacrm_migrations::{MigratorTrait, SystemMigrator, TenantMigrator};
+use sea_orm::sea_query::{Alias, IntoIden, SchemaName, TableName};
+use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
+use sea_orm::{
+    ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DatabaseTransaction, DbBackend,
+    SqliteTransactionMode, TransactionOptions, TransactionTrait,
+};
+
+use crate::error::{Error, Result};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// Where the platform keeps its data.
+#[derive(Debug, Clone)]
+pub struct DbConfig {
+    /// `postgres://…` selects PostgreSQL; `None` means SQLite files under `data_dir`.
+    pub database_url: Option<String>,
+    pub data_dir: PathBuf,
+}
+
+/// The platform database: the system namespace plus a factory for tenant namespaces.
+#[derive(Clone)]
+pub struct Platform {
+    system: DatabaseConnection,
+    backend: Backend,
+    data_dir: PathBuf,
+    /// SQLite: one pool per tenant file, opened once.
+    sqlite_tenants: Arc<Mutex<HashMap<String, DatabaseConnection>>>,
+}
+
+impl Platform {
+    /// Connects and runs the system migrations.
+    pub async fn connect(config: &DbConfig) -> Result<Platform> {
+        let (system, backend) = match &config.database_url {
+            Some(url) if url.starts_with("postgres") => {
+                let mut options = ConnectOptions::new(url.clone());
+                options
+                    .max_connections(32)
+                    .acquire_timeout(Duration::from_secs(30))
+                    .sqlx_logging(false);
+                (Database::connect(options).await?, Backend::Postgres)
+            }
+            Some(url) => {
+                return Err(Error::BadRequest(format!(
+                    "DATABASE_URL must be a postgres:// URL (SQLite is used when it is unset), got {url:?}"
+                )));
+            }
+            None => {
+                std::fs::create_dir_all(config.data_dir.join("tenants"))
+                    .map_err(|e| Error::Internal(format!("cannot create data folder: {e}")))?;
+                let system = open_sqlite(&config.data_dir.join("system.db")).await?;
+                (system, Backend::Sqlite)
+            }
+        };
+        SystemMigrator::up(&system, None).await?;
+        Ok(Platform {
+            system,
+            backend,
+            data_dir: config.data_dir.clone(),
+            sqlite_tenants: Arc::default(),
+        })
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    pub fn data_dir(&self) -> &Path {
+        &self.data_dir
+    }
+
+    /// The system namespace (tenants, sessions).
+    pub fn system(&self) -> &DatabaseConnection {
+        &self.system
+    }
+
+    /// Creates a tenant's namespace and its fixed tables. Fails if it already exists.
+    pub async fn create_namespace(&self, tenant: &str) -> Result<TenantDb> {
+        match self.backend {
+            Backend::Postgres => {
+                let schema = schema_name(tenant);
+                let txn = self.system.begin().await?;
+                txn.execute_unprepared(&format!("CREATE SCHEMA \"{schema}\""))
+                    .await?;
+                txn.execute_unprepared(&format!("SET LOCAL search_path TO \"{schema}\""))
+                    .await?;
+                TenantMigrator::up(&txn, None).await?;
+                txn.commit().await?;
+            }
+            Backend::Sqlite => {
+                let path = self.sqlite_path(tenant);
+                if path.exists() {
+                    return Err(Error::Conflict(format!("tenant {tenant:?} already exists")));
+                }
+                let conn = open_sqlite(&path).await?;
+                TenantMigrator::up(&conn, None).await?;
+            }
+        }
+        self.tenant(tenant).await
+    }
+
+    /// Opens an existing tenant's namespace.
+    pub async fn tenant(&self, tenant: &str) -> Result<TenantDb> {
+        match self.backend {
+            Backend::Postgres => Ok(TenantDb {
+                key: tenant.to_string(),
+                conn: self.system.clone(),
+                schema: Some(schema_name(tenant)),
+            }),
+            Backend::Sqlite => {
+                let existing = self.sqlite_tenants.lock().unwrap().get(tenant).cloned();
+                let conn = match existing {
+                    Some(conn) => conn,
+                    None => {
+                        let path = self.sqlite_path(tenant);
+                        if !path.exists() {
+                            return Err(Error::not_found(format!("tenant {tenant:?}")));
+                        }
+                        let conn = open_sqlite(&path).await?;
+                        self.sqlite_tenants
+                            .lock()
+                            .unwrap()
+                            .entry(tenant.to_string())
+                            .or_insert(conn)
+                            .clone()
+                    }
+                };
+                Ok(TenantDb {
+                    key: tenant.to_string(),
+                    conn,
+                    schema: None,
+                })
+            }
+        }
+    }
+
+    fn sqlite_path(&self, tenant: &str) -> PathBuf {
+        self.data_dir.join("tenants").join(format!("{tenant}.db"))
+    }
+}
+
+fn schema_name(tenant: &str) -> String {
+    format!("t_{tenant}")
+}
+
+async fn open_sqlite(path: &Path) -> Result<DatabaseConnection> {
+    let mut options = ConnectOptions::new(format!("sqlite://{}?mode=rwc", path.display()));
+    options
+        .max_connections(8)
+        .min_connections(1)
+        .acquire_timeout(Duration::from_secs(60))
+        .sqlx_logging(false)
+        .map_sqlx_sqlite_opts(|o| {
+            o.journal_mode(SqliteJournalMode::Wal)
+                .synchronous(SqliteSynchronous::Normal)
+                .busy_timeout(Duration::from_secs(30))
+                .create_if_missing(true)
+        });
+    Ok(Database::connect(options).await?)
+}
+
+/// A tenant's namespace: every tenant table is addressed through [`TenantDb::table`].
+#[derive(Clone)]
+pub struct TenantDb {
+    pub key: String,
+    conn: DatabaseConnection,
+    schema: Option<String>,
+}
+
+impl TenantDb {
+    pub fn backend(&self) -> Backend {
+        match self.conn.get_database_backend() {
+            DbBackend::Postgres => Backend::Postgres,
+            _ => Backend::Sqlite,
+        }
+    }
+
+    pub fn conn(&self) -> &DatabaseConnection {
+        &self.conn
+    }
+
+    /// A table of this tenant, qualified by its schema where the backend has schemas.
+    pub fn table(&self, name: &str) -> TableName {
+        let schema = self
+            .schema
+            .as_ref()
+            .map(|schema| SchemaName(None, Alias::new(schema).into_iden()));
+        TableName(schema, Alias::new(name).into_iden())
+    }
+
+    /// The schema name on PostgreSQL, used where SQL must name it (introspection).
+    pub fn schema(&self) -> Option<&str> {
+        self.schema.as_deref()
+    }
+
+    /// A write transaction. On SQLite it takes the write lock up front (`BEGIN
+    /// IMMEDIATE`) so concurrent writers queue on the busy timeout instead of failing
+    /// when a read transaction tries to upgrade.
+    pub async fn begin_write(&self) -> Result<DatabaseTransaction> {
+        let options = TransactionOptions {
+            isolation_level: None,
+            access_mode: None,
+            sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
+        };
+        Ok(self.conn.begin_with_options(options).await?)
+    }
+}

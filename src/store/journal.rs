@@ -1,0 +1,91 @@
+//! The audit trail and the outbox, written in the transaction of the record write they
+//! describe so that neither can miss or invent a change.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use chrono::{DateTime, Utc};
+use sea_orm::sea_query::{Alias, Expr, ExprTrait, Order, Query};
+use sea_orm::{ConnectionTrait, DatabaseTransaction};
+use serde_json::{Map, Value, json};
+
+use crate::error::Result;
+use crate::store::db::TenantDb;
+use crate::store::value::format_datetime;
+
+/// Writes the audit row (who changed which fields from what to what) and the outbox
+/// row (the record as it now is, for the search indexer and webhooks).
+#[allow(clippy::too_many_arguments)]
+pub async fn record_write(
+    txn: &DatabaseTransaction,
+    db: &TenantDb,
+    entity: &str,
+    record_id: i64,
+    action: &str,
+    user_id: i64,
+    changes: &BTreeMap<String, (Value, Value)>,
+    record: &Value,
+) -> Result<()> {
+    let now = Utc::now();
+    let changes: Map<String, Value> = changes
+        .iter()
+        .map(|(field, (old, new))| (field.clone(), json!([old, new])))
+        .collect();
+    let audit = Query::insert()
+        .into_table(db.table("audit_log"))
+        .columns(["entity", "record_id", "action", "user_id", "at", "changes"].map(Alias::new))
+        .values_panic([
+            entity.into(),
+            record_id.into(),
+            action.into(),
+            user_id.into(),
+            now.into(),
+            Value::Object(changes).to_string().into(),
+        ])
+        .to_owned();
+    txn.execute(&audit).await?;
+    let outbox = Query::insert()
+        .into_table(db.table("outbox"))
+        .columns(["entity", "record_id", "op", "payload", "created_at"].map(Alias::new))
+        .values_panic([
+            entity.into(),
+            record_id.into(),
+            action.into(),
+            record.to_string().into(),
+            now.into(),
+        ])
+        .to_owned();
+    txn.execute(&outbox).await?;
+    Ok(())
+}
+
+/// A record's audit trail, oldest first, with `hidden` fields left out.
+pub async fn history(
+    db: &TenantDb,
+    entity: &str,
+    record_id: i64,
+    hidden: &BTreeSet<String>,
+) -> Result<Vec<Value>> {
+    let select = Query::select()
+        .columns(["id", "action", "user_id", "at", "changes"].map(Alias::new))
+        .from(db.table("audit_log"))
+        .and_where(Expr::col(Alias::new("entity")).eq(entity))
+        .and_where(Expr::col(Alias::new("record_id")).eq(record_id))
+        .order_by(Alias::new("id"), Order::Asc)
+        .to_owned();
+    let rows = db.conn().query_all(&select).await?;
+    let mut entries = Vec::with_capacity(rows.len());
+    for row in rows {
+        let changes: String = row.try_get("", "changes")?;
+        let mut changes: Map<String, Value> = serde_json::from_str(&changes).unwrap_or_default();
+        changes.retain(|field, _| !hidden.contains(field));
+        let at: DateTime<Utc> = row.try_get("", "at")?;
+        entries.push(json!({
+            "id": row.try_get::<i64>("", "id")?,
+            "action": row.try_get::<String>("", "action")?,
+            "user": row.try_get::<Option<i64>>("", "user_id")?,
+            "at": format_datetime(at),
+            "changes": changes,
+        }));
+    }
+    Ok(entries)
+}

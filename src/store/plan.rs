@@ -1,0 +1,419 @@
+//! Schema changes as plans: the difference between the published package and a new
+//! one, as an ordered list of steps, each with the SQL it runs.
+//!
+//! Nothing is ever dropped: a removed field or entity is archived (its column or table
+//! renamed aside) and comes back with its data when the same key is added again.
+
+use serde::{Deserialize, Serialize};
+
+use sea_orm::sea_query::{
+    Alias, Expr, ExprTrait, PostgresQueryBuilder, Query, SchemaStatementBuilder,
+    SqliteQueryBuilder, Table,
+};
+
+use crate::meta::{Entity, Field, FieldType, Package, Problem};
+use crate::store::db::{Backend, TenantDb};
+use crate::store::schema::{self, Storage};
+
+/// What has been archived, kept with each metadata version so that a later package can
+/// restore it (and so that a restore can be checked against the archived definition).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Archive {
+    #[serde(default)]
+    pub entities: Vec<Entity>,
+    #[serde(default)]
+    pub fields: Vec<ArchivedField>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ArchivedField {
+    pub entity: String,
+    pub field: Field,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Op {
+    CreateTable,
+    RenameTable,
+    ArchiveTable,
+    RestoreTable,
+    AddColumn,
+    RenameColumn,
+    ArchiveColumn,
+    RestoreColumn,
+    ConvertColumn,
+    AddIndex,
+    DropIndex,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Step {
+    pub op: Op,
+    pub entity: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+    pub sql: String,
+    #[serde(skip)]
+    pub statements: Vec<String>,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Plan {
+    pub steps: Vec<Step>,
+    #[serde(skip)]
+    pub archive: Archive,
+}
+
+/// Diffs `old` (published, with its archive) against `new` for the tenant's database.
+/// Refuses changes that could lose data, naming the metadata path.
+pub fn diff(
+    db: &TenantDb,
+    old: &Package,
+    old_archive: &Archive,
+    new: &Package,
+) -> Result<Plan, Vec<Problem>> {
+    let mut planner = Planner {
+        db,
+        steps: Vec::new(),
+        archive: old_archive.clone(),
+        problems: Vec::new(),
+    };
+    planner.plan(old, new);
+    if planner.problems.is_empty() {
+        Ok(Plan {
+            steps: planner.steps,
+            archive: planner.archive,
+        })
+    } else {
+        Err(planner.problems)
+    }
+}
+
+struct Planner<'a> {
+    db: &'a TenantDb,
+    steps: Vec<Step>,
+    archive: Archive,
+    problems: Vec<Problem>,
+}
+
+/// The stage column is archived and restored like a field when a pipeline is removed
+/// or added back.
+fn stage_field() -> Field {
+    serde_json::from_value(serde_json::json!({"key": schema::STAGE, "type": "text"}))
+        .expect("static field definition")
+}
+
+impl Planner<'_> {
+    fn plan(&mut self, old: &Package, new: &Package) {
+        let renamed: Vec<&str> = new
+            .entities
+            .iter()
+            .filter_map(|e| e.renamed_from.as_deref())
+            .filter(|from| new.entity(from).is_none() && old.entity(from).is_some())
+            .collect();
+        for (index, entity) in new.entities.iter().enumerate() {
+            let path = format!("entities[{index}]");
+            if let Some(previous) = old.entity(&entity.key) {
+                self.entity(&path, previous, entity);
+            } else if let Some(previous) = entity
+                .renamed_from
+                .as_deref()
+                .filter(|from| renamed.contains(from))
+                .and_then(|from| old.entity(from))
+            {
+                self.rename_table(&previous.key, &entity.key);
+                self.entity(&path, previous, entity);
+            } else if let Some(position) = self
+                .archive
+                .entities
+                .iter()
+                .position(|e| e.key == entity.key)
+            {
+                let archived = self.archive.entities.remove(position);
+                self.restore_table(&entity.key);
+                self.entity(&path, &archived, entity);
+            } else {
+                self.create_table(entity);
+            }
+        }
+        for previous in &old.entities {
+            if new.entity(&previous.key).is_none() && !renamed.contains(&previous.key.as_str()) {
+                self.archive_table(previous);
+            }
+        }
+    }
+
+    fn entity(&mut self, path: &str, old: &Entity, new: &Entity) {
+        let stage = stage_field();
+        match (old.pipeline.is_some(), new.pipeline.is_some()) {
+            (false, true) => self.add_or_restore_column(path, &new.key, &stage),
+            (true, false) => self.archive_column(&new.key, &stage),
+            _ => {}
+        }
+        let renamed: Vec<&str> = new
+            .fields
+            .iter()
+            .filter_map(|f| f.renamed_from.as_deref())
+            .filter(|from| new.field(from).is_none() && old.field(from).is_some())
+            .collect();
+        for (index, field) in new.fields.iter().enumerate() {
+            let path = format!("{path}.fields[{index}]");
+            if let Some(previous) = old.field(&field.key) {
+                self.field(&path, &new.key, previous, field);
+            } else if let Some(previous) = field
+                .renamed_from
+                .as_deref()
+                .filter(|from| renamed.contains(from))
+                .and_then(|from| old.field(from))
+            {
+                self.drop_indexes(&new.key, previous);
+                self.rename_column(&new.key, &previous.key, &field.key);
+                self.convert(&path, &new.key, previous, field);
+                self.create_indexes(&new.key, field);
+            } else {
+                self.add_or_restore_column(&path, &new.key, field);
+            }
+        }
+        for previous in &old.fields {
+            if new.field(&previous.key).is_none() && !renamed.contains(&previous.key.as_str()) {
+                self.archive_column(&new.key, previous);
+            }
+        }
+    }
+
+    fn field(&mut self, path: &str, entity: &str, old: &Field, new: &Field) {
+        self.convert(path, entity, old, new);
+        if old.indexed && !new.indexed {
+            self.drop_index(entity, &new.key, false);
+        }
+        if old.unique && !new.unique {
+            self.drop_index(entity, &new.key, true);
+        }
+        if new.indexed && !old.indexed {
+            self.add_index(entity, &new.key, false);
+        }
+        if new.unique && !old.unique {
+            self.add_index(entity, &new.key, true);
+        }
+    }
+
+    fn add_or_restore_column(&mut self, path: &str, entity: &str, field: &Field) {
+        let archived = self
+            .archive
+            .fields
+            .iter()
+            .position(|a| a.entity == entity && a.field.key == field.key);
+        match archived {
+            Some(position) => {
+                let archived = self.archive.fields.remove(position).field;
+                let table = self.db.table(&schema::table_name(entity));
+                let rename = Table::alter()
+                    .table(table)
+                    .rename_column(
+                        Alias::new(schema::archived_column_name(&field.key)),
+                        Alias::new(&field.key),
+                    )
+                    .to_owned();
+                self.push(Op::RestoreColumn, entity, Some(&field.key), vec![self.render(&rename)]);
+                self.convert(path, entity, &archived, field);
+            }
+            None => {
+                let table = self.db.table(&schema::table_name(entity));
+                let add = Table::alter()
+                    .table(table)
+                    .add_column(schema::field_column(field))
+                    .to_owned();
+                self.push(Op::AddColumn, entity, Some(&field.key), vec![self.render(&add)]);
+            }
+        }
+        self.create_indexes(entity, field);
+    }
+
+    fn archive_column(&mut self, entity: &str, field: &Field) {
+        self.drop_indexes(entity, field);
+        let table = self.db.table(&schema::table_name(entity));
+        let rename = Table::alter()
+            .table(table)
+            .rename_column(
+                Alias::new(&field.key),
+                Alias::new(schema::archived_column_name(&field.key)),
+            )
+            .to_owned();
+        self.push(Op::ArchiveColumn, entity, Some(&field.key), vec![self.render(&rename)]);
+        self.archive.fields.push(ArchivedField {
+            entity: entity.to_string(),
+            field: field.clone(),
+        });
+    }
+
+    fn rename_column(&mut self, entity: &str, from: &str, to: &str) {
+        let table = self.db.table(&schema::table_name(entity));
+        let rename = Table::alter()
+            .table(table)
+            .rename_column(Alias::new(from), Alias::new(to))
+            .to_owned();
+        self.push(Op::RenameColumn, entity, Some(to), vec![self.render(&rename)]);
+        for archived in &mut self.archive.fields {
+            if archived.entity == entity && archived.field.key == from {
+                archived.field.key = to.to_string();
+            }
+        }
+    }
+
+    /// Converts a column between field types, refusing anything that could lose data.
+    fn convert(&mut self, path: &str, entity: &str, old: &Field, new: &Field) {
+        let (from, to) = (old.field_type, new.field_type);
+        let (old_scale, new_scale) = (old.decimal_scale(), new.decimal_scale());
+        if from == to && old_scale == new_scale {
+            if from == FieldType::Reference && old.target != new.target {
+                self.refuse(
+                    format!("{path}.target"),
+                    format!(
+                        "changing the target of reference field {:?} would leave its values pointing at the wrong records; add a new field instead",
+                        new.key
+                    ),
+                );
+            }
+            return;
+        }
+        let lossless_text = schema::storage(from) == Storage::Text
+            && matches!(to, FieldType::Text | FieldType::LongText);
+        let widened_number = matches!(from, FieldType::Integer | FieldType::Decimal)
+            && to == FieldType::Decimal
+            && new_scale >= old_scale;
+        if lossless_text {
+            return;
+        }
+        if !widened_number {
+            let message = if from == to {
+                format!(
+                    "reducing the scale of decimal field {:?} from {old_scale} to {new_scale} would round its values; add a new field instead",
+                    new.key
+                )
+            } else {
+                format!(
+                    "changing field {:?} from {} to {} could lose data; allowed changes are integer→decimal, a larger decimal scale, and text-like→text/long_text",
+                    new.key,
+                    from.as_str(),
+                    to.as_str()
+                )
+            };
+            let suffix = if from == to { "scale" } else { "type" };
+            self.refuse(format!("{path}.{suffix}"), message);
+            return;
+        }
+        let factor = 10i64.pow(new_scale - old_scale);
+        if factor == 1 {
+            return;
+        }
+        let column = Alias::new(&new.key);
+        let update = Query::update()
+            .table(self.db.table(&schema::table_name(entity)))
+            .value(column.clone(), Expr::col(column).mul(factor))
+            .to_owned();
+        let sql = match self.db.backend() {
+            Backend::Sqlite => update.to_string(SqliteQueryBuilder),
+            Backend::Postgres => update.to_string(PostgresQueryBuilder),
+        };
+        self.push(Op::ConvertColumn, entity, Some(&new.key), vec![sql]);
+    }
+
+    fn create_table(&mut self, entity: &Entity) {
+        let mut statements = vec![self.render(&schema::create_table(self.db, entity))];
+        statements.extend(
+            schema::system_indexes(self.db, entity)
+                .iter()
+                .map(|index| self.render(index)),
+        );
+        self.push(Op::CreateTable, &entity.key, None, statements);
+        for field in &entity.fields {
+            self.create_indexes(&entity.key, field);
+        }
+    }
+
+    fn rename_table(&mut self, from: &str, to: &str) {
+        let rename = Table::rename()
+            .table(
+                self.db.table(&schema::table_name(from)),
+                Alias::new(schema::table_name(to)),
+            )
+            .to_owned();
+        self.push(Op::RenameTable, to, None, vec![self.render(&rename)]);
+        for archived in &mut self.archive.fields {
+            if archived.entity == from {
+                archived.entity = to.to_string();
+            }
+        }
+    }
+
+    fn archive_table(&mut self, entity: &Entity) {
+        let rename = Table::rename()
+            .table(
+                self.db.table(&schema::table_name(&entity.key)),
+                Alias::new(schema::archived_table_name(&entity.key)),
+            )
+            .to_owned();
+        self.push(Op::ArchiveTable, &entity.key, None, vec![self.render(&rename)]);
+        self.archive.entities.push(entity.clone());
+    }
+
+    fn restore_table(&mut self, entity: &str) {
+        let rename = Table::rename()
+            .table(
+                self.db.table(&schema::archived_table_name(entity)),
+                Alias::new(schema::table_name(entity)),
+            )
+            .to_owned();
+        self.push(Op::RestoreTable, entity, None, vec![self.render(&rename)]);
+    }
+
+    fn create_indexes(&mut self, entity: &str, field: &Field) {
+        if field.indexed {
+            self.add_index(entity, &field.key, false);
+        }
+        if field.unique {
+            self.add_index(entity, &field.key, true);
+        }
+    }
+
+    fn drop_indexes(&mut self, entity: &str, field: &Field) {
+        if field.indexed {
+            self.drop_index(entity, &field.key, false);
+        }
+        if field.unique {
+            self.drop_index(entity, &field.key, true);
+        }
+    }
+
+    fn add_index(&mut self, entity: &str, field: &str, unique: bool) {
+        let index = schema::create_index(self.db, entity, field, unique);
+        self.push(Op::AddIndex, entity, Some(field), vec![self.render(&index)]);
+    }
+
+    fn drop_index(&mut self, entity: &str, field: &str, unique: bool) {
+        let index = schema::drop_index(self.db, entity, field, unique);
+        self.push(Op::DropIndex, entity, Some(field), vec![self.render(&index)]);
+    }
+
+    fn render(&self, statement: &impl SchemaStatementBuilder) -> String {
+        match self.db.backend() {
+            Backend::Sqlite => statement.to_string(SqliteQueryBuilder),
+            Backend::Postgres => statement.to_string(PostgresQueryBuilder),
+        }
+    }
+
+    fn push(&mut self, op: Op, entity: &str, field: Option<&str>, statements: Vec<String>) {
+        self.steps.push(Step {
+            op,
+            entity: entity.to_string(),
+            field: field.map(str::to_string),
+            sql: statements.join(";\n"),
+            statements,
+        });
+    }
+
+    fn refuse(&mut self, path: String, message: String) {
+        self.problems.push(Problem { path, message });
+    }
+}

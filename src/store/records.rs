@@ -1,0 +1,771 @@
+//! Records of metadata-defined entities: create, read, patch, soft delete, query and
+//! history. Every write validates, computes defaults and formulas, checks uniqueness
+//! and references, and writes its audit and outbox rows in the same transaction.
+
+use std::collections::BTreeMap;
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use chrono::Utc;
+use regex::Regex;
+use sea_orm::sea_query::{
+    Alias, Condition, Expr, ExprTrait, NullOrdering, Order, Query, SelectStatement,
+    Value as SqlValue,
+};
+use sea_orm::{ConnectionTrait, DatabaseTransaction, DbErr, QueryResult, SqlErr};
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
+
+use crate::auth::Access;
+use crate::catalog::{Catalog, DefaultValue, EntityCatalog};
+use crate::error::{Error, FieldError, Result};
+use crate::meta::{Field, FieldType};
+use crate::store::db::TenantDb;
+use crate::store::filter::{self, FilterContext};
+use crate::store::schema::{self, Storage};
+use crate::store::{journal, value};
+
+pub const DEFAULT_LIMIT: u64 = 50;
+pub const MAX_LIMIT: u64 = 1000;
+
+/// System keys a client may send back unchanged (e.g. after a GET); they are ignored.
+const IGNORED_INPUT: [&str; 6] = [
+    schema::ID,
+    schema::VERSION,
+    schema::CREATED_AT,
+    schema::UPDATED_AT,
+    schema::CREATED_BY,
+    schema::DELETED_AT,
+];
+
+/// The records of one entity of one tenant.
+pub struct Records<'a> {
+    db: &'a TenantDb,
+    catalog: &'a Catalog,
+    entity: &'a EntityCatalog,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QueryRequest {
+    #[serde(default)]
+    pub filter: Option<Value>,
+    #[serde(default)]
+    pub sort: Vec<SortSpec>,
+    #[serde(default)]
+    pub limit: Option<u64>,
+    #[serde(default)]
+    pub after: Option<String>,
+}
+
+/// `"name"`, `"-name"` (descending), or `{"field": "name", "desc": true}`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum SortSpec {
+    Key(String),
+    Object {
+        field: String,
+        #[serde(default)]
+        desc: bool,
+    },
+}
+
+impl SortSpec {
+    fn parts(&self) -> (&str, bool) {
+        match self {
+            SortSpec::Key(key) => match key.strip_prefix('-') {
+                Some(key) => (key, true),
+                None => (key, false),
+            },
+            SortSpec::Object { field, desc } => (field, *desc),
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct Page {
+    pub items: Vec<Value>,
+    pub next: Option<String>,
+}
+
+impl<'a> Records<'a> {
+    pub fn new(db: &'a TenantDb, catalog: &'a Catalog, entity: &'a EntityCatalog) -> Self {
+        Records { db, catalog, entity }
+    }
+
+    fn table(&self) -> sea_orm::sea_query::TableName {
+        self.db.table(&self.entity.table)
+    }
+
+    /// Columns read for a record: system columns, then fields.
+    fn columns(&self) -> Vec<(String, FieldType, u32)> {
+        let mut columns: Vec<(String, FieldType, u32)> = [
+            (schema::ID, FieldType::Integer),
+            (schema::VERSION, FieldType::Integer),
+            (schema::OWNER, FieldType::User),
+            (schema::CREATED_BY, FieldType::User),
+            (schema::CREATED_AT, FieldType::Datetime),
+            (schema::UPDATED_AT, FieldType::Datetime),
+        ]
+        .into_iter()
+        .map(|(k, t)| (k.to_string(), t, 0))
+        .collect();
+        if self.entity.has_pipeline() {
+            columns.push((schema::STAGE.to_string(), FieldType::Select, 0));
+        }
+        columns.extend(
+            self.entity
+                .def
+                .fields
+                .iter()
+                .map(|f| (f.key.clone(), f.field_type, f.decimal_scale())),
+        );
+        columns
+    }
+
+    fn select(&self) -> SelectStatement {
+        let mut select = Query::select();
+        select.from(self.table());
+        for (column, _, _) in self.columns() {
+            select.column(Alias::new(column));
+        }
+        select.and_where(Expr::col(Alias::new(schema::DELETED_AT)).is_null());
+        select
+    }
+
+    fn decode(&self, row: &QueryResult) -> Result<Value> {
+        let mut record = Map::new();
+        for (column, field_type, scale) in self.columns() {
+            let value = value::from_row(row, &column, field_type, scale)?;
+            record.insert(column, value);
+        }
+        Ok(Value::Object(record))
+    }
+
+    /// A live record within the access's rows, unmasked (callers mask what they return).
+    async fn fetch(
+        &self,
+        conn: &impl ConnectionTrait,
+        id: i64,
+        access: &Access,
+    ) -> Result<Option<Value>> {
+        let mut select = self.select();
+        select.and_where(Expr::col(Alias::new(schema::ID)).eq(id));
+        if let Some(rows) = &access.rows {
+            select.cond_where(rows.clone());
+        }
+        match conn.query_one(&select).await? {
+            Some(row) => Ok(Some(self.decode(&row)?)),
+            None => Ok(None),
+        }
+    }
+
+    fn not_found(&self, id: i64) -> Error {
+        Error::NotFound(format!("{} record {id} not found", self.entity.def.key))
+    }
+
+    pub async fn get(&self, id: i64, access: &Access) -> Result<Value> {
+        let record = self
+            .fetch(self.db.conn(), id, access)
+            .await?
+            .ok_or_else(|| self.not_found(id))?;
+        Ok(mask(record, access))
+    }
+
+    pub async fn create(&self, input: &Value, access: &Access) -> Result<Value> {
+        let input = self.check_input(input, access)?;
+        let mut record = Map::new();
+        record.insert(schema::OWNER.into(), json!(access.user_id));
+        if let Some(pipeline) = &self.entity.def.pipeline {
+            record.insert(schema::STAGE.into(), json!(pipeline.stages[0].key));
+        }
+        self.apply_defaults(&mut record, &input)?;
+        record.extend(input.clone());
+        self.complete(&mut record, &input)?;
+
+        let txn = self.db.begin_write().await?;
+        self.check_constraints(&txn, &record, None).await?;
+        self.assign_auto_numbers(&txn, &mut record).await?;
+        let now = Utc::now();
+        let mut insert = Query::insert();
+        insert.into_table(self.table());
+        let mut columns = vec![
+            Alias::new(schema::CREATED_AT),
+            Alias::new(schema::UPDATED_AT),
+            Alias::new(schema::CREATED_BY),
+            Alias::new(schema::VERSION),
+        ];
+        let mut values: Vec<Expr> = vec![
+            Expr::val(now),
+            Expr::val(now),
+            Expr::val(access.user_id),
+            Expr::val(1i64),
+        ];
+        for (key, value) in &record {
+            columns.push(Alias::new(key));
+            values.push(Expr::val(self.sql_value(key, value)?));
+        }
+        insert.columns(columns).values_panic(values).returning_col(Alias::new(schema::ID));
+        let row = txn
+            .query_one(&insert)
+            .await
+            .map_err(|e| self.write_error(e))?
+            .ok_or_else(|| Error::Internal("insert returned no id".into()))?;
+        let id: i64 = row.try_get("", schema::ID)?;
+        let created = self
+            .fetch(&txn, id, &Access::full(access.user_id))
+            .await?
+            .ok_or_else(|| Error::Internal("created record vanished".into()))?;
+        let changes = diff_records(&Map::new(), created.as_object().expect("records are objects"));
+        journal::record_write(&txn, self.db, &self.entity.def.key, id, "create", access.user_id, &changes, &created).await?;
+        txn.commit().await?;
+        Ok(mask(created, access))
+    }
+
+    pub async fn update(
+        &self,
+        id: i64,
+        input: &Value,
+        expected_version: Option<i64>,
+        access: &Access,
+    ) -> Result<Value> {
+        let input = self.check_input(input, access)?;
+        let txn = self.db.begin_write().await?;
+        let current = self.fetch(&txn, id, access).await?.ok_or_else(|| self.not_found(id))?;
+        let current_version = current[schema::VERSION].as_i64().unwrap_or(0);
+        if let Some(expected) = expected_version
+            && expected != current_version
+        {
+            return Err(Error::VersionConflict {
+                current: current_version,
+            });
+        }
+        let mut record = current.as_object().cloned().unwrap_or_default();
+        record.extend(input.clone());
+        self.complete(&mut record, &input)?;
+        let changes = diff_records(current.as_object().expect("records are objects"), &record);
+        if changes.is_empty() {
+            return Ok(mask(current, access));
+        }
+        self.check_constraints(&txn, &record, Some(id)).await?;
+        let mut update = Query::update();
+        update
+            .table(self.table())
+            .value(Alias::new(schema::UPDATED_AT), Utc::now())
+            .value(
+                Alias::new(schema::VERSION),
+                Expr::col(Alias::new(schema::VERSION)).add(1),
+            )
+            .and_where(Expr::col(Alias::new(schema::ID)).eq(id))
+            .and_where(Expr::col(Alias::new(schema::VERSION)).eq(current_version));
+        for key in changes.keys() {
+            update.value(Alias::new(key), self.sql_value(key, &record[key])?);
+        }
+        let result = txn.execute(&update).await.map_err(|e| self.write_error(e))?;
+        if result.rows_affected() == 0 {
+            return Err(Error::VersionConflict {
+                current: current_version + 1,
+            });
+        }
+        let updated = self
+            .fetch(&txn, id, &Access::full(access.user_id))
+            .await?
+            .ok_or_else(|| self.not_found(id))?;
+        journal::record_write(&txn, self.db, &self.entity.def.key, id, "update", access.user_id, &changes, &updated).await?;
+        txn.commit().await?;
+        Ok(mask(updated, access))
+    }
+
+    /// Moves a record to the recycle bin; refused while other records reference it.
+    pub async fn delete(&self, id: i64, access: &Access) -> Result<()> {
+        let txn = self.db.begin_write().await?;
+        let current = self.fetch(&txn, id, access).await?.ok_or_else(|| self.not_found(id))?;
+        for (entity, field) in &self.entity.referenced_by {
+            let mut select = Query::select();
+            select
+                .expr(Expr::col(Alias::new(schema::ID)).count())
+                .from(self.db.table(&schema::table_name(entity)))
+                .and_where(Expr::col(Alias::new(field)).eq(id))
+                .and_where(Expr::col(Alias::new(schema::DELETED_AT)).is_null());
+            let count: i64 = match txn.query_one(&select).await? {
+                Some(row) => row.try_get_by_index(0)?,
+                None => 0,
+            };
+            if count > 0 {
+                return Err(Error::Conflict(format!(
+                    "{} record {id} is referenced by {count} {entity} record(s) through field {field:?}; reassign or delete them first",
+                    self.entity.def.key
+                )));
+            }
+        }
+        let mut update = Query::update();
+        update
+            .table(self.table())
+            .value(Alias::new(schema::DELETED_AT), Utc::now())
+            .value(
+                Alias::new(schema::VERSION),
+                Expr::col(Alias::new(schema::VERSION)).add(1),
+            )
+            .and_where(Expr::col(Alias::new(schema::ID)).eq(id));
+        txn.execute(&update).await?;
+        journal::record_write(&txn, self.db, &self.entity.def.key, id, "delete", access.user_id, &BTreeMap::new(), &current).await?;
+        txn.commit().await?;
+        Ok(())
+    }
+
+    pub async fn query(&self, request: &QueryRequest, access: &Access) -> Result<Page> {
+        let limit = request.limit.unwrap_or(DEFAULT_LIMIT);
+        if limit == 0 || limit > MAX_LIMIT {
+            return Err(Error::BadRequest(format!(
+                "limit: must be between 1 and {MAX_LIMIT}, got {limit}"
+            )));
+        }
+        let ctx = FilterContext::new(access.user_id);
+        let mut keys: Vec<(&Field, bool)> = Vec::new();
+        for (index, spec) in request.sort.iter().enumerate() {
+            let (key, desc) = spec.parts();
+            let field = self.entity.column(key).filter(|f| !access.hidden_fields.contains(&f.key)).ok_or_else(|| {
+                Error::BadRequest(format!("sort[{index}]: unknown field {key:?}"))
+            })?;
+            if matches!(schema::storage(field.field_type), Storage::JsonText) {
+                return Err(Error::BadRequest(format!(
+                    "sort[{index}]: {} field {key:?} cannot be sorted",
+                    field.field_type.as_str()
+                )));
+            }
+            if field.key != schema::ID {
+                keys.push((field, desc));
+            }
+        }
+        let id_field = self.entity.column(schema::ID).expect("id column");
+        let id_desc = keys.first().map(|(_, desc)| *desc).unwrap_or(false);
+        keys.push((id_field, id_desc));
+
+        let mut select = self.select();
+        if let Some(rows) = &access.rows {
+            select.cond_where(rows.clone());
+        }
+        if let Some(filter) = &request.filter {
+            select.cond_where(filter::condition(self.entity, filter, &ctx)?);
+        }
+        if let Some(cursor) = &request.after {
+            select.cond_where(after_cursor(&keys, cursor)?);
+        }
+        for (field, desc) in &keys {
+            // NULL sorts as the greatest value in both directions, on both databases.
+            let (order, nulls) = if *desc {
+                (Order::Desc, NullOrdering::First)
+            } else {
+                (Order::Asc, NullOrdering::Last)
+            };
+            select.order_by_with_nulls(Alias::new(&field.key), order, nulls);
+        }
+        select.limit(limit + 1);
+        let rows = self.db.conn().query_all(&select).await?;
+        let mut items = Vec::with_capacity(rows.len());
+        let mut next = None;
+        for (index, row) in rows.iter().enumerate() {
+            if index as u64 == limit {
+                let last = &rows[index - 1];
+                next = Some(cursor_for(&keys, last)?);
+                break;
+            }
+            items.push(mask(self.decode(row)?, access));
+        }
+        Ok(Page { items, next })
+    }
+
+    pub async fn history(&self, id: i64, access: &Access) -> Result<Vec<Value>> {
+        self.get(id, access).await?;
+        journal::history(self.db, &self.entity.def.key, id, &access.hidden_fields).await
+    }
+
+    /// Checks a write's input: an object; system keys ignored; computed, read-only and
+    /// denied fields refused; JSON Schema; each value normalised.
+    fn check_input(&self, input: &Value, access: &Access) -> Result<Map<String, Value>> {
+        let Value::Object(input) = input else {
+            return Err(Error::BadRequest("a record is a JSON object".into()));
+        };
+        let mut errors = Vec::new();
+        let mut writable = Map::new();
+        let mut stage = None;
+        for (key, value) in input {
+            if IGNORED_INPUT.contains(&key.as_str()) {
+                continue;
+            }
+            if key == schema::STAGE && self.entity.has_pipeline() {
+                stage = Some(value.clone());
+                continue;
+            }
+            match self.entity.field(key) {
+                Some(field) if field.is_computed() => {
+                    errors.push(FieldError::new(key, "is computed and cannot be written"));
+                }
+                Some(field) if field.read_only => {
+                    errors.push(FieldError::new(key, "is read-only"));
+                }
+                _ if access.readonly_fields.contains(key) => {
+                    errors.push(FieldError::new(key, "you may not change this field"));
+                }
+                _ => {
+                    writable.insert(key.clone(), value.clone());
+                }
+            }
+        }
+        let instance = Value::Object(writable);
+        for error in self.entity.input_validator.iter_errors(&instance) {
+            errors.extend(schema_error(&error));
+        }
+        let Value::Object(writable) = instance else {
+            unreachable!()
+        };
+        let mut normalized = Map::new();
+        for (key, value) in writable {
+            let field = self.entity.column(&key).expect("validated against the schema");
+            match value::normalize(field, &value).and_then(|v| check_bounds(field, &v).map(|_| v)) {
+                Ok(v) => {
+                    normalized.insert(key, v);
+                }
+                Err(message) if !errors.iter().any(|e| e.field == key) => {
+                    errors.push(FieldError::new(key, message));
+                }
+                Err(_) => {}
+            }
+        }
+        if let Some(stage) = stage {
+            let pipeline = self.entity.def.pipeline.as_ref().expect("has a pipeline");
+            match stage.as_str().filter(|s| pipeline.stages.iter().any(|st| st.key == *s)) {
+                Some(_) => {
+                    normalized.insert(schema::STAGE.into(), stage);
+                }
+                None => errors.push(FieldError::new(schema::STAGE, format!("unknown stage {stage}"))),
+            }
+        }
+        if errors.is_empty() {
+            Ok(normalized)
+        } else {
+            Err(Error::Validation(errors))
+        }
+    }
+
+    fn apply_defaults(&self, record: &mut Map<String, Value>, input: &Map<String, Value>) -> Result<()> {
+        for (key, default) in &self.entity.defaults {
+            if input.contains_key(key) {
+                continue;
+            }
+            let field = self.entity.field(key).expect("defaults name fields");
+            let raw = match default {
+                DefaultValue::Literal(value) => value.clone(),
+                DefaultValue::Expr(expr) => expr
+                    .eval(record)
+                    .map_err(|m| Error::field(key, format!("default could not be computed: {m}")))?,
+            };
+            let value = value::normalize(field, &raw)
+                .map_err(|m| Error::field(key, format!("default {raw} is not valid: {m}")))?;
+            record.insert(key.clone(), value);
+        }
+        Ok(())
+    }
+
+    /// Computes formulas, then checks required and required_if on the complete record.
+    fn complete(&self, record: &mut Map<String, Value>, input: &Map<String, Value>) -> Result<()> {
+        let mut errors = Vec::new();
+        for (key, expr) in &self.entity.formulas {
+            let field = self.entity.field(key).expect("formulas name fields");
+            match expr.eval(record).and_then(|v| coerce_formula(field, &v)) {
+                Ok(value) => {
+                    record.insert(key.clone(), value);
+                }
+                Err(message) => errors.push(FieldError::new(key, format!("formula failed: {message}"))),
+            }
+        }
+        for field in &self.entity.def.fields {
+            if field.is_computed() || errors.iter().any(|e| e.field == field.key) {
+                continue;
+            }
+            let visible = match self.entity.visible_if.get(&field.key) {
+                Some(expr) => expr.eval_bool(record).unwrap_or(true),
+                None => true,
+            };
+            let required = field.required
+                || match self.entity.required_if.get(&field.key) {
+                    Some(expr) => expr.eval_bool(record).unwrap_or(false),
+                    None => false,
+                };
+            let empty = match record.get(&field.key) {
+                None | Some(Value::Null) => true,
+                Some(Value::String(s)) => s.trim().is_empty(),
+                Some(Value::Array(a)) => a.is_empty(),
+                _ => false,
+            };
+            // A field hidden by visible_if is not required; an untouched old record
+            // is not failed for a rule added after it was written.
+            let touched = input.contains_key(&field.key) || record.get(schema::ID).is_none();
+            if visible && required && empty && (touched || field.required_if.is_some()) {
+                errors.push(FieldError::new(&field.key, "is required"));
+            }
+        }
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(Error::Validation(errors))
+        }
+    }
+
+    /// Unique values, existing reference targets and users: checked in the write
+    /// transaction (unique indexes back the uniqueness check up under races).
+    async fn check_constraints(
+        &self,
+        txn: &DatabaseTransaction,
+        record: &Map<String, Value>,
+        id: Option<i64>,
+    ) -> Result<()> {
+        let mut errors = Vec::new();
+        for field in &self.entity.def.fields {
+            let value = match record.get(&field.key) {
+                None | Some(Value::Null) => continue,
+                Some(value) => value,
+            };
+            if field.unique {
+                let mut select = Query::select();
+                select
+                    .column(Alias::new(schema::ID))
+                    .from(self.table())
+                    .and_where(Expr::col(Alias::new(&field.key)).eq(value::to_sql(field, value).map_err(Error::Internal)?))
+                    .and_where(Expr::col(Alias::new(schema::DELETED_AT)).is_null())
+                    .limit(1);
+                if let Some(id) = id {
+                    select.and_where(Expr::col(Alias::new(schema::ID)).ne(id));
+                }
+                if txn.query_one(&select).await?.is_some() {
+                    errors.push(FieldError::new(&field.key, format!("{value} is already used by another record")));
+                }
+            }
+            match field.field_type {
+                FieldType::Reference => {
+                    let target = field.target.as_deref().expect("validated reference");
+                    if !self.exists(txn, &schema::table_name(target), value).await? {
+                        errors.push(FieldError::new(&field.key, format!("{target} record {value} does not exist")));
+                    }
+                }
+                FieldType::User if !self.user_exists(txn, value).await? => {
+                    errors.push(FieldError::new(&field.key, format!("user {value} does not exist")));
+                }
+                _ => {}
+            }
+        }
+        if let Some(owner) = record.get(schema::OWNER).filter(|v| !v.is_null())
+            && !self.user_exists(txn, owner).await?
+        {
+            errors.push(FieldError::new(schema::OWNER, format!("user {owner} does not exist")));
+        }
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(Error::Validation(errors))
+        }
+    }
+
+    async fn exists(&self, txn: &DatabaseTransaction, table: &str, id: &Value) -> Result<bool> {
+        let mut select = Query::select();
+        select
+            .column(Alias::new(schema::ID))
+            .from(self.db.table(table))
+            .and_where(Expr::col(Alias::new(schema::ID)).eq(id.as_i64()))
+            .and_where(Expr::col(Alias::new(schema::DELETED_AT)).is_null());
+        Ok(txn.query_one(&select).await?.is_some())
+    }
+
+    async fn user_exists(&self, txn: &DatabaseTransaction, id: &Value) -> Result<bool> {
+        let mut select = Query::select();
+        select
+            .column(Alias::new("id"))
+            .from(self.db.table("users"))
+            .and_where(Expr::col(Alias::new("id")).eq(id.as_i64()));
+        Ok(txn.query_one(&select).await?.is_some())
+    }
+
+    /// Numbers come from the sequences table inside the write transaction: a rolled-back
+    /// write gives its number back, so numbering has no gaps.
+    async fn assign_auto_numbers(&self, txn: &DatabaseTransaction, record: &mut Map<String, Value>) -> Result<()> {
+        for field in self.entity.def.fields.iter().filter(|f| f.field_type == FieldType::AutoNumber) {
+            let name = sequence_name(&self.entity.def.key, &field.key);
+            let mut update = Query::update();
+            update
+                .table(self.db.table("sequences"))
+                .value(Alias::new("value"), Expr::col(Alias::new("value")).add(1))
+                .and_where(Expr::col(Alias::new("name")).eq(name.as_str()))
+                .returning_col(Alias::new("value"));
+            let row = txn
+                .query_one(&update)
+                .await?
+                .ok_or_else(|| Error::Internal(format!("sequence {name} is missing")))?;
+            let number: i64 = row.try_get("", "value")?;
+            record.insert(field.key.clone(), json!(format_auto_number(field.format.as_deref(), number)));
+        }
+        Ok(())
+    }
+
+    fn sql_value(&self, key: &str, value: &Value) -> Result<SqlValue> {
+        let field = self
+            .entity
+            .column(key)
+            .ok_or_else(|| Error::Internal(format!("no column {key}")))?;
+        value::to_sql(field, value).map_err(|m| Error::field(key, m))
+    }
+
+    /// A unique index can still refuse a write that raced past the check.
+    fn write_error(&self, error: DbErr) -> Error {
+        match error.sql_err() {
+            Some(SqlErr::UniqueConstraintViolation(message)) => {
+                let field = self
+                    .entity
+                    .def
+                    .fields
+                    .iter()
+                    .find(|f| f.unique && message.contains(&schema::index_name(&self.entity.def.key, &f.key, true)))
+                    .map(|f| f.key.clone())
+                    .unwrap_or_default();
+                Error::field(field, "this value is already used by another record")
+            }
+            _ => Error::Database(error),
+        }
+    }
+
+    /// The catalog this store was built from.
+    pub fn catalog(&self) -> &Catalog {
+        self.catalog
+    }
+}
+
+pub fn sequence_name(entity: &str, field: &str) -> String {
+    format!("{entity}.{field}")
+}
+
+/// `{YYYY}`, `{MM}`, `{DD}` are today's date; `{0000}` the number padded to as many
+/// digits as zeros. Without a format the number alone.
+fn format_auto_number(format: Option<&str>, number: i64) -> String {
+    let Some(format) = format else {
+        return number.to_string();
+    };
+    let today = crate::clock::today();
+    let text = format
+        .replace("{YYYY}", &today.format("%Y").to_string())
+        .replace("{MM}", &today.format("%m").to_string())
+        .replace("{DD}", &today.format("%d").to_string());
+    let placeholder = Regex::new(r"\{(0+)\}").expect("static regex");
+    placeholder
+        .replace(&text, |caps: &regex::Captures| {
+            format!("{number:0width$}", width = caps[1].len())
+        })
+        .into_owned()
+}
+
+fn coerce_formula(field: &Field, value: &Value) -> Result<Value, String> {
+    match (field.field_type, value) {
+        (FieldType::Decimal, Value::Number(n)) => {
+            let decimal = value::parse_decimal(&Value::Number(n.clone()))?
+                .round_dp(field.decimal_scale());
+            value::normalize(field, &json!(decimal.to_string()))
+        }
+        (FieldType::Text | FieldType::LongText, Value::Number(_) | Value::Bool(_)) => {
+            Ok(json!(value.to_string()))
+        }
+        _ => value::normalize(field, value),
+    }
+}
+
+/// Decimal bounds are checked on the exact value (JSON Schema covers integers).
+fn check_bounds(field: &Field, value: &Value) -> Result<(), String> {
+    if field.field_type != FieldType::Decimal || value.is_null() {
+        return Ok(());
+    }
+    let number = value::parse_decimal(value)?;
+    if let Some(min) = &field.min
+        && number < value::parse_decimal(&Value::Number(min.clone()))?
+    {
+        return Err(format!("must be at least {min}"));
+    }
+    if let Some(max) = &field.max
+        && number > value::parse_decimal(&Value::Number(max.clone()))?
+    {
+        return Err(format!("must be at most {max}"));
+    }
+    Ok(())
+}
+
+fn schema_error(error: &jsonschema::ValidationError) -> Vec<FieldError> {
+    if let jsonschema::error::ValidationErrorKind::AdditionalProperties { unexpected } = error.kind() {
+        return unexpected
+            .iter()
+            .map(|key| FieldError::new(key, "unknown field"))
+            .collect();
+    }
+    let path = error.instance_path().to_string();
+    let field = path.trim_start_matches('/').split('/').next().unwrap_or("").to_string();
+    vec![FieldError::new(field, error.to_string())]
+}
+
+/// Changed fields between two versions of a record, as `{field: [old, new]}`.
+pub fn diff_records(old: &Map<String, Value>, new: &Map<String, Value>) -> BTreeMap<String, (Value, Value)> {
+    new.iter()
+        .filter(|(key, _)| !matches!(key.as_str(), schema::ID | schema::VERSION | schema::CREATED_AT | schema::UPDATED_AT | schema::CREATED_BY))
+        .filter_map(|(key, value)| {
+            let before = old.get(key).cloned().unwrap_or(Value::Null);
+            (before != *value && !(Value::is_null(&before) && Value::is_null(value))).then(|| (key.clone(), (before, value.clone())))
+        })
+        .collect()
+}
+
+fn mask(record: Value, access: &Access) -> Value {
+    match record {
+        Value::Object(mut map) => {
+            map.retain(|key, _| !access.hidden_fields.contains(key));
+            Value::Object(map)
+        }
+        other => other,
+    }
+}
+
+/// The cursor is the last row's sort values, opaque to clients.
+fn cursor_for(keys: &[(&Field, bool)], row: &QueryResult) -> Result<String> {
+    let values = keys
+        .iter()
+        .map(|(field, _)| value::from_row(row, &field.key, field.field_type, field.decimal_scale()))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(URL_SAFE_NO_PAD.encode(Value::Array(values).to_string()))
+}
+
+/// Rows strictly after the cursor in the sort order (NULL being the greatest value).
+fn after_cursor(keys: &[(&Field, bool)], cursor: &str) -> Result<Condition> {
+    let invalid = || Error::BadRequest("after: invalid cursor; pass the `next` value of a previous page with the same sort".into());
+    let bytes = URL_SAFE_NO_PAD.decode(cursor).map_err(|_| invalid())?;
+    let values: Vec<Value> = serde_json::from_slice(&bytes).map_err(|_| invalid())?;
+    if values.len() != keys.len() {
+        return Err(invalid());
+    }
+    let mut any = Condition::any();
+    for position in 0..keys.len() {
+        let mut all = Condition::all();
+        for ((field, _), value) in keys[..position].iter().zip(&values) {
+            let column = Expr::col(Alias::new(&field.key));
+            all = all.add(match value {
+                Value::Null => column.is_null(),
+                v => column.eq(value::to_sql(field, v).map_err(|_| invalid())?),
+            });
+        }
+        let (field, desc) = keys[position];
+        let column = Expr::col(Alias::new(&field.key));
+        let after = match (&values[position], desc) {
+            (Value::Null, false) => continue,
+            (Value::Null, true) => column.is_not_null(),
+            (v, false) => {
+                let v = value::to_sql(field, v).map_err(|_| invalid())?;
+                column.clone().gt(v).or(column.is_null())
+            }
+            (v, true) => column.lt(value::to_sql(field, v).map_err(|_| invalid())?),
+        };
+        any = any.add(all.add(after));
+    }
+    Ok(any)
+}

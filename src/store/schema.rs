@@ -1,0 +1,171 @@
+//! How metadata maps onto tables: names, column types, system columns, indexes.
+//!
+//! Storage is identical on both databases so that the same statements and the same
+//! value conversions serve both: decimals are scaled 64-bit integers (exact on SQLite,
+//! which has no exact decimal column), multi-selects and attachments are JSON text.
+
+use sea_orm::sea_query::{
+    Alias, ColumnDef, ConditionalStatement, Expr, ExprTrait, Index, IndexCreateStatement, IndexDropStatement, Table,
+    TableCreateStatement,
+};
+
+use crate::meta::{Entity, Field, FieldType};
+use crate::store::db::TenantDb;
+
+/// System columns every entity table has, in table order (`stage` only with a pipeline).
+pub const ID: &str = "id";
+pub const CREATED_AT: &str = "created_at";
+pub const UPDATED_AT: &str = "updated_at";
+pub const CREATED_BY: &str = "created_by";
+pub const OWNER: &str = "owner";
+pub const VERSION: &str = "version";
+pub const DELETED_AT: &str = "deleted_at";
+pub const STAGE: &str = "stage";
+
+pub fn table_name(entity: &str) -> String {
+    format!("e_{entity}")
+}
+
+pub fn archived_table_name(entity: &str) -> String {
+    format!("_arch_e_{entity}")
+}
+
+pub fn archived_column_name(field: &str) -> String {
+    format!("_arch_{field}")
+}
+
+/// Index names are derived from table and column; PostgreSQL truncates identifiers
+/// at 63 bytes, so long ones end in a hash to stay distinct.
+pub fn index_name(entity: &str, field: &str, unique: bool) -> String {
+    let prefix = if unique { "ux" } else { "ix" };
+    let name = format!("{prefix}_{entity}_{field}");
+    if name.len() <= 60 {
+        return name;
+    }
+    let hash = fnv1a(name.as_bytes());
+    format!("{}_{hash:08x}", &name[..50])
+}
+
+fn fnv1a(bytes: &[u8]) -> u32 {
+    bytes.iter().fold(0x811c9dc5u32, |hash, b| {
+        (hash ^ u32::from(*b)).wrapping_mul(0x01000193)
+    })
+}
+
+/// How a field's values are stored. Two types with the same storage can be converted
+/// into each other without touching the column.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Storage {
+    Text,
+    JsonText,
+    /// Integers, and decimals scaled by 10^scale.
+    BigInt,
+    Boolean,
+    Date,
+    DateTime,
+}
+
+pub fn storage(field_type: FieldType) -> Storage {
+    match field_type {
+        FieldType::Text
+        | FieldType::LongText
+        | FieldType::Email
+        | FieldType::Phone
+        | FieldType::Url
+        | FieldType::Select
+        | FieldType::AutoNumber => Storage::Text,
+        FieldType::MultiSelect | FieldType::Attachment => Storage::JsonText,
+        FieldType::Integer | FieldType::Decimal | FieldType::Reference | FieldType::User => {
+            Storage::BigInt
+        }
+        FieldType::Boolean => Storage::Boolean,
+        FieldType::Date => Storage::Date,
+        FieldType::Datetime => Storage::DateTime,
+    }
+}
+
+pub fn column_def(name: &str, storage: Storage) -> ColumnDef {
+    let mut column = ColumnDef::new(Alias::new(name));
+    match storage {
+        Storage::Text | Storage::JsonText => column.text(),
+        Storage::BigInt => column.big_integer(),
+        Storage::Boolean => column.boolean(),
+        Storage::Date => column.date(),
+        Storage::DateTime => column.timestamp_with_time_zone(),
+    };
+    column.null();
+    column
+}
+
+pub fn field_column(field: &Field) -> ColumnDef {
+    column_def(&field.key, storage(field.field_type))
+}
+
+/// `CREATE TABLE` for an entity with its system columns and fields.
+pub fn create_table(db: &TenantDb, entity: &Entity) -> TableCreateStatement {
+    let mut table = Table::create();
+    table.table(db.table(&table_name(&entity.key))).col(
+        ColumnDef::new(Alias::new(ID))
+            .big_integer()
+            .not_null()
+            .auto_increment()
+            .primary_key(),
+    );
+    table
+        .col(column_def(CREATED_AT, Storage::DateTime).not_null())
+        .col(column_def(UPDATED_AT, Storage::DateTime).not_null())
+        .col(column_def(CREATED_BY, Storage::BigInt))
+        .col(column_def(OWNER, Storage::BigInt))
+        .col(
+            ColumnDef::new(Alias::new(VERSION))
+                .big_integer()
+                .not_null()
+                .default(1),
+        )
+        .col(column_def(DELETED_AT, Storage::DateTime));
+    if entity.pipeline.is_some() {
+        table.col(column_def(STAGE, Storage::Text));
+    }
+    for field in &entity.fields {
+        table.col(field_column(field));
+    }
+    table
+}
+
+/// Index for `indexed` or `unique` fields. Unique indexes ignore records in the recycle
+/// bin so a deleted customer does not block re-creating it.
+pub fn create_index(db: &TenantDb, entity: &str, column: &str, unique: bool) -> IndexCreateStatement {
+    let mut index = Index::create();
+    index
+        .name(index_name(entity, column, unique))
+        .table(db.table(&table_name(entity)))
+        .col(Alias::new(column));
+    if unique {
+        index
+            .unique()
+            .and_where(Expr::col(Alias::new(DELETED_AT)).is_null());
+    }
+    index
+}
+
+pub fn drop_index(db: &TenantDb, entity: &str, column: &str, unique: bool) -> IndexDropStatement {
+    let mut index = Index::drop();
+    index.name(index_name(entity, column, unique));
+    if db.schema().is_some() {
+        // PostgreSQL indexes live in the table's schema and must be named through it.
+        index.table(db.table(&table_name(entity)));
+    }
+    index
+}
+
+/// Indexes every entity table gets: owner (row scopes), created_at (default sort).
+pub fn system_indexes(db: &TenantDb, entity: &Entity) -> Vec<IndexCreateStatement> {
+    let mut indexes = vec![
+        create_index(db, &entity.key, OWNER, false),
+        create_index(db, &entity.key, CREATED_AT, false),
+    ];
+    if entity.pipeline.is_some() {
+        indexes.push(create_index(db, &entity.key, STAGE, false));
+    }
+    indexes
+}

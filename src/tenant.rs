@@ -1,0 +1,268 @@
+//! Tenants at runtime: the registry of tenants, each with its namespace and its current
+//! catalog, and publishing a metadata package (parse → validate → plan → one
+//! transaction → catalog swap).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use chrono::Utc;
+use sea_orm::sea_query::{Alias, Expr, ExprTrait, OnConflict, Order, Query};
+use sea_orm::{ConnectionTrait, DatabaseTransaction};
+use serde::Serialize;
+use serde_json::Value;
+use tokio::sync::{Mutex, RwLock, RwLockReadGuard};
+
+use crate::auth::users::{self, NewUser};
+use crate::catalog::Catalog;
+use crate::error::{Error, Result};
+use crate::meta::validate::check_identifier;
+use crate::meta::{FieldType, Package, Problem, parse_package};
+use crate::store::db::{DbConfig, Platform, TenantDb};
+use crate::store::plan::{self, Archive, Plan};
+use crate::store::records::sequence_name;
+
+/// A tenant: its namespace and the catalog of its published metadata.
+pub struct Tenant {
+    pub key: String,
+    pub db: TenantDb,
+    /// Requests hold the read side while they work, so a publish (the write side)
+    /// never swaps the schema under a running query.
+    catalog: RwLock<Arc<Catalog>>,
+}
+
+/// The outcome of applying a package.
+#[derive(Debug, Clone, Serialize)]
+pub struct Applied {
+    /// The new version, or the current one when nothing changed or on a dry run.
+    pub version: i64,
+    pub dry_run: bool,
+    pub changed: bool,
+    pub plan: Plan,
+}
+
+impl Tenant {
+    pub async fn catalog(&self) -> RwLockReadGuard<'_, Arc<Catalog>> {
+        self.catalog.read().await
+    }
+
+    /// Applies a package: nothing changes unless every step succeeds.
+    pub async fn apply(&self, json: &Value, author: Option<i64>, dry_run: bool) -> Result<Applied> {
+        let package = parse_package(json).map_err(Error::InvalidPackage)?;
+        let mut current = self.catalog.write().await;
+        let plan = plan::diff(&self.db, &current.package, &current.archive, &package)
+            .map_err(Error::InvalidPackage)?;
+        let version = current.version + 1;
+        let catalog = Catalog::compile(version, package, plan.archive.clone())
+            .map_err(Error::InvalidPackage)?;
+        let changed = catalog.package != current.package;
+        if dry_run || !changed {
+            return Ok(Applied {
+                version: current.version,
+                dry_run,
+                changed,
+                plan,
+            });
+        }
+        let txn = self.db.begin_write().await?;
+        for (index, step) in plan.steps.iter().enumerate() {
+            for statement in &step.statements {
+                txn.execute_unprepared(statement).await.map_err(|e| {
+                    Error::InvalidPackage(vec![Problem {
+                        path: step_path(&catalog.package, &step.entity, step.field.as_deref()),
+                        message: format!(
+                            "step {} ({:?} on {}{}) failed, nothing was changed: {e}",
+                            index + 1,
+                            step.op,
+                            step.entity,
+                            step.field.as_deref().map(|f| format!(".{f}")).unwrap_or_default()
+                        ),
+                    }])
+                })?;
+            }
+        }
+        self.ensure_sequences(&txn, &catalog.package).await?;
+        let insert = Query::insert()
+            .into_table(self.db.table("meta_versions"))
+            .columns(["version", "author", "created_at", "package", "plan", "archived"].map(Alias::new))
+            .values_panic([
+                version.into(),
+                author.into(),
+                Utc::now().into(),
+                to_json(&catalog.package).into(),
+                to_json(&plan).into(),
+                to_json(&catalog.archive).into(),
+            ])
+            .to_owned();
+        txn.execute(&insert).await.map_err(|e| {
+            Error::Conflict(format!("another publish of this tenant happened at the same time; reload and retry ({e})"))
+        })?;
+        txn.commit().await?;
+        *current = Arc::new(catalog);
+        Ok(Applied {
+            version,
+            dry_run,
+            changed,
+            plan,
+        })
+    }
+
+    /// Every auto_number field has its sequence row before any record needs it.
+    async fn ensure_sequences(&self, txn: &DatabaseTransaction, package: &Package) -> Result<()> {
+        for entity in &package.entities {
+            for field in entity.fields.iter().filter(|f| f.field_type == FieldType::AutoNumber) {
+                let insert = Query::insert()
+                    .into_table(self.db.table("sequences"))
+                    .columns(["name", "value"].map(Alias::new))
+                    .values_panic([sequence_name(&entity.key, &field.key).into(), 0i64.into()])
+                    .on_conflict(OnConflict::column(Alias::new("name")).do_nothing().to_owned())
+                    .to_owned();
+                txn.execute(&insert).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Published versions, newest first: version, author, time and plan.
+    pub async fn versions(&self) -> Result<Vec<Value>> {
+        let select = Query::select()
+            .columns(["version", "author", "created_at", "plan"].map(Alias::new))
+            .from(self.db.table("meta_versions"))
+            .order_by(Alias::new("version"), Order::Desc)
+            .to_owned();
+        let rows = self.db.conn().query_all(&select).await?;
+        rows.iter()
+            .map(|row| {
+                let plan: String = row.try_get("", "plan")?;
+                let at: chrono::DateTime<Utc> = row.try_get("", "created_at")?;
+                Ok(serde_json::json!({
+                    "version": row.try_get::<i64>("", "version")?,
+                    "author": row.try_get::<Option<i64>>("", "author")?,
+                    "created_at": crate::store::value::format_datetime(at),
+                    "plan": serde_json::from_str::<Value>(&plan).unwrap_or(Value::Null),
+                }))
+            })
+            .collect()
+    }
+
+    async fn load(key: &str, db: TenantDb) -> Result<Tenant> {
+        let select = Query::select()
+            .columns(["version", "package", "archived"].map(Alias::new))
+            .from(db.table("meta_versions"))
+            .order_by(Alias::new("version"), Order::Desc)
+            .limit(1)
+            .to_owned();
+        let catalog = match db.conn().query_one(&select).await? {
+            None => Catalog::empty(),
+            Some(row) => {
+                let version: i64 = row.try_get("", "version")?;
+                let package: String = row.try_get("", "package")?;
+                let archived: String = row.try_get("", "archived")?;
+                let corrupt = |e: serde_json::Error| Error::Internal(format!("stored metadata version {version} of tenant {key} is unreadable: {e}"));
+                let package: Package = serde_json::from_str(&package).map_err(corrupt)?;
+                let archive: Archive = serde_json::from_str(&archived).map_err(corrupt)?;
+                Catalog::compile(version, package, archive).map_err(|problems| {
+                    Error::Internal(format!("stored metadata version {version} of tenant {key} does not compile: {problems:?}"))
+                })?
+            }
+        };
+        Ok(Tenant {
+            key: key.to_string(),
+            db,
+            catalog: RwLock::new(Arc::new(catalog)),
+        })
+    }
+}
+
+fn to_json(value: &impl Serialize) -> String {
+    serde_json::to_string(value).expect("metadata serializes")
+}
+
+/// The metadata path of the thing a plan step is about, for error messages.
+fn step_path(package: &Package, entity: &str, field: Option<&str>) -> String {
+    let Some(entity_index) = package.entities.iter().position(|e| e.key == entity) else {
+        return format!("entities.{entity}");
+    };
+    let entity_path = format!("entities[{entity_index}]");
+    match field.and_then(|f| package.entities[entity_index].fields.iter().position(|x| x.key == f)) {
+        Some(field_index) => format!("{entity_path}.fields[{field_index}]"),
+        None => entity_path,
+    }
+}
+
+/// The platform and its tenants, loaded on first use.
+pub struct Tenants {
+    pub platform: Platform,
+    loaded: Mutex<HashMap<String, Arc<Tenant>>>,
+}
+
+/// What creating a tenant takes.
+#[derive(Debug, Clone)]
+pub struct NewTenant<'a> {
+    pub key: &'a str,
+    pub name: &'a str,
+    pub admin: &'a str,
+    pub password: &'a str,
+}
+
+impl Tenants {
+    pub async fn open(config: &DbConfig) -> Result<Arc<Tenants>> {
+        Ok(Arc::new(Tenants {
+            platform: Platform::connect(config).await?,
+            loaded: Mutex::new(HashMap::new()),
+        }))
+    }
+
+    pub async fn exists(&self, key: &str) -> Result<bool> {
+        let select = Query::select()
+            .column(Alias::new("key"))
+            .from(Alias::new("tenants"))
+            .and_where(Expr::col(Alias::new("key")).eq(key))
+            .to_owned();
+        Ok(self.platform.system().query_one(&select).await?.is_some())
+    }
+
+    /// The tenant, loading its catalog on first use.
+    pub async fn get(&self, key: &str) -> Result<Arc<Tenant>> {
+        let mut loaded = self.loaded.lock().await;
+        if let Some(tenant) = loaded.get(key) {
+            return Ok(tenant.clone());
+        }
+        if !self.exists(key).await? {
+            return Err(Error::not_found(format!("tenant {key:?}")));
+        }
+        let db = self.platform.tenant(key).await?;
+        let tenant = Arc::new(Tenant::load(key, db).await?);
+        loaded.insert(key.to_string(), tenant.clone());
+        Ok(tenant)
+    }
+
+    /// Creates a tenant with its namespace and first admin user.
+    pub async fn create(&self, new: &NewTenant<'_>) -> Result<Arc<Tenant>> {
+        check_identifier(new.key).map_err(|m| Error::field("key", m))?;
+        if new.name.trim().is_empty() {
+            return Err(Error::field("name", "is required"));
+        }
+        crate::auth::password::check(new.password)?;
+        if self.exists(new.key).await? {
+            return Err(Error::Conflict(format!("tenant {:?} already exists", new.key)));
+        }
+        let db = self.platform.create_namespace(new.key).await?;
+        users::create(
+            &db,
+            &NewUser {
+                username: new.admin,
+                display_name: new.admin,
+                password: new.password,
+                is_admin: true,
+            },
+        )
+        .await?;
+        let insert = Query::insert()
+            .into_table(Alias::new("tenants"))
+            .columns(["key", "name", "created_at"].map(Alias::new))
+            .values_panic([new.key.into(), new.name.into(), Utc::now().into()])
+            .to_owned();
+        self.platform.system().execute(&insert).await?;
+        self.get(new.key).await
+    }
+}

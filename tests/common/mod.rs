@@ -1,0 +1,163 @@
+//! Test harness: a real server on a free port over a real database, chosen by
+//! `METACRM_TEST_DATABASE` (`sqlite`, the default, or a `postgres://` URL). Each test
+//! gets its own tenant (its own PostgreSQL schema or SQLite file).
+#![allow(dead_code)]
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use metacrm::store::db::DbConfig;
+use metacrm::tenant::{NewTenant, Tenant, Tenants};
+use poem::listener::{Acceptor, Listener, TcpListener};
+use serde_json::{Value, json};
+
+pub const ADMIN: &str = "admin";
+pub const PASSWORD: &str = "correct horse battery";
+
+pub fn db_config(dir: &std::path::Path) -> DbConfig {
+    let url = std::env::var("METACRM_TEST_DATABASE").ok().filter(|v| v.starts_with("postgres"));
+    DbConfig {
+        database_url: url,
+        data_dir: dir.to_path_buf(),
+    }
+}
+
+/// A tenant key unique across test processes sharing one PostgreSQL database.
+pub fn unique_key(prefix: &str) -> String {
+    static COUNTER: AtomicU32 = AtomicU32::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    format!(
+        "{prefix}_{}_{}_{}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::SeqCst),
+        nanos % 100_000
+    )
+}
+
+pub struct TestServer {
+    pub base: String,
+    pub client: reqwest::Client,
+    pub token: String,
+    pub tenants: Arc<Tenants>,
+    pub tenant: Arc<Tenant>,
+    pub dir: tempfile::TempDir,
+}
+
+/// A response: status and JSON body (Null when the body is empty).
+#[derive(Debug)]
+pub struct Reply {
+    pub status: u16,
+    pub body: Value,
+}
+
+impl TestServer {
+    /// Starts a server with a fresh tenant that has `package` applied.
+    pub async fn start(package: Value) -> TestServer {
+        let dir = tempfile::tempdir().unwrap();
+        let tenants = Tenants::open(&db_config(dir.path())).await.unwrap();
+        let key = unique_key("t");
+        let tenant = tenants
+            .create(&NewTenant {
+                key: &key,
+                name: "测试公司",
+                admin: ADMIN,
+                password: PASSWORD,
+            })
+            .await
+            .unwrap();
+        tenant.apply(&package, None, false).await.unwrap();
+        let acceptor = TcpListener::bind("127.0.0.1:0").into_acceptor().await.unwrap();
+        let port = acceptor.local_addr()[0].as_socket_addr().unwrap().port();
+        let app = metacrm::api::server(tenants.clone());
+        tokio::spawn(async move {
+            poem::Server::new_with_acceptor(acceptor).run(app).await.unwrap();
+        });
+        let mut server = TestServer {
+            base: format!("http://127.0.0.1:{port}"),
+            client: reqwest::Client::new(),
+            token: String::new(),
+            tenants,
+            tenant,
+            dir,
+        };
+        server.token = server.login(ADMIN, PASSWORD).await;
+        server
+    }
+
+    pub async fn login(&self, username: &str, password: &str) -> String {
+        let reply = self
+            .send(reqwest::Method::POST, "/api/auth/login", Some(json!({"tenant": self.tenant.key, "username": username, "password": password})), None, &[])
+            .await;
+        assert_eq!(reply.status, 200, "login failed: {:?}", reply.body);
+        reply.body["token"].as_str().unwrap().to_string()
+    }
+
+    pub async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+        token: Option<&str>,
+        headers: &[(&str, &str)],
+    ) -> Reply {
+        let mut request = self.client.request(method, format!("{}{path}", self.base));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status().as_u16();
+        let text = response.text().await.unwrap();
+        let body = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or(Value::String(text))
+        };
+        Reply { status, body }
+    }
+
+    pub async fn get(&self, path: &str) -> Reply {
+        self.send(reqwest::Method::GET, path, None, Some(&self.token), &[]).await
+    }
+
+    pub async fn post(&self, path: &str, body: Value) -> Reply {
+        self.send(reqwest::Method::POST, path, Some(body), Some(&self.token), &[]).await
+    }
+
+    pub async fn put(&self, path: &str, body: Value) -> Reply {
+        self.send(reqwest::Method::PUT, path, Some(body), Some(&self.token), &[]).await
+    }
+
+    pub async fn patch(&self, path: &str, body: Value, version: Option<i64>) -> Reply {
+        let version = version.map(|v| v.to_string());
+        let headers: Vec<(&str, &str)> = version.iter().map(|v| ("If-Match", v.as_str())).collect();
+        self.send(reqwest::Method::PATCH, path, Some(body), Some(&self.token), &headers).await
+    }
+
+    pub async fn delete(&self, path: &str) -> Reply {
+        self.send(reqwest::Method::DELETE, path, None, Some(&self.token), &[]).await
+    }
+
+    /// Creates a record and returns it, failing the test on any error.
+    pub async fn create(&self, entity: &str, record: Value) -> Value {
+        let reply = self.post(&format!("/api/data/{entity}"), record).await;
+        assert_eq!(reply.status, 201, "create {entity} failed: {:#?}", reply.body);
+        reply.body
+    }
+
+    /// The field names of a 422's details.
+    pub fn fields_of(reply: &Reply) -> Vec<String> {
+        reply.body["error"]["details"]
+            .as_array()
+            .map(|d| d.iter().map(|e| e["field"].as_str().unwrap_or("").to_string()).collect())
+            .unwrap_or_default()
+    }
+}
