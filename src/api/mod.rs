@@ -11,9 +11,9 @@ mod users;
 
 use std::sync::Arc;
 
-use poem::middleware::SizeLimit;
+use poem::middleware::CatchPanic;
 use poem::web::{Data, Html, Json};
-use poem::{Endpoint, EndpointExt, Request, Route, get, handler};
+use poem::{Endpoint, EndpointExt, IntoResponse, Request, Response, Route, get, handler};
 use poem_openapi::{OpenApiService, Tags};
 use serde_json::Value;
 
@@ -67,6 +67,32 @@ async fn openapi_json(req: &Request, tenants: Data<&Arc<Tenants>>, spec: Data<&A
     Json(serde_json::from_str(&spec.0.0).expect("poem-openapi emits JSON"))
 }
 
+/// Refuses bodies over [`MAX_BODY_BYTES`] with 413, whether or not they announce
+/// their length.
+async fn limit_body<E: Endpoint>(next: E, mut req: Request) -> poem::Result<Response> {
+    let too_large = || crate::error::Error::PayloadTooLarge {
+        limit: MAX_BODY_BYTES,
+    };
+    let announced = req
+        .headers()
+        .get(poem::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    match announced {
+        Some(length) if length > MAX_BODY_BYTES => return Err(too_large().into()),
+        Some(_) => {}
+        None => {
+            let body = req
+                .take_body()
+                .into_bytes_limit(MAX_BODY_BYTES)
+                .await
+                .map_err(|_| too_large())?;
+            req.set_body(body);
+        }
+    }
+    Ok(next.call(req).await?.into_response())
+}
+
 #[handler]
 fn healthz() -> &'static str {
     "ok"
@@ -84,6 +110,7 @@ pub fn server(tenants: Arc<Tenants>) -> impl Endpoint {
         .at("/healthz", get(healthz))
         .data(tenants)
         .data(spec)
-        .with(SizeLimit::new(MAX_BODY_BYTES))
+        .around(limit_body)
+        .with(CatchPanic::new())
         .catch_all_error(error::to_contract)
 }

@@ -14,7 +14,8 @@ use serde_json::Value;
 use super::expr::Expr;
 use super::model::{
     Approvers, Dashboard, Entity, FORMAT, Field, FieldType, Flow, FlowEffect, FlowStep, Followup,
-    Layout, MeasureFn, Package, Pipeline, Report, Role, Transitions, TriggerOn,
+    GroupBy, Layout, Measure, MeasureFn, Package, Pipeline, Report, Role, Transitions, Trigger,
+    TriggerOn,
 };
 
 /// One thing wrong with a package, at a JSON path such as `entities[0].fields[3].key`.
@@ -47,266 +48,38 @@ const EXPRESSION_SYSTEM_COLUMNS: &[&str] = &[
 ];
 
 /// PostgreSQL's reserved keywords, including those it allows as function or type names.
-const POSTGRES_RESERVED: &[&str] = &[
-    "all",
-    "analyse",
-    "analyze",
-    "and",
-    "any",
-    "array",
-    "as",
-    "asc",
-    "asymmetric",
-    "authorization",
-    "binary",
-    "both",
-    "case",
-    "cast",
-    "check",
-    "collate",
-    "collation",
-    "column",
-    "concurrently",
-    "constraint",
-    "create",
-    "cross",
-    "current_catalog",
-    "current_date",
-    "current_role",
-    "current_schema",
-    "current_time",
-    "current_timestamp",
-    "current_user",
-    "default",
-    "deferrable",
-    "desc",
-    "distinct",
-    "do",
-    "else",
-    "end",
-    "except",
-    "false",
-    "fetch",
-    "for",
-    "foreign",
-    "freeze",
-    "from",
-    "full",
-    "grant",
-    "group",
-    "having",
-    "ilike",
-    "in",
-    "initially",
-    "inner",
-    "intersect",
-    "into",
-    "is",
-    "isnull",
-    "join",
-    "lateral",
-    "leading",
-    "left",
-    "like",
-    "limit",
-    "localtime",
-    "localtimestamp",
-    "natural",
-    "not",
-    "notnull",
-    "null",
-    "offset",
-    "on",
-    "only",
-    "or",
-    "order",
-    "outer",
-    "overlaps",
-    "placing",
-    "primary",
-    "references",
-    "returning",
-    "right",
-    "select",
-    "session_user",
-    "similar",
-    "some",
-    "symmetric",
-    "system_user",
-    "table",
-    "tablesample",
-    "then",
-    "to",
-    "trailing",
-    "true",
-    "union",
-    "unique",
-    "user",
-    "using",
-    "variadic",
-    "verbose",
-    "when",
-    "where",
-    "window",
-    "with",
-];
+const POSTGRES_RESERVED: &str = "\
+    all analyse analyze and any array as asc asymmetric authorization binary both case \
+    cast check collate collation column concurrently constraint create cross \
+    current_catalog current_date current_role current_schema current_time \
+    current_timestamp current_user default deferrable desc distinct do else end except \
+    false fetch for foreign freeze from full grant group having ilike in initially inner \
+    intersect into is isnull join lateral leading left like limit localtime \
+    localtimestamp natural not notnull null offset on only or order outer overlaps \
+    placing primary references returning right select session_user similar some \
+    symmetric system_user table tablesample then to trailing true union unique user \
+    using variadic verbose when where window with";
 
 /// Every SQLite keyword.
-const SQLITE_KEYWORDS: &[&str] = &[
-    "abort",
-    "action",
-    "add",
-    "after",
-    "all",
-    "alter",
-    "always",
-    "analyze",
-    "and",
-    "as",
-    "asc",
-    "attach",
-    "autoincrement",
-    "before",
-    "begin",
-    "between",
-    "by",
-    "cascade",
-    "case",
-    "cast",
-    "check",
-    "collate",
-    "column",
-    "commit",
-    "conflict",
-    "constraint",
-    "create",
-    "cross",
-    "current",
-    "current_date",
-    "current_time",
-    "current_timestamp",
-    "database",
-    "default",
-    "deferrable",
-    "deferred",
-    "delete",
-    "desc",
-    "detach",
-    "distinct",
-    "do",
-    "drop",
-    "each",
-    "else",
-    "end",
-    "escape",
-    "except",
-    "exclude",
-    "exclusive",
-    "exists",
-    "explain",
-    "fail",
-    "filter",
-    "first",
-    "following",
-    "for",
-    "foreign",
-    "from",
-    "full",
-    "generated",
-    "glob",
-    "group",
-    "groups",
-    "having",
-    "if",
-    "ignore",
-    "immediate",
-    "in",
-    "index",
-    "indexed",
-    "initially",
-    "inner",
-    "insert",
-    "instead",
-    "intersect",
-    "into",
-    "is",
-    "isnull",
-    "join",
-    "key",
-    "last",
-    "left",
-    "like",
-    "limit",
-    "match",
-    "materialized",
-    "natural",
-    "no",
-    "not",
-    "nothing",
-    "notnull",
-    "null",
-    "nulls",
-    "of",
-    "offset",
-    "on",
-    "or",
-    "order",
-    "others",
-    "outer",
-    "over",
-    "partition",
-    "plan",
-    "pragma",
-    "preceding",
-    "primary",
-    "query",
-    "raise",
-    "range",
-    "recursive",
-    "references",
-    "regexp",
-    "reindex",
-    "release",
-    "rename",
-    "replace",
-    "restrict",
-    "returning",
-    "right",
-    "rollback",
-    "row",
-    "rows",
-    "savepoint",
-    "select",
-    "set",
-    "table",
-    "temp",
-    "temporary",
-    "then",
-    "ties",
-    "to",
-    "transaction",
-    "trigger",
-    "unbounded",
-    "union",
-    "unique",
-    "update",
-    "using",
-    "vacuum",
-    "values",
-    "view",
-    "virtual",
-    "when",
-    "where",
-    "window",
-    "with",
-    "without",
-];
+const SQLITE_KEYWORDS: &str = "\
+    abort action add after all alter always analyze and as asc attach autoincrement \
+    before begin between by cascade case cast check collate column commit conflict \
+    constraint create cross current current_date current_time current_timestamp database \
+    default deferrable deferred delete desc detach distinct do drop each else end escape \
+    except exclude exclusive exists explain fail filter first following for foreign from \
+    full generated glob group groups having if ignore immediate in index indexed \
+    initially inner insert instead intersect into is isnull join key last left like \
+    limit match materialized natural no not nothing notnull null nulls of offset on or \
+    order others outer over partition plan pragma preceding primary query raise range \
+    recursive references regexp reindex release rename replace restrict returning right \
+    rollback row rows savepoint select set table temp temporary then ties to transaction \
+    trigger unbounded union unique update using vacuum values view virtual when where \
+    window with without";
 
 /// Hidden columns of PostgreSQL and SQLite tables: a column of that name fails or hides
 /// the system one.
-const HIDDEN_COLUMNS: &[&str] = &[
-    "ctid", "xmin", "xmax", "cmin", "cmax", "tableoid", "oid", "rowid", "_rowid_",
-];
+const HIDDEN_COLUMNS: &str = "\
+    ctid xmin xmax cmin cmax tableoid oid rowid _rowid_";
 
 const IDENTIFIER_MAX_LEN: usize = 40;
 
@@ -315,7 +88,7 @@ pub fn is_reserved(word: &str) -> bool {
     let word = word.to_ascii_lowercase();
     [POSTGRES_RESERVED, SQLITE_KEYWORDS, HIDDEN_COLUMNS]
         .iter()
-        .any(|list| list.contains(&word.as_str()))
+        .any(|list| list.split_whitespace().any(|w| w == word))
 }
 
 /// Checks a key against `^[a-z][a-z0-9_]{0,39}$`, SQL keywords and system columns; the
@@ -367,7 +140,7 @@ pub fn parse_package(json: &Value) -> Result<Package, Vec<Problem>> {
     }
 }
 
-/// Every semantic problem of a package, in document order per part.
+/// Every semantic problem of a package; empty when it is valid.
 pub fn validate(pkg: &Package) -> Vec<Problem> {
     let mut validator = Validator {
         pkg,
@@ -799,12 +572,13 @@ impl<'p> Validator<'p> {
 
     fn formula_cycles(&mut self, path: &str, entity: &Entity) {
         for cycle in formula_cycles(entity) {
-            let start = entity.fields.iter().position(|f| f.key == cycle[0]);
-            let at = start.map_or_else(
-                || path.to_owned(),
-                |i| format!("{path}.fields[{i}].formula"),
-            );
-            self.report(at, format!("formula cycle: {}", cycle.join(" -> ")));
+            let start = entity
+                .fields
+                .iter()
+                .position(|f| f.key == cycle[0])
+                .expect("a cycle runs through the entity's own fields");
+            let message = format!("formula cycle: {}", cycle.join(" -> "));
+            self.report(format!("{path}.fields[{start}].formula"), message);
         }
     }
 
@@ -881,10 +655,11 @@ impl<'p> Validator<'p> {
         match select {
             None => self.report(format!("{path}.field"), no_field(entity, &followup.field)),
             Some(field) if field.field_type != FieldType::Select => {
-                self.report(
-                    format!("{path}.field"),
-                    "the follow-up field must be a select",
+                let message = format!(
+                    "the follow-up field must be a select, not {}",
+                    field.field_type.as_str()
                 );
+                self.report(format!("{path}.field"), message);
             }
             Some(_) => {}
         }
@@ -1200,22 +975,7 @@ impl<'p> Validator<'p> {
     /// The parts of a flow that refer to its entity's fields and stages.
     fn flow_on_entity(&mut self, path: &str, flow: &Flow, entity: &Entity) {
         if let Some(trigger) = &flow.trigger {
-            let stage_path = format!("{path}.trigger.stage");
-            match (trigger.on, &trigger.stage) {
-                (TriggerOn::StageEnter, None) => {
-                    self.report(stage_path, "a stage_enter trigger needs a stage");
-                }
-                (TriggerOn::StageEnter, Some(stage)) => {
-                    if let Err(message) = check_stage(entity, stage) {
-                        self.report(stage_path, message);
-                    }
-                }
-                (_, Some(_)) => self.report(stage_path, "stage is only used with on: stage_enter"),
-                (_, None) => {}
-            }
-            if let Some(when) = &trigger.when {
-                self.expression(entity, format!("{path}.trigger.when"), when);
-            }
+            self.trigger(&format!("{path}.trigger"), trigger, entity);
         }
         for (i, step) in flow.steps.iter().enumerate() {
             self.step_on_entity(&format!("{path}.steps[{i}]"), step, entity);
@@ -1227,6 +987,26 @@ impl<'p> Validator<'p> {
             if let Some(effect) = effect {
                 self.effect(&format!("{path}.{outcome}"), effect, entity);
             }
+        }
+    }
+
+    /// A stage_enter trigger names a stage of the pipeline; other triggers name none.
+    fn trigger(&mut self, path: &str, trigger: &Trigger, entity: &Entity) {
+        let stage_path = format!("{path}.stage");
+        match (trigger.on, &trigger.stage) {
+            (TriggerOn::StageEnter, None) => {
+                self.report(stage_path, "a stage_enter trigger needs a stage");
+            }
+            (TriggerOn::StageEnter, Some(stage)) => {
+                if let Err(message) = check_stage(entity, stage) {
+                    self.report(stage_path, message);
+                }
+            }
+            (_, Some(_)) => self.report(stage_path, "stage is only used with on: stage_enter"),
+            (_, None) => {}
+        }
+        if let Some(when) = &trigger.when {
+            self.expression(entity, format!("{path}.when"), when);
         }
     }
 
@@ -1287,40 +1067,50 @@ impl<'p> Validator<'p> {
             return;
         };
         for (i, group) in report.group_by.iter().enumerate() {
-            let group_path = format!("{path}.group_by[{i}]");
-            match self.column_type(entity, &group.field) {
-                Err(message) => self.report(format!("{group_path}.field"), message),
-                Ok(t)
-                    if group.bucket.is_some()
-                        && !matches!(t, FieldType::Date | FieldType::Datetime) =>
-                {
-                    let message = format!("bucket needs a date or datetime, not {}", t.as_str());
-                    self.report(format!("{group_path}.bucket"), message);
-                }
-                Ok(_) => {}
-            }
+            self.group_by(&format!("{path}.group_by[{i}]"), group, entity);
         }
         for (i, measure) in report.measures.iter().enumerate() {
-            let field_path = format!("{path}.measures[{i}].field");
-            let needs_number = matches!(measure.function, MeasureFn::Sum | MeasureFn::Avg);
-            match (&measure.field, measure.function) {
-                (None, MeasureFn::Count) => {}
-                (None, _) => self.report(field_path, "this measure needs a field"),
-                (Some(column), _) => match self.column_type(entity, column) {
-                    Err(message) => self.report(field_path, message),
-                    Ok(t) if needs_number && !t.is_numeric() => {
-                        let message =
-                            format!("sum and avg need a numeric field, not {}", t.as_str());
-                        self.report(field_path, message);
-                    }
-                    Ok(_) => {}
-                },
-            }
+            self.measure(&format!("{path}.measures[{i}]"), measure, entity);
         }
         for (i, sort) in report.sort.iter().enumerate() {
             if let Err(message) = self.column_type(entity, &sort.field) {
                 self.report(format!("{path}.sort[{i}].field"), message);
             }
+        }
+    }
+
+    /// A groupable column; date buckets only on dates and datetimes.
+    fn group_by(&mut self, path: &str, group: &GroupBy, entity: &Entity) {
+        match self.column_type(entity, &group.field) {
+            Err(message) => self.report(format!("{path}.field"), message),
+            Ok(t)
+                if group.bucket.is_some()
+                    && !matches!(t, FieldType::Date | FieldType::Datetime) =>
+            {
+                let message = format!("bucket needs a date or datetime, not {}", t.as_str());
+                self.report(format!("{path}.bucket"), message);
+            }
+            Ok(_) => {}
+        }
+    }
+
+    /// Every measure but count needs a column; sum and avg need a numeric one.
+    fn measure(&mut self, path: &str, measure: &Measure, entity: &Entity) {
+        let field_path = format!("{path}.field");
+        let Some(column) = &measure.field else {
+            if measure.function != MeasureFn::Count {
+                self.report(field_path, "this measure needs a field");
+            }
+            return;
+        };
+        let needs_number = matches!(measure.function, MeasureFn::Sum | MeasureFn::Avg);
+        match self.column_type(entity, column) {
+            Err(message) => self.report(field_path, message),
+            Ok(t) if needs_number && !t.is_numeric() => {
+                let message = format!("sum and avg need a numeric field, not {}", t.as_str());
+                self.report(field_path, message);
+            }
+            Ok(_) => {}
         }
     }
 
@@ -1530,7 +1320,7 @@ mod tests {
         assert!(!is_reserved("customer"));
         assert!(!is_reserved("name"));
         for list in [POSTGRES_RESERVED, SQLITE_KEYWORDS, HIDDEN_COLUMNS] {
-            assert!(list.iter().all(|w| *w == w.to_ascii_lowercase()));
+            assert_eq!(list, list.to_ascii_lowercase());
         }
     }
 
@@ -2395,6 +2185,13 @@ mod tests {
             problem.message.contains("missing field `key`"),
             "{problem:?}"
         );
+    }
+
+    #[test]
+    fn bad_transitions_are_reported_at_the_pipeline() {
+        let mut pkg = example();
+        pkg["entities"][0]["pipeline"]["transitions"] = json!("backward");
+        assert_eq!(parse_error(pkg).path, "entities[0].pipeline.transitions");
     }
 
     #[test]

@@ -421,7 +421,10 @@ impl<'a> Records<'a> {
         };
         let mut normalized = Map::new();
         for (key, value) in writable {
-            let field = self.entity.column(&key).expect("validated against the schema");
+            // Unknown keys were reported by the schema.
+            let Some(field) = self.entity.column(&key) else {
+                continue;
+            };
             match value::normalize(field, &value).and_then(|v| check_bounds(field, &v).map(|_| v)) {
                 Ok(v) => {
                     normalized.insert(key, v);
