@@ -89,13 +89,18 @@ enum TenantCommand {
 #[tokio::main]
 async fn main() {
     tracing_subscriber::fmt()
-        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")))
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+        )
         .init();
     let cli = Cli::parse();
     if let Err(error) = run(cli).await {
         eprintln!("error: {error}");
         if let Some(details) = error.details() {
-            eprintln!("{}", serde_json::to_string_pretty(&details).unwrap_or_default());
+            eprintln!(
+                "{}",
+                serde_json::to_string_pretty(&details).unwrap_or_default()
+            );
         }
         std::process::exit(1);
     }
@@ -112,7 +117,11 @@ async fn run(cli: Cli) -> Result<()> {
             println!("system tables are up to date");
             Ok(())
         }
-        Command::Serve { bind, demo, template } => {
+        Command::Serve {
+            bind,
+            demo,
+            template,
+        } => {
             if demo {
                 prepare_demo(&tenants, &config, &template, &bind).await?;
             }
@@ -138,16 +147,27 @@ async fn run(cli: Cli) -> Result<()> {
                 .await?;
             println!("created tenant {key} with administrator {admin}");
             if let Some(template) = template {
-                let applied = tenant.apply(&templates::package(&template)?, None, false).await?;
-                println!("applied template {template}: version {}, {} steps", applied.version, applied.plan.steps.len());
+                let applied = tenant
+                    .apply(&templates::package(&template)?, None, false)
+                    .await?;
+                println!(
+                    "applied template {template}: version {}, {} steps",
+                    applied.version,
+                    applied.plan.steps.len()
+                );
             }
             Ok(())
         }
-        Command::Apply { file, tenant, dry_run } => {
+        Command::Apply {
+            file,
+            tenant,
+            dry_run,
+        } => {
             let text = std::fs::read_to_string(&file)
                 .map_err(|e| Error::BadRequest(format!("cannot read {}: {e}", file.display())))?;
-            let json: serde_json::Value = serde_json::from_str(&text)
-                .map_err(|e| Error::BadRequest(format!("{} is not valid JSON: {e}", file.display())))?;
+            let json: serde_json::Value = serde_json::from_str(&text).map_err(|e| {
+                Error::BadRequest(format!("{} is not valid JSON: {e}", file.display()))
+            })?;
             let tenant = tenants.get(&tenant).await?;
             let applied = tenant.apply(&json, None, dry_run).await?;
             for (index, step) in applied.plan.steps.iter().enumerate() {
@@ -155,10 +175,18 @@ async fn run(cli: Cli) -> Result<()> {
                     Some(field) => format!("{}.{field}", step.entity),
                     None => step.entity.clone(),
                 };
-                println!("{:>3}. {:?} {target}\n     {}", index + 1, step.op, step.sql.replace('\n', "\n     "));
+                println!(
+                    "{:>3}. {:?} {target}\n     {}",
+                    index + 1,
+                    step.op,
+                    step.sql.replace('\n', "\n     ")
+                );
             }
             match (dry_run, applied.changed) {
-                (true, _) => println!("dry run: {} steps planned, nothing changed", applied.plan.steps.len()),
+                (true, _) => println!(
+                    "dry run: {} steps planned, nothing changed",
+                    applied.plan.steps.len()
+                ),
                 (false, false) => println!("nothing to change; still version {}", applied.version),
                 (false, true) => println!("published version {}", applied.version),
             }
@@ -168,7 +196,12 @@ async fn run(cli: Cli) -> Result<()> {
 }
 
 /// Creates the demo tenant once; later starts reuse it and print the same login.
-async fn prepare_demo(tenants: &Tenants, config: &DbConfig, template: &str, bind: &str) -> Result<()> {
+async fn prepare_demo(
+    tenants: &Tenants,
+    config: &DbConfig,
+    template: &str,
+    bind: &str,
+) -> Result<()> {
     let password_file = config.data_dir.join("demo-admin-password");
     if !tenants.exists("demo").await? {
         let password = random_password();
@@ -180,19 +213,26 @@ async fn prepare_demo(tenants: &Tenants, config: &DbConfig, template: &str, bind
                 password: &password,
             })
             .await?;
-        tenant.apply(&templates::package(template)?, None, false).await?;
+        tenant
+            .apply(&templates::package(template)?, None, false)
+            .await?;
         let admin = metacrm::auth::users::find_by_username(&tenant.db, "admin")
             .await?
             .ok_or_else(|| Error::Internal("demo admin missing".into()))?;
         let count = templates::load_samples(&tenant, template, admin.id).await?;
         std::fs::create_dir_all(&config.data_dir)
             .and_then(|_| std::fs::write(&password_file, &password))
-            .map_err(|e| Error::Internal(format!("cannot write {}: {e}", password_file.display())))?;
+            .map_err(|e| {
+                Error::Internal(format!("cannot write {}: {e}", password_file.display()))
+            })?;
         println!("created demo tenant from template {template} with {count} sample records");
     }
     let password = std::fs::read_to_string(&password_file)
         .unwrap_or_else(|_| format!("(see {})", password_file.display()));
-    println!("demo: open http://{bind}/docs — log in with tenant \"demo\", username \"admin\", password \"{}\"", password.trim());
+    println!(
+        "demo: open http://{bind}/docs — log in with tenant \"demo\", username \"admin\", password \"{}\"",
+        password.trim()
+    );
     Ok(())
 }
 

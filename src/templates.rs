@@ -36,18 +36,22 @@ pub fn names() -> impl Iterator<Item = &'static str> {
 }
 
 fn find(name: &str) -> Result<&'static (&'static str, &'static str, &'static str)> {
-    TEMPLATES.iter().find(|(n, _, _)| *n == name).ok_or_else(|| {
-        Error::NotFound(format!(
-            "template {name:?} not found; available: {}",
-            names().collect::<Vec<_>>().join(", ")
-        ))
-    })
+    TEMPLATES
+        .iter()
+        .find(|(n, _, _)| *n == name)
+        .ok_or_else(|| {
+            Error::NotFound(format!(
+                "template {name:?} not found; available: {}",
+                names().collect::<Vec<_>>().join(", ")
+            ))
+        })
 }
 
 /// The template's metadata package.
 pub fn package(name: &str) -> Result<Value> {
     let (_, package, _) = find(name)?;
-    serde_json::from_str(package).map_err(|e| Error::Internal(format!("template {name} is not JSON: {e}")))
+    serde_json::from_str(package)
+        .map_err(|e| Error::Internal(format!("template {name} is not JSON: {e}")))
 }
 
 #[derive(Debug, Deserialize)]
@@ -99,16 +103,21 @@ pub async fn load_samples(tenant: &Tenant, name: &str, acting_user: i64) -> Resu
     let mut titles: HashMap<(String, String), i64> = HashMap::new();
     let mut count = 0;
     for (entity_key, records) in &samples.records {
-        let entity = catalog
-            .entity(entity_key)
-            .ok_or_else(|| Error::Internal(format!("samples of {name} name unknown entity {entity_key}")))?;
+        let entity = catalog.entity(entity_key).ok_or_else(|| {
+            Error::Internal(format!(
+                "samples of {name} name unknown entity {entity_key}"
+            ))
+        })?;
         let store = Records::new(&tenant.db, &catalog, entity);
         for (index, record) in records.as_array().into_iter().flatten().enumerate() {
             let mut resolved = Map::new();
             for (key, value) in record.as_object().into_iter().flatten() {
                 let value = match value {
                     Value::Object(o) if o.contains_key("$ref") => {
-                        let target = entity.field(key).and_then(|f| f.target.clone()).unwrap_or_default();
+                        let target = entity
+                            .field(key)
+                            .and_then(|f| f.target.clone())
+                            .unwrap_or_default();
                         let title = o["$ref"].as_str().unwrap_or_default().to_string();
                         Value::from(titles.get(&(target.clone(), title.clone())).copied().ok_or_else(|| {
                             Error::Internal(format!("samples of {name}: {entity_key}[{index}].{key} refers to unknown {target} {title:?}"))
@@ -124,13 +133,29 @@ pub async fn load_samples(tenant: &Tenant, name: &str, acting_user: i64) -> Resu
                 };
                 resolved.insert(key.clone(), value);
             }
-            let owner = resolved.get("owner").and_then(Value::as_i64).unwrap_or(acting_user);
+            let owner = resolved
+                .get("owner")
+                .and_then(Value::as_i64)
+                .unwrap_or(acting_user);
             let created = store
                 .create(&Value::Object(resolved), &Access::full(owner))
                 .await
-                .map_err(|e| Error::Internal(format!("samples of {name}: {entity_key}[{index}] was refused: {e} {:?}", e.details())))?;
-            if let Some(title) = entity.def.title_field.as_ref().and_then(|t| created[t].as_str()) {
-                titles.insert((entity_key.clone(), title.to_string()), created["id"].as_i64().unwrap_or_default());
+                .map_err(|e| {
+                    Error::Internal(format!(
+                        "samples of {name}: {entity_key}[{index}] was refused: {e} {:?}",
+                        e.details()
+                    ))
+                })?;
+            if let Some(title) = entity
+                .def
+                .title_field
+                .as_ref()
+                .and_then(|t| created[t].as_str())
+            {
+                titles.insert(
+                    (entity_key.clone(), title.to_string()),
+                    created["id"].as_i64().unwrap_or_default(),
+                );
             }
             count += 1;
         }

@@ -17,6 +17,7 @@ use crate::catalog::Catalog;
 use crate::error::{Error, Result};
 use crate::meta::validate::check_identifier;
 use crate::meta::{FieldType, Package, Problem, parse_package};
+use crate::store::db::query_first;
 use crate::store::db::{DbConfig, Platform, TenantDb};
 use crate::store::plan::{self, Archive, Plan};
 use crate::store::records::sequence_name;
@@ -74,7 +75,10 @@ impl Tenant {
                             index + 1,
                             step.op,
                             step.entity,
-                            step.field.as_deref().map(|f| format!(".{f}")).unwrap_or_default()
+                            step.field
+                                .as_deref()
+                                .map(|f| format!(".{f}"))
+                                .unwrap_or_default()
                         ),
                     }])
                 })?;
@@ -83,7 +87,17 @@ impl Tenant {
         self.ensure_sequences(&txn, &catalog.package).await?;
         let insert = Query::insert()
             .into_table(self.db.table("meta_versions"))
-            .columns(["version", "author", "created_at", "package", "plan", "archived"].map(Alias::new))
+            .columns(
+                [
+                    "version",
+                    "author",
+                    "created_at",
+                    "package",
+                    "plan",
+                    "archived",
+                ]
+                .map(Alias::new),
+            )
             .values_panic([
                 version.into(),
                 author.into(),
@@ -94,9 +108,14 @@ impl Tenant {
             ])
             .to_owned();
         txn.execute(&insert).await.map_err(|e| {
-            Error::Conflict(format!("another publish of this tenant happened at the same time; reload and retry ({e})"))
+            Error::Conflict(format!(
+                "another publish of this tenant happened at the same time; reload and retry ({e})"
+            ))
         })?;
         txn.commit().await?;
+        if !plan.steps.is_empty() {
+            self.db.reconnect_after_schema_change().await?;
+        }
         *current = Arc::new(catalog);
         Ok(Applied {
             version,
@@ -109,12 +128,20 @@ impl Tenant {
     /// Every auto_number field has its sequence row before any record needs it.
     async fn ensure_sequences(&self, txn: &DatabaseTransaction, package: &Package) -> Result<()> {
         for entity in &package.entities {
-            for field in entity.fields.iter().filter(|f| f.field_type == FieldType::AutoNumber) {
+            for field in entity
+                .fields
+                .iter()
+                .filter(|f| f.field_type == FieldType::AutoNumber)
+            {
                 let insert = Query::insert()
                     .into_table(self.db.table("sequences"))
                     .columns(["name", "value"].map(Alias::new))
                     .values_panic([sequence_name(&entity.key, &field.key).into(), 0i64.into()])
-                    .on_conflict(OnConflict::column(Alias::new("name")).do_nothing().to_owned())
+                    .on_conflict(
+                        OnConflict::column(Alias::new("name"))
+                            .do_nothing()
+                            .to_owned(),
+                    )
                     .to_owned();
                 txn.execute(&insert).await?;
             }
@@ -151,13 +178,17 @@ impl Tenant {
             .order_by(Alias::new("version"), Order::Desc)
             .limit(1)
             .to_owned();
-        let catalog = match db.conn().query_one(&select).await? {
+        let catalog = match query_first(&db.conn(), &select).await? {
             None => Catalog::empty(),
             Some(row) => {
                 let version: i64 = row.try_get("", "version")?;
                 let package: String = row.try_get("", "package")?;
                 let archived: String = row.try_get("", "archived")?;
-                let corrupt = |e: serde_json::Error| Error::Internal(format!("stored metadata version {version} of tenant {key} is unreadable: {e}"));
+                let corrupt = |e: serde_json::Error| {
+                    Error::Internal(format!(
+                        "stored metadata version {version} of tenant {key} is unreadable: {e}"
+                    ))
+                };
                 let package: Package = serde_json::from_str(&package).map_err(corrupt)?;
                 let archive: Archive = serde_json::from_str(&archived).map_err(corrupt)?;
                 Catalog::compile(version, package, archive).map_err(|problems| {
@@ -183,7 +214,12 @@ fn step_path(package: &Package, entity: &str, field: Option<&str>) -> String {
         return format!("entities.{entity}");
     };
     let entity_path = format!("entities[{entity_index}]");
-    match field.and_then(|f| package.entities[entity_index].fields.iter().position(|x| x.key == f)) {
+    match field.and_then(|f| {
+        package.entities[entity_index]
+            .fields
+            .iter()
+            .position(|x| x.key == f)
+    }) {
         Some(field_index) => format!("{entity_path}.fields[{field_index}]"),
         None => entity_path,
     }
@@ -218,7 +254,9 @@ impl Tenants {
             .from(Alias::new("tenants"))
             .and_where(Expr::col(Alias::new("key")).eq(key))
             .to_owned();
-        Ok(self.platform.system().query_one(&select).await?.is_some())
+        Ok(query_first(self.platform.system(), &select)
+            .await?
+            .is_some())
     }
 
     /// The tenant, loading its catalog on first use.
@@ -244,7 +282,10 @@ impl Tenants {
         }
         crate::auth::password::check(new.password)?;
         if self.exists(new.key).await? {
-            return Err(Error::Conflict(format!("tenant {:?} already exists", new.key)));
+            return Err(Error::Conflict(format!(
+                "tenant {:?} already exists",
+                new.key
+            )));
         }
         let db = self.platform.create_namespace(new.key).await?;
         users::create(

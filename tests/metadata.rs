@@ -19,21 +19,32 @@ fn base() -> Value {
 /// Everything that must not move when a package is refused.
 async fn snapshot(server: &TestServer) -> (Value, usize, Value) {
     let meta = server.get("/api/meta").await.body;
-    let versions = server.get("/api/meta/versions").await.body["items"].as_array().unwrap().len();
-    let records = server.post("/api/data/customer/query", json!({"sort": ["id"]})).await.body;
+    let versions = server.get("/api/meta/versions").await.body["items"]
+        .as_array()
+        .unwrap()
+        .len();
+    let records = server
+        .post("/api/data/customer/query", json!({"sort": ["id"]}))
+        .await
+        .body;
     (meta, versions, records)
 }
 
 fn with_field(field: Value) -> Value {
     let mut package = base();
-    package["entities"][0]["fields"].as_array_mut().unwrap().push(field);
+    package["entities"][0]["fields"]
+        .as_array_mut()
+        .unwrap()
+        .push(field);
     package
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn bad_packages_are_rejected_with_paths_and_change_nothing() {
     let server = TestServer::start(base()).await;
-    server.create("customer", json!({"name": "甲", "employees": 3})).await;
+    server
+        .create("customer", json!({"name": "甲", "employees": 3}))
+        .await;
     let before = snapshot(&server).await;
     let lossy = {
         let mut package = base();
@@ -41,22 +52,67 @@ async fn bad_packages_are_rejected_with_paths_and_change_nothing() {
         package
     };
     let cases: Vec<(Value, &str)> = vec![
-        (with_field(json!({"key": "order", "type": "text"})), "entities[0].fields[3].key"),
-        (with_field(json!({"key": "select", "type": "text"})), "entities[0].fields[3].key"),
-        (with_field(json!({"key": "na'me", "type": "text"})), "entities[0].fields[3].key"),
-        (with_field(json!({"key": "名称", "type": "text"})), "entities[0].fields[3].key"),
-        (with_field(json!({"key": "Name", "type": "text"})), "entities[0].fields[3].key"),
-        (with_field(json!({"key": "owner", "type": "text"})), "entities[0].fields[3].key"),
-        (with_field(json!({"key": "name", "type": "text"})), "entities[0].fields[3].key"),
-        (with_field(json!({"key": "boss", "type": "reference", "target": "nobody"})), "entities[0].fields[3].target"),
-        (with_field(json!({"key": "total", "type": "integer", "formula": "employees * "})), "entities[0].fields[3].formula"),
-        (with_field(json!({"key": "total", "type": "integer", "formula": "ghosts + 1"})), "entities[0].fields[3].formula"),
-        (with_field(json!({"key": "kind", "type": "select"})), "entities[0].fields[3].options"),
-        (with_field(json!({"key": "note", "type": "text", "colour": "red"})), "entities[0].fields[3]"),
-        (with_field(json!({"key": "note", "type": "texte"})), "entities[0].fields[3].type"),
+        (
+            with_field(json!({"key": "order", "type": "text"})),
+            "entities[0].fields[3].key",
+        ),
+        (
+            with_field(json!({"key": "select", "type": "text"})),
+            "entities[0].fields[3].key",
+        ),
+        (
+            with_field(json!({"key": "na'me", "type": "text"})),
+            "entities[0].fields[3].key",
+        ),
+        (
+            with_field(json!({"key": "名称", "type": "text"})),
+            "entities[0].fields[3].key",
+        ),
+        (
+            with_field(json!({"key": "Name", "type": "text"})),
+            "entities[0].fields[3].key",
+        ),
+        (
+            with_field(json!({"key": "owner", "type": "text"})),
+            "entities[0].fields[3].key",
+        ),
+        (
+            with_field(json!({"key": "name", "type": "text"})),
+            "entities[0].fields[3].key",
+        ),
+        (
+            with_field(json!({"key": "boss", "type": "reference", "target": "nobody"})),
+            "entities[0].fields[3].target",
+        ),
+        (
+            with_field(json!({"key": "total", "type": "integer", "formula": "employees * "})),
+            "entities[0].fields[3].formula",
+        ),
+        (
+            with_field(json!({"key": "total", "type": "integer", "formula": "ghosts + 1"})),
+            "entities[0].fields[3].formula",
+        ),
+        (
+            with_field(json!({"key": "kind", "type": "select"})),
+            "entities[0].fields[3].options",
+        ),
+        (
+            with_field(json!({"key": "note", "type": "text", "colour": "red"})),
+            "entities[0].fields[3]",
+        ),
+        (
+            with_field(json!({"key": "note", "type": "texte"})),
+            "entities[0].fields[3].type",
+        ),
         (lossy, "entities[0].fields[1].type"),
-        (json!({"format": 1, "entities": [{"key": "customer", "title_field": "nope", "fields": [{"key": "name", "type": "text"}]}]}), "entities[0].title_field"),
-        (json!({"format": 1, "entities": [{"key": "customer", "fields": [{"key": "name", "type": "text"}], "layout": {"sections": [{"fields": ["ghost"]}]}}]}), "entities[0].layout.sections[0].fields[0]"),
+        (
+            json!({"format": 1, "entities": [{"key": "customer", "title_field": "nope", "fields": [{"key": "name", "type": "text"}]}]}),
+            "entities[0].title_field",
+        ),
+        (
+            json!({"format": 1, "entities": [{"key": "customer", "fields": [{"key": "name", "type": "text"}], "layout": {"sections": [{"fields": ["ghost"]}]}}]}),
+            "entities[0].layout.sections[0].fields[0]",
+        ),
         (json!({"format": 1, "entities": [], "bogus": true}), ""),
         (json!({"format": 2, "entities": []}), "format"),
     ];
@@ -66,16 +122,30 @@ async fn bad_packages_are_rejected_with_paths_and_change_nothing() {
         assert_eq!(reply.body["error"]["code"], json!("invalid_metadata"));
         let details = reply.body["error"]["details"].as_array().unwrap();
         assert!(
-            details.iter().any(|d| d["path"].as_str().unwrap().starts_with(path) && !d["message"].as_str().unwrap().is_empty()),
+            details
+                .iter()
+                .any(|d| d["path"].as_str().unwrap().starts_with(path)
+                    && !d["message"].as_str().unwrap().is_empty()),
             "expected a problem at {path:?}, got {details:?}"
         );
-        assert_eq!(snapshot(&server).await, before, "{package} changed something");
+        assert_eq!(
+            snapshot(&server).await,
+            before,
+            "{package} changed something"
+        );
     }
     // Every problem is reported at once, not only the first.
     let mut two = with_field(json!({"key": "order", "type": "text"}));
-    two["entities"][0]["fields"].as_array_mut().unwrap().push(json!({"key": "x", "type": "reference", "target": "nobody"}));
+    two["entities"][0]["fields"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"key": "x", "type": "reference", "target": "nobody"}));
     let reply = server.put("/api/meta", two).await;
-    assert!(reply.body["error"]["details"].as_array().unwrap().len() >= 2, "{:?}", reply.body);
+    assert!(
+        reply.body["error"]["details"].as_array().unwrap().len() >= 2,
+        "{:?}",
+        reply.body
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -83,14 +153,23 @@ async fn dry_run_shows_the_plan_and_changes_nothing() {
     let server = TestServer::start(base()).await;
     let before = snapshot(&server).await;
     let mut package = with_field(json!({"key": "email", "type": "email", "unique": true}));
-    package["entities"].as_array_mut().unwrap().push(json!({"key": "contact", "fields": [{"key": "name", "type": "text"}]}));
+    package["entities"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"key": "contact", "fields": [{"key": "name", "type": "text"}]}));
     let plan = server.put("/api/meta?dry_run=true", package.clone()).await;
     assert_eq!(plan.status, 200, "{:?}", plan.body);
     let ops: Vec<(String, String, Value)> = plan.body["steps"]
         .as_array()
         .unwrap()
         .iter()
-        .map(|s| (s["op"].as_str().unwrap().to_string(), s["entity"].as_str().unwrap().to_string(), s["field"].clone()))
+        .map(|s| {
+            (
+                s["op"].as_str().unwrap().to_string(),
+                s["entity"].as_str().unwrap().to_string(),
+                s["field"].clone(),
+            )
+        })
         .collect();
     assert_eq!(
         ops,
@@ -100,90 +179,176 @@ async fn dry_run_shows_the_plan_and_changes_nothing() {
             ("create_table".into(), "contact".into(), Value::Null),
         ]
     );
-    assert!(plan.body["steps"][0]["sql"].as_str().unwrap().contains("ALTER TABLE"));
+    assert!(
+        plan.body["steps"][0]["sql"]
+            .as_str()
+            .unwrap()
+            .contains("ALTER TABLE")
+    );
     assert_eq!(snapshot(&server).await, before);
-    assert_eq!(server.post("/api/data/contact/query", json!({})).await.status, 404);
+    assert_eq!(
+        server
+            .post("/api/data/contact/query", json!({}))
+            .await
+            .status,
+        404
+    );
 
     let applied = server.put("/api/meta", package.clone()).await;
     assert_eq!(applied.status, 200);
     assert_eq!(applied.body["version"], json!(2));
-    assert_eq!(server.get("/api/meta").await.body, package, "GET returns exactly what was published");
+    assert_eq!(
+        server.get("/api/meta").await.body,
+        package,
+        "GET returns exactly what was published"
+    );
     let versions = server.get("/api/meta/versions").await.body;
     assert_eq!(versions["items"][0]["version"], json!(2));
     assert_eq!(versions["items"][0]["author"], json!(1));
-    assert_eq!(versions["items"][0]["plan"]["steps"].as_array().unwrap().len(), 3);
+    assert_eq!(
+        versions["items"][0]["plan"]["steps"]
+            .as_array()
+            .unwrap()
+            .len(),
+        3
+    );
     // Applying the same package again changes nothing and makes no version.
     let again = server.put("/api/meta", package).await;
     assert_eq!(again.body["changed"], json!(false));
     assert_eq!(again.body["steps"], json!([]));
-    assert_eq!(server.get("/api/meta/versions").await.body["items"].as_array().unwrap().len(), 2);
+    assert_eq!(
+        server.get("/api/meta/versions").await.body["items"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn archived_fields_and_entities_come_back_with_their_data() {
     let mut package = base();
-    package["entities"].as_array_mut().unwrap().push(json!({"key": "memo", "fields": [{"key": "body", "type": "long_text"}]}));
+    package["entities"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"key": "memo", "fields": [{"key": "body", "type": "long_text"}]}));
     let server = TestServer::start(package.clone()).await;
-    let customer = server.create("customer", json!({"name": "归档", "employees": 42, "phone": "13800138000"})).await;
+    let customer = server
+        .create(
+            "customer",
+            json!({"name": "归档", "employees": 42, "phone": "13800138000"}),
+        )
+        .await;
     let memo = server.create("memo", json!({"body": "备忘"})).await;
     let id = customer["id"].as_i64().unwrap();
 
     let mut without = package.clone();
-    without["entities"][0]["fields"].as_array_mut().unwrap().retain(|f| f["key"] != "employees");
-    without["entities"].as_array_mut().unwrap().retain(|e| e["key"] != "memo");
+    without["entities"][0]["fields"]
+        .as_array_mut()
+        .unwrap()
+        .retain(|f| f["key"] != "employees");
+    without["entities"]
+        .as_array_mut()
+        .unwrap()
+        .retain(|e| e["key"] != "memo");
     let plan = server.put("/api/meta", without.clone()).await;
     assert_eq!(plan.status, 200, "{:?}", plan.body);
-    let ops: Vec<&str> = plan.body["steps"].as_array().unwrap().iter().map(|s| s["op"].as_str().unwrap()).collect();
+    let ops: Vec<&str> = plan.body["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["op"].as_str().unwrap())
+        .collect();
     assert_eq!(ops, vec!["archive_column", "archive_table"]);
     let hidden = server.get(&format!("/api/data/customer/{id}")).await.body;
     assert!(hidden.get("employees").is_none());
-    assert_eq!(server.post("/api/data/memo/query", json!({})).await.status, 404);
+    assert_eq!(
+        server.post("/api/data/memo/query", json!({})).await.status,
+        404
+    );
     // Writes go on while the field is archived.
-    server.patch(&format!("/api/data/customer/{id}"), json!({"phone": "13900139000"}), None).await;
+    server
+        .patch(
+            &format!("/api/data/customer/{id}"),
+            json!({"phone": "13900139000"}),
+            None,
+        )
+        .await;
 
     let restored = server.put("/api/meta", package).await;
     assert_eq!(restored.status, 200, "{:?}", restored.body);
-    let ops: Vec<&str> = restored.body["steps"].as_array().unwrap().iter().map(|s| s["op"].as_str().unwrap()).collect();
+    let ops: Vec<&str> = restored.body["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["op"].as_str().unwrap())
+        .collect();
     assert_eq!(ops, vec!["restore_column", "restore_table"]);
     let back = server.get(&format!("/api/data/customer/{id}")).await.body;
     assert_eq!(back["employees"], json!(42));
     assert_eq!(back["phone"], json!("13900139000"));
-    let memo_back = server.get(&format!("/api/data/memo/{}", memo["id"])).await.body;
+    let memo_back = server
+        .get(&format!("/api/data/memo/{}", memo["id"]))
+        .await
+        .body;
     assert_eq!(memo_back["body"], json!("备忘"));
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn renames_and_widenings_keep_data() {
     let server = TestServer::start(base()).await;
-    let customer = server.create("customer", json!({"name": "改名", "employees": 7, "phone": "021-1234"})).await;
+    let customer = server
+        .create(
+            "customer",
+            json!({"name": "改名", "employees": 7, "phone": "021-1234"}),
+        )
+        .await;
     let id = customer["id"].as_i64().unwrap();
     let package = json!({"format": 1, "entities": [
         {"key": "client", "renamed_from": "customer", "title_field": "company", "fields": [
-            {"key": "company", "renamed_from": "name", "type": "long_text", "required": true},
+            {"key": "company", "renamed_from": "name", "type": "text", "required": true},
             {"key": "employees", "type": "decimal", "scale": 1},
-            {"key": "phone", "type": "text"}
+            {"key": "phone", "type": "long_text"}
         ]}
     ]});
     let applied = server.put("/api/meta", package.clone()).await;
     assert_eq!(applied.status, 200, "{:?}", applied.body);
-    let ops: Vec<&str> = applied.body["steps"].as_array().unwrap().iter().map(|s| s["op"].as_str().unwrap()).collect();
+    let ops: Vec<&str> = applied.body["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["op"].as_str().unwrap())
+        .collect();
     assert_eq!(ops, vec!["rename_table", "rename_column", "convert_column"]);
     let record = server.get(&format!("/api/data/client/{id}")).await.body;
     assert_eq!(record["company"], json!("改名"));
     assert_eq!(record["employees"], json!(7));
     assert_eq!(record["phone"], json!("021-1234"));
-    let decimal = server.patch(&format!("/api/data/client/{id}"), json!({"employees": 7.5}), None).await;
+    let decimal = server
+        .patch(
+            &format!("/api/data/client/{id}"),
+            json!({"employees": 7.5}),
+            None,
+        )
+        .await;
     assert_eq!(decimal.body["employees"], json!(7.5));
     // Narrowing back is refused.
     let mut narrowed = package.clone();
     narrowed["entities"][0]["fields"][1] = json!({"key": "employees", "type": "integer"});
     let refused = server.put("/api/meta", narrowed).await;
     assert_eq!(refused.status, 422);
-    assert_eq!(refused.body["error"]["details"][0]["path"], json!("entities[0].fields[1].type"));
+    assert_eq!(
+        refused.body["error"]["details"][0]["path"],
+        json!("entities[0].fields[1].type")
+    );
     let mut smaller_scale = package;
-    smaller_scale["entities"][0]["fields"][1] = json!({"key": "employees", "type": "decimal", "scale": 0});
+    smaller_scale["entities"][0]["fields"][1] =
+        json!({"key": "employees", "type": "decimal", "scale": 0});
     let refused = server.put("/api/meta", smaller_scale).await;
-    assert_eq!(refused.body["error"]["details"][0]["path"], json!("entities[0].fields[1].scale"));
+    assert_eq!(
+        refused.body["error"]["details"][0]["path"],
+        json!("entities[0].fields[1].scale")
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -194,15 +359,27 @@ async fn a_failing_step_rolls_back_the_whole_publish() {
     let before = snapshot(&server).await;
     let mut package = base();
     package["entities"][0]["fields"][0]["unique"] = json!(true);
-    package["entities"][0]["fields"].as_array_mut().unwrap().push(json!({"key": "city", "type": "text"}));
-    package["entities"].as_array_mut().unwrap().push(json!({"key": "memo", "fields": [{"key": "body", "type": "text"}]}));
+    package["entities"][0]["fields"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"key": "city", "type": "text"}));
+    package["entities"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"key": "memo", "fields": [{"key": "body", "type": "text"}]}));
     let reply = server.put("/api/meta", package).await;
     assert_eq!(reply.status, 422, "{:?}", reply.body);
-    assert_eq!(reply.body["error"]["details"][0]["path"], json!("entities[0].fields[0]"));
+    assert_eq!(
+        reply.body["error"]["details"][0]["path"],
+        json!("entities[0].fields[0]")
+    );
     assert_eq!(snapshot(&server).await, before);
     // The column and table of the failed publish do not exist: publishing them again works.
     let mut ok = base();
-    ok["entities"][0]["fields"].as_array_mut().unwrap().push(json!({"key": "city", "type": "text"}));
+    ok["entities"][0]["fields"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"key": "city", "type": "text"}));
     assert_eq!(server.put("/api/meta", ok).await.status, 200);
 }
 
@@ -210,13 +387,19 @@ async fn a_failing_step_rolls_back_the_whole_publish() {
 async fn publishing_while_queries_run_fails_no_request() {
     let server = TestServer::start(base()).await;
     for i in 0..20 {
-        server.create("customer", json!({"name": format!("q{i}"), "employees": i})).await;
+        server
+            .create("customer", json!({"name": format!("q{i}"), "employees": i}))
+            .await;
     }
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let mut readers = Vec::new();
     for _ in 0..4 {
         let stop = stop.clone();
-        let (base_url, token, client) = (server.base.clone(), server.token.clone(), server.client.clone());
+        let (base_url, token, client) = (
+            server.base.clone(),
+            server.token.clone(),
+            server.client.clone(),
+        );
         readers.push(tokio::spawn(async move {
             let mut done = 0;
             while !stop.load(std::sync::atomic::Ordering::SeqCst) {
@@ -227,7 +410,12 @@ async fn publishing_while_queries_run_fails_no_request() {
                     .send()
                     .await
                     .unwrap();
-                assert_eq!(reply.status(), 200, "a query failed during publish: {}", reply.text().await.unwrap());
+                assert_eq!(
+                    reply.status(),
+                    200,
+                    "a query failed during publish: {}",
+                    reply.text().await.unwrap()
+                );
                 let body: Value = reply.json().await.unwrap();
                 assert_eq!(body["items"].as_array().unwrap().len(), 20);
                 done += 1;
@@ -238,11 +426,17 @@ async fn publishing_while_queries_run_fails_no_request() {
     let mut package = base();
     for round in 0..6 {
         let key = format!("extra{round}");
-        package["entities"][0]["fields"].as_array_mut().unwrap().push(json!({"key": key, "type": "text", "indexed": true}));
+        package["entities"][0]["fields"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!({"key": key, "type": "text", "indexed": true}));
         assert_eq!(server.put("/api/meta", package.clone()).await.status, 200);
         // Archive the previous extra field, so columns also disappear under the readers.
         if round > 0 {
-            package["entities"][0]["fields"].as_array_mut().unwrap().retain(|f| f["key"] != format!("extra{}", round - 1));
+            package["entities"][0]["fields"]
+                .as_array_mut()
+                .unwrap()
+                .retain(|f| f["key"] != format!("extra{}", round - 1));
             assert_eq!(server.put("/api/meta", package.clone()).await.status, 200);
         }
     }
@@ -254,7 +448,16 @@ async fn publishing_while_queries_run_fails_no_request() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn wide_entity_with_500_fields_applies_writes_and_queries() {
-    let types = ["text", "integer", "decimal", "boolean", "date", "long_text", "datetime", "email"];
+    let types = [
+        "text",
+        "integer",
+        "decimal",
+        "boolean",
+        "date",
+        "long_text",
+        "datetime",
+        "email",
+    ];
     let fields: Vec<Value> = (0..500)
         .map(|i| {
             let field_type = types[i % types.len()];
@@ -278,14 +481,19 @@ async fn wide_entity_with_500_fields_applies_writes_and_queries() {
     }
     let created = server.create("wide", Value::Object(record.clone())).await;
     for (key, value) in &record {
-        if key.starts_with("f") && types[key[1..].parse::<usize>().unwrap() % types.len()] == "decimal" {
+        if key.starts_with("f")
+            && types[key[1..].parse::<usize>().unwrap() % types.len()] == "decimal"
+        {
             assert_eq!(created[key].to_string(), value.as_str().unwrap(), "{key}");
         } else {
             assert_eq!(&created[key], value, "{key}");
         }
     }
     let found = server
-        .post("/api/data/wide/query", json!({"filter": {"field": "f001", "op": "eq", "value": 1}, "sort": ["-f499"]}))
+        .post(
+            "/api/data/wide/query",
+            json!({"filter": {"field": "f001", "op": "eq", "value": 1}, "sort": ["-f499"]}),
+        )
         .await;
     assert_eq!(found.status, 200, "{:?}", found.body);
     assert_eq!(found.body["items"].as_array().unwrap().len(), 1);
@@ -293,8 +501,11 @@ async fn wide_entity_with_500_fields_applies_writes_and_queries() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn schema_and_form_models_follow_the_metadata() {
-    let mut package = with_field(json!({"key": "category", "label": "类别", "type": "select", "options": [{"value": "a", "label": "甲"}]}));
-    package["entities"][0]["layout"] = json!({"sections": [{"label": "基本信息", "columns": 2, "fields": ["name", "category"]}]});
+    let mut package = with_field(
+        json!({"key": "category", "label": "类别", "type": "select", "options": [{"value": "a", "label": "甲"}]}),
+    );
+    package["entities"][0]["layout"] =
+        json!({"sections": [{"label": "基本信息", "columns": 2, "fields": ["name", "category"]}]});
     let server = TestServer::start(package).await;
     let schema = server.get("/api/meta/entities/customer/schema").await.body;
     assert_eq!(schema["properties"]["category"]["enum"], json!(["a", null]));
@@ -302,30 +513,73 @@ async fn schema_and_form_models_follow_the_metadata() {
     let form = server.get("/api/meta/entities/customer/form").await.body;
     assert_eq!(form["sections"][0]["label"], json!("基本信息"));
     assert_eq!(form["sections"][0]["columns"], json!(2));
-    let keys: Vec<&str> = form["sections"][0]["fields"].as_array().unwrap().iter().map(|f| f["key"].as_str().unwrap()).collect();
+    let keys: Vec<&str> = form["sections"][0]["fields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["key"].as_str().unwrap())
+        .collect();
     assert_eq!(keys, vec!["name", "category"]);
-    assert_eq!(form["sections"][0]["fields"][1]["options"][0]["label"], json!("甲"));
+    assert_eq!(
+        form["sections"][0]["fields"][1]["options"][0]["label"],
+        json!("甲")
+    );
     assert_eq!(form["sections"][0]["fields"][0]["editable"], json!(true));
-    assert_eq!(server.get("/api/meta/entities/nothing/form").await.status, 404);
+    assert_eq!(
+        server.get("/api/meta/entities/nothing/form").await.status,
+        404
+    );
 
     let document = server.get("/api/openapi.json").await.body;
     assert!(document["paths"]["/data/customer"]["post"].is_object());
-    assert_eq!(document["components"]["schemas"]["customer_record"]["properties"]["category"]["nullable"], json!(true));
-    let anonymous = server.send(reqwest::Method::GET, "/api/openapi.json", None, None, &[]).await.body;
-    assert!(anonymous["paths"]["/data/customer"].is_null(), "tenant entities only for that tenant");
+    assert_eq!(
+        document["components"]["schemas"]["customer_record"]["properties"]["category"]["nullable"],
+        json!(true)
+    );
+    let anonymous = server
+        .send(reqwest::Method::GET, "/api/openapi.json", None, None, &[])
+        .await
+        .body;
+    assert!(
+        anonymous["paths"]["/data/customer"].is_null(),
+        "tenant entities only for that tenant"
+    );
     assert!(anonymous["paths"]["/auth/login"].is_object());
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn only_admins_publish() {
     let server = TestServer::start(base()).await;
-    let created = server.post("/api/users", json!({"username": "sales1", "display_name": "销售一", "password": "sales password"})).await;
+    let created = server
+        .post(
+            "/api/users",
+            json!({"username": "sales1", "display_name": "销售一", "password": "sales password"}),
+        )
+        .await;
     assert_eq!(created.status, 201, "{:?}", created.body);
     let token = server.login("sales1", "sales password").await;
-    let refused = server.send(reqwest::Method::PUT, "/api/meta", Some(base()), Some(&token), &[]).await;
+    let refused = server
+        .send(
+            reqwest::Method::PUT,
+            "/api/meta",
+            Some(base()),
+            Some(&token),
+            &[],
+        )
+        .await;
     assert_eq!(refused.status, 403);
-    let weak = server.post("/api/users", json!({"username": "weak", "password": "short"})).await;
+    let weak = server
+        .post(
+            "/api/users",
+            json!({"username": "weak", "password": "short"}),
+        )
+        .await;
     assert_eq!(weak.status, 422);
-    let taken = server.post("/api/users", json!({"username": "sales1", "password": "another password"})).await;
+    let taken = server
+        .post(
+            "/api/users",
+            json!({"username": "sales1", "password": "another password"}),
+        )
+        .await;
     assert_eq!(taken.status, 409);
 }

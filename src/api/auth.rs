@@ -33,7 +33,11 @@ pub struct AuthApi;
 impl AuthApi {
     /// Log in with a tenant, username and password; returns a bearer token.
     #[oai(path = "/auth/login", method = "post")]
-    async fn login(&self, tenants: Data<&Arc<Tenants>>, body: Json<LoginRequest>) -> poem::Result<Json<LoginResponse>> {
+    async fn login(
+        &self,
+        tenants: Data<&Arc<Tenants>>,
+        body: Json<LoginRequest>,
+    ) -> poem::Result<Json<LoginResponse>> {
         // One message for unknown tenant, unknown user, wrong password and disabled user.
         let refused = || Error::Unauthorized("wrong tenant, username or password".into());
         let tenant = match tenants.get(&body.tenant).await {
@@ -58,7 +62,12 @@ impl AuthApi {
 
     /// End this session.
     #[oai(path = "/auth/logout", method = "post")]
-    async fn logout(&self, tenants: Data<&Arc<Tenants>>, req: &poem::Request, _auth: Bearer) -> poem::Result<Json<Value>> {
+    async fn logout(
+        &self,
+        tenants: Data<&Arc<Tenants>>,
+        req: &poem::Request,
+        _auth: Bearer,
+    ) -> poem::Result<Json<Value>> {
         let token = req
             .headers()
             .get("authorization")
@@ -72,6 +81,8 @@ impl AuthApi {
     /// The signed-in user.
     #[oai(path = "/auth/me", method = "get")]
     async fn me(&self, auth: Bearer) -> poem::Result<Json<Value>> {
-        Ok(Json(serde_json::to_value(&auth.0.user).map_err(|e| Error::Internal(e.to_string()))?))
+        Ok(Json(
+            serde_json::to_value(&auth.0.user).map_err(|e| Error::Internal(e.to_string()))?,
+        ))
     }
 }

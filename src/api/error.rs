@@ -30,7 +30,12 @@ impl poem::error::ResponseError for Error {
     }
 }
 
-fn body(status: StatusCode, code: &str, message: &str, details: Option<serde_json::Value>) -> Response {
+fn body(
+    status: StatusCode,
+    code: &str,
+    message: &str,
+    details: Option<serde_json::Value>,
+) -> Response {
     let mut error = json!({"code": code, "message": message});
     if let Some(details) = details {
         error["details"] = details;
@@ -60,7 +65,9 @@ pub async fn to_contract(error: poem::Error) -> Response {
     };
     let message = match status {
         StatusCode::NOT_FOUND => "no such endpoint".to_string(),
-        StatusCode::UNAUTHORIZED => "authentication required: send Authorization: Bearer <token>".to_string(),
+        StatusCode::UNAUTHORIZED => {
+            "authentication required: send Authorization: Bearer <token>".to_string()
+        }
         _ => error.to_string(),
     };
     body(status, code, &message, None)

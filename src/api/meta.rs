@@ -1,8 +1,8 @@
 //! `/api/meta`: the tenant's metadata package, its versions, entity schemas and forms.
 
+use poem_openapi::OpenApi;
 use poem_openapi::param::{Path, Query};
 use poem_openapi::payload::Json;
-use poem_openapi::OpenApi;
 use serde_json::{Value, json};
 
 use super::Tag;
@@ -19,15 +19,25 @@ impl MetaApi {
     #[oai(path = "/meta", method = "get")]
     async fn get(&self, auth: Bearer) -> poem::Result<Json<Value>> {
         let catalog = auth.0.tenant.catalog().await;
-        Ok(Json(serde_json::to_value(&catalog.package).map_err(|e| Error::Internal(e.to_string()))?))
+        Ok(Json(
+            serde_json::to_value(&catalog.package).map_err(|e| Error::Internal(e.to_string()))?,
+        ))
     }
 
     /// Apply a metadata package (admins). `dry_run=true` returns the plan and changes nothing.
     #[oai(path = "/meta", method = "put")]
-    async fn put(&self, auth: Bearer, dry_run: Query<Option<bool>>, body: Json<Value>) -> poem::Result<Json<Value>> {
+    async fn put(
+        &self,
+        auth: Bearer,
+        dry_run: Query<Option<bool>>,
+        body: Json<Value>,
+    ) -> poem::Result<Json<Value>> {
         let ctx = auth.0;
         ctx.require_admin()?;
-        let applied = ctx.tenant.apply(&body.0, Some(ctx.user.id), dry_run.0.unwrap_or(false)).await?;
+        let applied = ctx
+            .tenant
+            .apply(&body.0, Some(ctx.user.id), dry_run.0.unwrap_or(false))
+            .await?;
         Ok(Json(json!({
             "version": applied.version,
             "dry_run": applied.dry_run,
@@ -58,6 +68,8 @@ impl MetaApi {
         let catalog = auth.0.tenant.catalog().await;
         let entity = auth.0.entity(&catalog, &entity.0)?;
         let access = auth.0.authorize(entity, Action::Read)?;
-        Ok(Json(form_model(entity, |field| !access.readonly_fields.contains(&field.key))))
+        Ok(Json(form_model(entity, |field| {
+            !access.readonly_fields.contains(&field.key)
+        })))
     }
 }

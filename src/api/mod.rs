@@ -35,11 +35,21 @@ enum Tag {
     Users,
 }
 
-type Apis = (auth::AuthApi, meta::MetaApi, records::RecordsApi, users::UsersApi);
+type Apis = (
+    auth::AuthApi,
+    meta::MetaApi,
+    records::RecordsApi,
+    users::UsersApi,
+);
 
 fn service() -> OpenApiService<Apis, ()> {
     OpenApiService::new(
-        (auth::AuthApi, meta::MetaApi, records::RecordsApi, users::UsersApi),
+        (
+            auth::AuthApi,
+            meta::MetaApi,
+            records::RecordsApi,
+            users::UsersApi,
+        ),
         "metacrm",
         env!("CARGO_PKG_VERSION"),
     )
@@ -52,7 +62,11 @@ struct FixedSpec(String);
 /// `/api/openapi.json`: the fixed API, plus the caller's tenant entities when the
 /// request carries a valid bearer token.
 #[handler]
-async fn openapi_json(req: &Request, tenants: Data<&Arc<Tenants>>, spec: Data<&Arc<FixedSpec>>) -> Json<Value> {
+async fn openapi_json(
+    req: &Request,
+    tenants: Data<&Arc<Tenants>>,
+    spec: Data<&Arc<FixedSpec>>,
+) -> Json<Value> {
     let token = req
         .headers()
         .get("authorization")
@@ -106,7 +120,10 @@ pub fn server(tenants: Arc<Tenants>) -> impl Endpoint {
     Route::new()
         .at("/api/openapi.json", get(openapi_json))
         .nest("/api", service)
-        .at("/docs", get(poem::endpoint::make_sync(move |_| docs.0.clone())).map_to_response())
+        .at(
+            "/docs",
+            get(poem::endpoint::make_sync(move |_| docs.0.clone())).map_to_response(),
+        )
         .at("/healthz", get(healthz))
         .data(tenants)
         .data(spec)

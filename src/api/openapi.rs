@@ -14,9 +14,7 @@ pub fn tenant_document(fixed: &str, catalog: &Catalog) -> Value {
         let reference = json!({"$ref": format!("#/components/schemas/{schema_name}")});
         document["components"]["schemas"][&schema_name] = to_openapi_30(&entity.schema);
         let record_body = json!({"content": {"application/json": {"schema": reference}}});
-        let record_response = |description: &str| {
-            json!({"description": description, "content": {"application/json": {"schema": reference}}})
-        };
+        let record_response = |description: &str| json!({"description": description, "content": {"application/json": {"schema": reference}}});
         let error = json!({"description": "error in the contract's shape: {\"error\": {code, message, details}}"});
         let security = json!([{"Bearer": []}]);
         let id_param = json!({"name": "id", "in": "path", "required": true, "schema": {"type": "integer", "format": "int64"}});
@@ -62,7 +60,8 @@ pub fn to_openapi_30(schema: &Value) -> Value {
                     "$schema" | "$id" => {}
                     "type" => {
                         if let Value::Array(types) = value {
-                            let concrete: Vec<&Value> = types.iter().filter(|t| *t != "null").collect();
+                            let concrete: Vec<&Value> =
+                                types.iter().filter(|t| *t != "null").collect();
                             if concrete.len() < types.len() {
                                 out.insert("nullable".into(), json!(true));
                             }
@@ -71,7 +70,8 @@ pub fn to_openapi_30(schema: &Value) -> Value {
                                     out.insert("type".into(), (*single).clone());
                                 }
                                 many => {
-                                    let one_of: Vec<Value> = many.iter().map(|t| json!({"type": t})).collect();
+                                    let one_of: Vec<Value> =
+                                        many.iter().map(|t| json!({"type": t})).collect();
                                     out.insert("oneOf".into(), Value::Array(one_of));
                                 }
                             }
@@ -84,7 +84,8 @@ pub fn to_openapi_30(schema: &Value) -> Value {
                             if values.iter().any(Value::is_null) {
                                 out.insert("nullable".into(), json!(true));
                             }
-                            let values: Vec<Value> = values.iter().filter(|v| !v.is_null()).cloned().collect();
+                            let values: Vec<Value> =
+                                values.iter().filter(|v| !v.is_null()).cloned().collect();
                             out.insert(key.clone(), Value::Array(values));
                         }
                     }
@@ -112,8 +113,17 @@ mod tests {
             "c": {"enum": ["x", "y", null]},
         }});
         let converted = to_openapi_30(&schema);
-        assert_eq!(converted["properties"]["a"], json!({"type": "string", "nullable": true, "maxLength": 5}));
-        assert_eq!(converted["properties"]["b"]["oneOf"], json!([{"type": "number"}, {"type": "string"}]));
-        assert_eq!(converted["properties"]["c"], json!({"enum": ["x", "y"], "nullable": true}));
+        assert_eq!(
+            converted["properties"]["a"],
+            json!({"type": "string", "nullable": true, "maxLength": 5})
+        );
+        assert_eq!(
+            converted["properties"]["b"]["oneOf"],
+            json!([{"type": "number"}, {"type": "string"}])
+        );
+        assert_eq!(
+            converted["properties"]["c"],
+            json!({"enum": ["x", "y"], "nullable": true})
+        );
     }
 }

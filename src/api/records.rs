@@ -29,10 +29,11 @@ enum Deleted {
 fn parse_version(header: Option<&str>) -> Result<Option<i64>, Error> {
     let Some(raw) = header else { return Ok(None) };
     let trimmed = raw.trim().trim_start_matches("W/").trim_matches('"');
-    trimmed
-        .parse()
-        .map(Some)
-        .map_err(|_| Error::BadRequest(format!("If-Match: expected the record's version number, got {raw:?}")))
+    trimmed.parse().map(Some).map_err(|_| {
+        Error::BadRequest(format!(
+            "If-Match: expected the record's version number, got {raw:?}"
+        ))
+    })
 }
 
 pub struct RecordsApi;
@@ -41,23 +42,39 @@ pub struct RecordsApi;
 impl RecordsApi {
     /// Create a record.
     #[oai(path = "/data/:entity", method = "post")]
-    async fn create(&self, auth: Bearer, entity: Path<String>, body: Json<Value>) -> poem::Result<Created> {
+    async fn create(
+        &self,
+        auth: Bearer,
+        entity: Path<String>,
+        body: Json<Value>,
+    ) -> poem::Result<Created> {
         let ctx = auth.0;
         let catalog = ctx.tenant.catalog().await;
         let entity = ctx.entity(&catalog, &entity.0)?;
         let access = ctx.authorize(entity, Action::Create)?;
-        let record = Records::new(&ctx.tenant.db, &catalog, entity).create(&body.0, &access).await?;
+        let record = Records::new(&ctx.tenant.db, &catalog, entity)
+            .create(&body.0, &access)
+            .await?;
         Ok(Created::Record(Json(record)))
     }
 
     /// Read a record.
     #[oai(path = "/data/:entity/:id", method = "get")]
-    async fn get(&self, auth: Bearer, entity: Path<String>, id: Path<i64>) -> poem::Result<Json<Value>> {
+    async fn get(
+        &self,
+        auth: Bearer,
+        entity: Path<String>,
+        id: Path<i64>,
+    ) -> poem::Result<Json<Value>> {
         let ctx = auth.0;
         let catalog = ctx.tenant.catalog().await;
         let entity = ctx.entity(&catalog, &entity.0)?;
         let access = ctx.authorize(entity, Action::Read)?;
-        Ok(Json(Records::new(&ctx.tenant.db, &catalog, entity).get(id.0, &access).await?))
+        Ok(Json(
+            Records::new(&ctx.tenant.db, &catalog, entity)
+                .get(id.0, &access)
+                .await?,
+        ))
     }
 
     /// Change some fields of a record. With `If-Match: <version>` the change is refused
@@ -84,36 +101,57 @@ impl RecordsApi {
 
     /// Move a record to the recycle bin (refused while other records reference it).
     #[oai(path = "/data/:entity/:id", method = "delete")]
-    async fn delete(&self, auth: Bearer, entity: Path<String>, id: Path<i64>) -> poem::Result<Deleted> {
+    async fn delete(
+        &self,
+        auth: Bearer,
+        entity: Path<String>,
+        id: Path<i64>,
+    ) -> poem::Result<Deleted> {
         let ctx = auth.0;
         let catalog = ctx.tenant.catalog().await;
         let entity = ctx.entity(&catalog, &entity.0)?;
         let access = ctx.authorize(entity, Action::Delete)?;
-        Records::new(&ctx.tenant.db, &catalog, entity).delete(id.0, &access).await?;
+        Records::new(&ctx.tenant.db, &catalog, entity)
+            .delete(id.0, &access)
+            .await?;
         Ok(Deleted::Done)
     }
 
     /// List records: `{filter, sort, limit, after}` → `{items, next}`.
     #[oai(path = "/data/:entity/query", method = "post")]
-    async fn query(&self, auth: Bearer, entity: Path<String>, body: Json<Value>) -> poem::Result<Json<Value>> {
+    async fn query(
+        &self,
+        auth: Bearer,
+        entity: Path<String>,
+        body: Json<Value>,
+    ) -> poem::Result<Json<Value>> {
         let ctx = auth.0;
-        let request: QueryRequest = serde_json::from_value(body.0)
-            .map_err(|e| Error::BadRequest(format!("query: {e}")))?;
+        let request: QueryRequest =
+            serde_json::from_value(body.0).map_err(|e| Error::BadRequest(format!("query: {e}")))?;
         let catalog = ctx.tenant.catalog().await;
         let entity = ctx.entity(&catalog, &entity.0)?;
         let access = ctx.authorize(entity, Action::Read)?;
-        let page = Records::new(&ctx.tenant.db, &catalog, entity).query(&request, &access).await?;
+        let page = Records::new(&ctx.tenant.db, &catalog, entity)
+            .query(&request, &access)
+            .await?;
         Ok(Json(json!({"items": page.items, "next": page.next})))
     }
 
     /// The record's audit trail: who changed which fields from what to what.
     #[oai(path = "/data/:entity/:id/history", method = "get")]
-    async fn history(&self, auth: Bearer, entity: Path<String>, id: Path<i64>) -> poem::Result<Json<Value>> {
+    async fn history(
+        &self,
+        auth: Bearer,
+        entity: Path<String>,
+        id: Path<i64>,
+    ) -> poem::Result<Json<Value>> {
         let ctx = auth.0;
         let catalog = ctx.tenant.catalog().await;
         let entity = ctx.entity(&catalog, &entity.0)?;
         let access = ctx.authorize(entity, Action::Read)?;
-        let items = Records::new(&ctx.tenant.db, &catalog, entity).history(id.0, &access).await?;
+        let items = Records::new(&ctx.tenant.db, &catalog, entity)
+            .history(id.0, &access)
+            .await?;
         Ok(Json(json!({"items": items})))
     }
 }

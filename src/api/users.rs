@@ -37,7 +37,9 @@ impl UsersApi {
     /// The tenant's users.
     #[oai(path = "/users", method = "get")]
     async fn list(&self, auth: Bearer) -> poem::Result<Json<Value>> {
-        Ok(Json(json!({"items": to_json(&users::list(&auth.0.tenant.db).await?)?})))
+        Ok(Json(
+            json!({"items": to_json(&users::list(&auth.0.tenant.db).await?)?}),
+        ))
     }
 
     /// Create a user (admins).

@@ -19,11 +19,15 @@ impl Context {
     /// Resolves a bearer token; every failure is the same 401 so that nothing about
     /// other sessions or users leaks.
     pub async fn from_token(tenants: &Tenants, token: &str) -> Result<Context> {
-        let unauthorized = || Error::Unauthorized("invalid or expired session; log in again".into());
+        let unauthorized =
+            || Error::Unauthorized("invalid or expired session; log in again".into());
         let session = sessions::resolve(&tenants.platform, token)
             .await?
             .ok_or_else(unauthorized)?;
-        let tenant = tenants.get(&session.tenant).await.map_err(|_| unauthorized())?;
+        let tenant = tenants
+            .get(&session.tenant)
+            .await
+            .map_err(|_| unauthorized())?;
         let user = users::get(&tenant.db, session.user_id)
             .await
             .map_err(|_| unauthorized())?;

@@ -12,6 +12,7 @@ use sha2::{Digest, Sha256};
 
 use crate::error::Result;
 use crate::store::db::Platform;
+use crate::store::db::query_first;
 
 /// How long a session lasts after login.
 pub const LIFETIME_HOURS: i64 = 12;
@@ -29,7 +30,11 @@ fn token_hash(token: &str) -> String {
 }
 
 /// Starts a session and returns its token.
-pub async fn start(platform: &Platform, tenant: &str, user_id: i64) -> Result<(String, DateTime<Utc>)> {
+pub async fn start(
+    platform: &Platform,
+    tenant: &str,
+    user_id: i64,
+) -> Result<(String, DateTime<Utc>)> {
     let mut bytes = [0u8; 32];
     rand::rng().fill_bytes(&mut bytes);
     let token = URL_SAFE_NO_PAD.encode(bytes);
@@ -37,7 +42,16 @@ pub async fn start(platform: &Platform, tenant: &str, user_id: i64) -> Result<(S
     let expires_at = now + Duration::hours(LIFETIME_HOURS);
     let insert = Query::insert()
         .into_table(Alias::new("sessions"))
-        .columns(["token_hash", "tenant", "user_id", "created_at", "expires_at"].map(Alias::new))
+        .columns(
+            [
+                "token_hash",
+                "tenant",
+                "user_id",
+                "created_at",
+                "expires_at",
+            ]
+            .map(Alias::new),
+        )
         .values_panic([
             token_hash(&token).into(),
             tenant.into(),
@@ -58,7 +72,7 @@ pub async fn resolve(platform: &Platform, token: &str) -> Result<Option<Session>
         .from(Alias::new("sessions"))
         .and_where(Expr::col(Alias::new("token_hash")).eq(token_hash(token)))
         .to_owned();
-    let Some(row) = platform.system().query_one(&select).await? else {
+    let Some(row) = query_first(platform.system(), &select).await? else {
         return Ok(None);
     };
     let session = Session {

@@ -8,6 +8,7 @@ use serde::Serialize;
 use crate::auth::password;
 use crate::error::{Error, Result};
 use crate::store::db::TenantDb;
+use crate::store::db::query_first;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct User {
@@ -86,8 +87,15 @@ pub async fn create(db: &TenantDb, new: &NewUser<'_>) -> Result<User> {
     let insert = Query::insert()
         .into_table(db.table("users"))
         .columns(
-            ["username", "display_name", "password_hash", "is_admin", "active", "created_at"]
-                .map(Alias::new),
+            [
+                "username",
+                "display_name",
+                "password_hash",
+                "is_admin",
+                "active",
+                "created_at",
+            ]
+            .map(Alias::new),
         )
         .values_panic([
             new.username.into(),
@@ -99,9 +107,7 @@ pub async fn create(db: &TenantDb, new: &NewUser<'_>) -> Result<User> {
         ])
         .returning_col(Alias::new("id"))
         .to_owned();
-    let row = db
-        .conn()
-        .query_one(&insert)
+    let row = query_first(&db.conn(), &insert)
         .await?
         .ok_or_else(|| Error::Internal("insert returned no id".into()))?;
     get(db, row.try_get("", "id")?).await
@@ -111,7 +117,7 @@ pub async fn get(db: &TenantDb, id: i64) -> Result<User> {
     let query = select(db)
         .and_where(Expr::col(Alias::new("id")).eq(id))
         .to_owned();
-    match db.conn().query_one(&query).await? {
+    match query_first(&db.conn(), &query).await? {
         Some(row) => decode(&row),
         None => Err(Error::not_found(format!("user {id}"))),
     }
@@ -121,12 +127,21 @@ pub async fn find_by_username(db: &TenantDb, username: &str) -> Result<Option<Us
     let query = select(db)
         .and_where(Expr::col(Alias::new("username")).eq(username))
         .to_owned();
-    db.conn().query_one(&query).await?.as_ref().map(decode).transpose()
+    query_first(&db.conn(), &query)
+        .await?
+        .as_ref()
+        .map(decode)
+        .transpose()
 }
 
 pub async fn list(db: &TenantDb) -> Result<Vec<User>> {
     let query = select(db).order_by(Alias::new("id"), Order::Asc).to_owned();
-    db.conn().query_all(&query).await?.iter().map(decode).collect()
+    db.conn()
+        .query_all(&query)
+        .await?
+        .iter()
+        .map(decode)
+        .collect()
 }
 
 /// The user with this username if the password matches; `None` otherwise, taking the
@@ -137,7 +152,7 @@ pub async fn authenticate(db: &TenantDb, username: &str, password: &str) -> Resu
         .from(db.table("users"))
         .and_where(Expr::col(Alias::new("username")).eq(username))
         .to_owned();
-    let row = db.conn().query_one(&query).await?;
+    let row = query_first(&db.conn(), &query).await?;
     let (id, hash, active) = match &row {
         Some(row) => (
             row.try_get::<i64>("", "id")?,

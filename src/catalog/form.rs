@@ -20,7 +20,10 @@ pub fn form_model(entity: &EntityCatalog, may_edit: impl Fn(&Field) -> bool) -> 
         });
         let optional = [
             ("help", field.help.as_ref().map(|v| json!(v))),
-            ("options", (!field.options.is_empty()).then(|| json!(field.options))),
+            (
+                "options",
+                (!field.options.is_empty()).then(|| json!(field.options)),
+            ),
             ("target", field.target.as_ref().map(|v| json!(v))),
             ("scale", field.scale.map(|v| json!(v))),
             ("max_length", field.max_length.map(|v| json!(v))),

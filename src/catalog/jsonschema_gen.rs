@@ -20,21 +20,28 @@ pub const PHONE_PATTERN: &str = r"^[0-9+()\-\s#*/,.转]{3,40}$";
 pub fn record_schema(entity: &Entity) -> Value {
     let mut properties = Map::new();
     let integer = |description: &str| json!({"type": "integer", "readOnly": true, "description": description});
-    let timestamp = |description: &str| {
-        json!({"type": "string", "format": "date-time", "readOnly": true, "description": description})
-    };
+    let timestamp = |description: &str| json!({"type": "string", "format": "date-time", "readOnly": true, "description": description});
     properties.insert(schema::ID.into(), integer("record id"));
-    properties.insert(schema::VERSION.into(), integer("optimistic-lock version; send it back in If-Match"));
+    properties.insert(
+        schema::VERSION.into(),
+        integer("optimistic-lock version; send it back in If-Match"),
+    );
     properties.insert(
         schema::OWNER.into(),
         json!({"type": ["integer", "null"], "description": "owning user id"}),
     );
-    properties.insert(schema::CREATED_BY.into(), integer("user who created the record"));
+    properties.insert(
+        schema::CREATED_BY.into(),
+        integer("user who created the record"),
+    );
     properties.insert(schema::CREATED_AT.into(), timestamp("creation time"));
     properties.insert(schema::UPDATED_AT.into(), timestamp("last change time"));
     if let Some(pipeline) = &entity.pipeline {
         let stages: Vec<Value> = pipeline.stages.iter().map(|s| json!(s.key)).collect();
-        properties.insert(schema::STAGE.into(), json!({"enum": stages, "description": "pipeline stage"}));
+        properties.insert(
+            schema::STAGE.into(),
+            json!({"enum": stages, "description": "pipeline stage"}),
+        );
     }
     for field in &entity.fields {
         let mut property = field_schema(field);
@@ -54,8 +61,15 @@ pub fn record_schema(entity: &Entity) -> Value {
 /// Schema of what a client may write: editable fields, plus `owner`.
 pub fn input_schema(entity: &Entity) -> Value {
     let mut properties = Map::new();
-    properties.insert(schema::OWNER.into(), json!({"type": ["integer", "null"], "minimum": 1}));
-    for field in entity.fields.iter().filter(|f| !f.is_computed() && !f.read_only) {
+    properties.insert(
+        schema::OWNER.into(),
+        json!({"type": ["integer", "null"], "minimum": 1}),
+    );
+    for field in entity
+        .fields
+        .iter()
+        .filter(|f| !f.is_computed() && !f.read_only)
+    {
         properties.insert(field.key.clone(), Value::Object(field_schema(field)));
     }
     json!({
@@ -88,7 +102,9 @@ fn field_schema(field: &Field) -> Map<String, Value> {
         }
         FieldType::MultiSelect => {
             let values: Vec<Value> = field.options.iter().map(|o| json!(o.value)).collect();
-            object(json!({"type": ["array", "null"], "items": {"enum": values}, "uniqueItems": true}))
+            object(
+                json!({"type": ["array", "null"], "items": {"enum": values}, "uniqueItems": true}),
+            )
         }
         FieldType::Reference | FieldType::User => {
             object(json!({"type": ["integer", "null"], "minimum": 1}))

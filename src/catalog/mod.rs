@@ -88,7 +88,11 @@ impl Catalog {
 
     /// Compiles a validated package. Problems here are expressions that do not
     /// compile, which validation already reports; they are returned, never panicked on.
-    pub fn compile(version: i64, package: Package, archive: Archive) -> Result<Catalog, Vec<Problem>> {
+    pub fn compile(
+        version: i64,
+        package: Package,
+        archive: Archive,
+    ) -> Result<Catalog, Vec<Problem>> {
         let mut problems = Vec::new();
         let mut entities = HashMap::new();
         for (index, entity) in package.entities.iter().enumerate() {
@@ -123,7 +127,11 @@ impl Catalog {
     }
 }
 
-fn compile_entity(package: &Package, entity: &Entity, path: &str) -> Result<EntityCatalog, Vec<Problem>> {
+fn compile_entity(
+    package: &Package,
+    entity: &Entity,
+    path: &str,
+) -> Result<EntityCatalog, Vec<Problem>> {
     let mut problems = Vec::new();
     let mut compile = |field_index: usize, option: &str, source: &str| -> Option<Expr> {
         Expr::compile(source)
@@ -140,13 +148,25 @@ fn compile_entity(package: &Package, entity: &Entity, path: &str) -> Result<Enti
     let mut visible_if = HashMap::new();
     let mut required_if = HashMap::new();
     for (index, field) in entity.fields.iter().enumerate() {
-        if let Some(expr) = field.formula.as_deref().and_then(|s| compile(index, "formula", s)) {
+        if let Some(expr) = field
+            .formula
+            .as_deref()
+            .and_then(|s| compile(index, "formula", s))
+        {
             formulas.push((field.key.clone(), expr));
         }
-        if let Some(expr) = field.visible_if.as_deref().and_then(|s| compile(index, "visible_if", s)) {
+        if let Some(expr) = field
+            .visible_if
+            .as_deref()
+            .and_then(|s| compile(index, "visible_if", s))
+        {
             visible_if.insert(field.key.clone(), expr);
         }
-        if let Some(expr) = field.required_if.as_deref().and_then(|s| compile(index, "required_if", s)) {
+        if let Some(expr) = field
+            .required_if
+            .as_deref()
+            .and_then(|s| compile(index, "required_if", s))
+        {
             required_if.insert(field.key.clone(), expr);
         }
         match &field.default {
@@ -176,7 +196,9 @@ fn compile_entity(package: &Package, entity: &Entity, path: &str) -> Result<Enti
             other
                 .fields
                 .iter()
-                .filter(|f| f.field_type == FieldType::Reference && f.target.as_deref() == Some(&entity.key))
+                .filter(|f| {
+                    f.field_type == FieldType::Reference && f.target.as_deref() == Some(&entity.key)
+                })
                 .map(|f| (other.key.clone(), f.key.clone()))
         })
         .collect();
@@ -205,7 +227,11 @@ fn system_columns(entity: &Entity) -> Vec<Field> {
         column(schema::UPDATED_AT, "datetime"),
     ];
     if let Some(pipeline) = &entity.pipeline {
-        let options: Vec<Value> = pipeline.stages.iter().map(|s| json!({"value": s.key})).collect();
+        let options: Vec<Value> = pipeline
+            .stages
+            .iter()
+            .map(|s| json!({"value": s.key}))
+            .collect();
         columns.push(json!({"key": schema::STAGE, "type": "select", "options": options}));
     }
     columns

@@ -5,17 +5,16 @@
 //! `data/tenants/<tenant>.db`. A [`TenantDb`] is the only way to reach a tenant's tables,
 //! and it can address no other namespace.
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use metacrm_migrations::{MigratorTrait, SystemMigrator, TenantMigrator};
 use sea_orm::sea_query::{Alias, IntoIden, SchemaName, TableName};
 use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
 use sea_orm::{
-    ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DatabaseTransaction, DbBackend,
-    SqliteTransactionMode, TransactionOptions, TransactionTrait,
+    ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DatabaseTransaction,
+    QueryResult, SqliteTransactionMode, StatementBuilder, TransactionOptions, TransactionTrait,
 };
 
 use crate::error::{Error, Result};
@@ -40,8 +39,6 @@ pub struct Platform {
     system: DatabaseConnection,
     backend: Backend,
     data_dir: PathBuf,
-    /// SQLite: one pool per tenant file, opened once.
-    sqlite_tenants: Arc<Mutex<HashMap<String, DatabaseConnection>>>,
 }
 
 impl Platform {
@@ -73,7 +70,6 @@ impl Platform {
             system,
             backend,
             data_dir: config.data_dir.clone(),
-            sqlite_tenants: Arc::default(),
         })
     }
 
@@ -120,31 +116,20 @@ impl Platform {
         match self.backend {
             Backend::Postgres => Ok(TenantDb {
                 key: tenant.to_string(),
-                conn: self.system.clone(),
+                conn: Arc::new(RwLock::new(self.system.clone())),
                 schema: Some(schema_name(tenant)),
+                sqlite_path: None,
             }),
             Backend::Sqlite => {
-                let existing = self.sqlite_tenants.lock().unwrap().get(tenant).cloned();
-                let conn = match existing {
-                    Some(conn) => conn,
-                    None => {
-                        let path = self.sqlite_path(tenant);
-                        if !path.exists() {
-                            return Err(Error::not_found(format!("tenant {tenant:?}")));
-                        }
-                        let conn = open_sqlite(&path).await?;
-                        self.sqlite_tenants
-                            .lock()
-                            .unwrap()
-                            .entry(tenant.to_string())
-                            .or_insert(conn)
-                            .clone()
-                    }
-                };
+                let path = self.sqlite_path(tenant);
+                if !path.exists() {
+                    return Err(Error::not_found(format!("tenant {tenant:?}")));
+                }
                 Ok(TenantDb {
                     key: tenant.to_string(),
-                    conn,
+                    conn: Arc::new(RwLock::new(open_sqlite(&path).await?)),
                     schema: None,
+                    sqlite_path: Some(path),
                 })
             }
         }
@@ -175,24 +160,50 @@ async fn open_sqlite(path: &Path) -> Result<DatabaseConnection> {
     Ok(Database::connect(options).await?)
 }
 
+/// The first row of a query. Reads the whole result rather than calling `query_one`:
+/// on SQLite, sqlx's `fetch_one` leaves the statement un-reset, so the pooled
+/// connection keeps an open read transaction and later sees an old snapshot (old
+/// data, and after a publish an old schema).
+pub async fn query_first<S: StatementBuilder>(
+    conn: &impl ConnectionTrait,
+    statement: &S,
+) -> Result<Option<QueryResult>> {
+    Ok(conn.query_all(statement).await?.into_iter().next())
+}
+
 /// A tenant's namespace: every tenant table is addressed through [`TenantDb::table`].
 #[derive(Clone)]
 pub struct TenantDb {
     pub key: String,
-    conn: DatabaseConnection,
+    conn: Arc<RwLock<DatabaseConnection>>,
     schema: Option<String>,
+    /// SQLite: the tenant's file, to reopen the pool after a schema change.
+    sqlite_path: Option<PathBuf>,
 }
 
 impl TenantDb {
     pub fn backend(&self) -> Backend {
-        match self.conn.get_database_backend() {
-            DbBackend::Postgres => Backend::Postgres,
-            _ => Backend::Sqlite,
+        match self.schema {
+            Some(_) => Backend::Postgres,
+            None => Backend::Sqlite,
         }
     }
 
-    pub fn conn(&self) -> &DatabaseConnection {
-        &self.conn
+    /// The connection pool (a cheap handle).
+    pub fn conn(&self) -> DatabaseConnection {
+        self.conn.read().expect("connection lock").clone()
+    }
+
+    /// After a schema change on SQLite, replaces the pool: SQLite connections that
+    /// prepared statements before a column was renamed away and back were seen to
+    /// return NULL for it, so no connection outlives a schema version.
+    pub async fn reconnect_after_schema_change(&self) -> Result<()> {
+        if let Some(path) = &self.sqlite_path {
+            let fresh = open_sqlite(path).await?;
+            // The old pool closes when the last request holding it finishes.
+            *self.conn.write().expect("connection lock") = fresh;
+        }
+        Ok(())
     }
 
     /// A table of this tenant, qualified by its schema where the backend has schemas.
@@ -218,6 +229,6 @@ impl TenantDb {
             access_mode: None,
             sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
         };
-        Ok(self.conn.begin_with_options(options).await?)
+        Ok(self.conn().begin_with_options(options).await?)
     }
 }

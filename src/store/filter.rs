@@ -39,7 +39,12 @@ fn bad(path: &str, message: impl std::fmt::Display) -> Error {
     Error::BadRequest(format!("{path}: {message}"))
 }
 
-fn node(entity: &EntityCatalog, filter: &Value, ctx: &FilterContext, path: &str) -> Result<Condition> {
+fn node(
+    entity: &EntityCatalog,
+    filter: &Value,
+    ctx: &FilterContext,
+    path: &str,
+) -> Result<Condition> {
     let Value::Object(map) = filter else {
         return Err(bad(path, "a filter is an object"));
     };
@@ -47,12 +52,22 @@ fn node(entity: &EntityCatalog, filter: &Value, ctx: &FilterContext, path: &str)
         let is_and = map.contains_key("and");
         let key = if is_and { "and" } else { "or" };
         if map.len() != 1 {
-            return Err(bad(path, format!("\"{key}\" must be the only key of its object")));
+            return Err(bad(
+                path,
+                format!("\"{key}\" must be the only key of its object"),
+            ));
         }
         let Value::Array(children) = children else {
-            return Err(bad(&format!("{path}.{key}"), "expected an array of filters"));
+            return Err(bad(
+                &format!("{path}.{key}"),
+                "expected an array of filters",
+            ));
         };
-        let mut condition = if is_and { Condition::all() } else { Condition::any() };
+        let mut condition = if is_and {
+            Condition::all()
+        } else {
+            Condition::any()
+        };
         for (index, child) in children.iter().enumerate() {
             condition = condition.add(node(entity, child, ctx, &format!("{path}.{key}[{index}]"))?);
         }
@@ -66,16 +81,22 @@ fn node(entity: &EntityCatalog, filter: &Value, ctx: &FilterContext, path: &str)
     }
     for key in map.keys() {
         if !matches!(key.as_str(), "field" | "op" | "value") {
-            return Err(bad(&format!("{path}.{key}"), "unknown key; expected and, or, not, or field/op/value"));
+            return Err(bad(
+                &format!("{path}.{key}"),
+                "unknown key; expected and, or, not, or field/op/value",
+            ));
         }
     }
     let field_key = map
         .get("field")
         .and_then(Value::as_str)
         .ok_or_else(|| bad(&format!("{path}.field"), "expected a field key"))?;
-    let field = entity
-        .column(field_key)
-        .ok_or_else(|| bad(&format!("{path}.field"), format!("unknown field {field_key:?}")))?;
+    let field = entity.column(field_key).ok_or_else(|| {
+        bad(
+            &format!("{path}.field"),
+            format!("unknown field {field_key:?}"),
+        )
+    })?;
     let op = map
         .get("op")
         .and_then(Value::as_str)
@@ -103,7 +124,12 @@ impl From<String> for Comparison {
     }
 }
 
-fn comparison(field: &Field, op: &str, raw: &Value, ctx: &FilterContext) -> Result<SimpleExpr, Comparison> {
+fn comparison(
+    field: &Field,
+    op: &str,
+    raw: &Value,
+    ctx: &FilterContext,
+) -> Result<SimpleExpr, Comparison> {
     let column = || Expr::col(Alias::new(&field.key));
     let scalar = |v: &Value| -> Result<sea_orm::sea_query::Value, String> {
         let resolved = resolve(field, v, ctx)?;
@@ -131,7 +157,9 @@ fn comparison(field: &Field, op: &str, raw: &Value, ctx: &FilterContext) -> Resu
             }
         }
         "between" => match raw {
-            Value::Array(pair) if pair.len() == 2 => column().between(scalar(&pair[0])?, scalar(&pair[1])?),
+            Value::Array(pair) if pair.len() == 2 => {
+                column().between(scalar(&pair[0])?, scalar(&pair[1])?)
+            }
             _ => return Err("between takes an array of two values".to_string().into()),
         },
         "is_null" => match raw {
@@ -146,12 +174,19 @@ fn comparison(field: &Field, op: &str, raw: &Value, ctx: &FilterContext) -> Resu
             let escaped = escape_like(&text.to_lowercase());
             let pattern = match (op, field.field_type) {
                 // Multi-select values are stored as a JSON array of strings.
-                (_, FieldType::MultiSelect) => format!("%{}%", escape_like(&json!(text).to_string())),
+                (_, FieldType::MultiSelect) => {
+                    format!("%{}%", escape_like(&json!(text).to_string()))
+                }
                 ("contains", _) => format!("%{escaped}%"),
                 _ => format!("{escaped}%"),
             };
             if !matches!(storage(field.field_type), Storage::Text | Storage::JsonText) {
-                return Err(format!("{op} applies to text fields, not to {} field {:?}", field.field_type.as_str(), field.key).into());
+                return Err(format!(
+                    "{op} applies to text fields, not to {} field {:?}",
+                    field.field_type.as_str(),
+                    field.key
+                )
+                .into());
             }
             Expr::expr(Func::lower(column())).like(LikeExpr::new(pattern).escape('\\'))
         }
@@ -178,12 +213,15 @@ fn resolve(field: &Field, value: &Value, ctx: &FilterContext) -> Result<Value, S
 }
 
 pub fn relative_date(name: &str, today: NaiveDate) -> Result<NaiveDate, String> {
-    let first_of = |month: u32| NaiveDate::from_ymd_opt(today.year(), month, 1).expect("valid month");
+    let first_of =
+        |month: u32| NaiveDate::from_ymd_opt(today.year(), month, 1).expect("valid month");
     Ok(match name {
         "today" => today,
         "yesterday" => today - Duration::days(1),
         "tomorrow" => today + Duration::days(1),
-        "start_of_week" => today - Duration::days(i64::from(today.weekday().num_days_from_monday())),
+        "start_of_week" => {
+            today - Duration::days(i64::from(today.weekday().num_days_from_monday()))
+        }
         "start_of_month" => first_of(today.month()),
         "start_of_quarter" => first_of((today.month() - 1) / 3 * 3 + 1),
         "start_of_year" => first_of(1),

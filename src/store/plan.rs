@@ -215,7 +215,12 @@ impl Planner<'_> {
                         Alias::new(&field.key),
                     )
                     .to_owned();
-                self.push(Op::RestoreColumn, entity, Some(&field.key), vec![self.render(&rename)]);
+                self.push(
+                    Op::RestoreColumn,
+                    entity,
+                    Some(&field.key),
+                    vec![self.render(&rename)],
+                );
                 self.convert(path, entity, &archived, field);
             }
             None => {
@@ -224,7 +229,12 @@ impl Planner<'_> {
                     .table(table)
                     .add_column(schema::field_column(field))
                     .to_owned();
-                self.push(Op::AddColumn, entity, Some(&field.key), vec![self.render(&add)]);
+                self.push(
+                    Op::AddColumn,
+                    entity,
+                    Some(&field.key),
+                    vec![self.render(&add)],
+                );
             }
         }
         self.create_indexes(entity, field);
@@ -240,7 +250,12 @@ impl Planner<'_> {
                 Alias::new(schema::archived_column_name(&field.key)),
             )
             .to_owned();
-        self.push(Op::ArchiveColumn, entity, Some(&field.key), vec![self.render(&rename)]);
+        self.push(
+            Op::ArchiveColumn,
+            entity,
+            Some(&field.key),
+            vec![self.render(&rename)],
+        );
         self.archive.fields.push(ArchivedField {
             entity: entity.to_string(),
             field: field.clone(),
@@ -253,7 +268,12 @@ impl Planner<'_> {
             .table(table)
             .rename_column(Alias::new(from), Alias::new(to))
             .to_owned();
-        self.push(Op::RenameColumn, entity, Some(to), vec![self.render(&rename)]);
+        self.push(
+            Op::RenameColumn,
+            entity,
+            Some(to),
+            vec![self.render(&rename)],
+        );
         for archived in &mut self.archive.fields {
             if archived.entity == entity && archived.field.key == from {
                 archived.field.key = to.to_string();
@@ -354,7 +374,12 @@ impl Planner<'_> {
                 Alias::new(schema::archived_table_name(&entity.key)),
             )
             .to_owned();
-        self.push(Op::ArchiveTable, &entity.key, None, vec![self.render(&rename)]);
+        self.push(
+            Op::ArchiveTable,
+            &entity.key,
+            None,
+            vec![self.render(&rename)],
+        );
         self.archive.entities.push(entity.clone());
     }
 
@@ -393,7 +418,12 @@ impl Planner<'_> {
 
     fn drop_index(&mut self, entity: &str, field: &str, unique: bool) {
         let index = schema::drop_index(self.db, entity, field, unique);
-        self.push(Op::DropIndex, entity, Some(field), vec![self.render(&index)]);
+        self.push(
+            Op::DropIndex,
+            entity,
+            Some(field),
+            vec![self.render(&index)],
+        );
     }
 
     fn render(&self, statement: &impl SchemaStatementBuilder) -> String {

@@ -12,7 +12,7 @@ use sea_orm::sea_query::{
     Alias, Condition, Expr, ExprTrait, NullOrdering, Order, Query, SelectStatement,
     Value as SqlValue,
 };
-use sea_orm::{ConnectionTrait, DatabaseTransaction, DbErr, QueryResult, SqlErr};
+use sea_orm::{ConnectionTrait, DatabaseTransaction, QueryResult, SqlErr};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
@@ -21,6 +21,7 @@ use crate::catalog::{Catalog, DefaultValue, EntityCatalog};
 use crate::error::{Error, FieldError, Result};
 use crate::meta::{Field, FieldType};
 use crate::store::db::TenantDb;
+use crate::store::db::query_first;
 use crate::store::filter::{self, FilterContext};
 use crate::store::schema::{self, Storage};
 use crate::store::{journal, value};
@@ -90,7 +91,11 @@ pub struct Page {
 
 impl<'a> Records<'a> {
     pub fn new(db: &'a TenantDb, catalog: &'a Catalog, entity: &'a EntityCatalog) -> Self {
-        Records { db, catalog, entity }
+        Records {
+            db,
+            catalog,
+            entity,
+        }
     }
 
     fn table(&self) -> sea_orm::sea_query::TableName {
@@ -154,7 +159,7 @@ impl<'a> Records<'a> {
         if let Some(rows) = &access.rows {
             select.cond_where(rows.clone());
         }
-        match conn.query_one(&select).await? {
+        match query_first(conn, &select).await? {
             Some(row) => Ok(Some(self.decode(&row)?)),
             None => Ok(None),
         }
@@ -166,7 +171,7 @@ impl<'a> Records<'a> {
 
     pub async fn get(&self, id: i64, access: &Access) -> Result<Value> {
         let record = self
-            .fetch(self.db.conn(), id, access)
+            .fetch(&self.db.conn(), id, access)
             .await?
             .ok_or_else(|| self.not_found(id))?;
         Ok(mask(record, access))
@@ -205,9 +210,11 @@ impl<'a> Records<'a> {
             columns.push(Alias::new(key));
             values.push(Expr::val(self.sql_value(key, value)?));
         }
-        insert.columns(columns).values_panic(values).returning_col(Alias::new(schema::ID));
-        let row = txn
-            .query_one(&insert)
+        insert
+            .columns(columns)
+            .values_panic(values)
+            .returning_col(Alias::new(schema::ID));
+        let row = query_first(&txn, &insert)
             .await
             .map_err(|e| self.write_error(e))?
             .ok_or_else(|| Error::Internal("insert returned no id".into()))?;
@@ -216,8 +223,21 @@ impl<'a> Records<'a> {
             .fetch(&txn, id, &Access::full(access.user_id))
             .await?
             .ok_or_else(|| Error::Internal("created record vanished".into()))?;
-        let changes = diff_records(&Map::new(), created.as_object().expect("records are objects"));
-        journal::record_write(&txn, self.db, &self.entity.def.key, id, "create", access.user_id, &changes, &created).await?;
+        let changes = diff_records(
+            &Map::new(),
+            created.as_object().expect("records are objects"),
+        );
+        journal::record_write(
+            &txn,
+            self.db,
+            &self.entity.def.key,
+            id,
+            "create",
+            access.user_id,
+            &changes,
+            &created,
+        )
+        .await?;
         txn.commit().await?;
         Ok(mask(created, access))
     }
@@ -231,7 +251,10 @@ impl<'a> Records<'a> {
     ) -> Result<Value> {
         let input = self.check_input(input, access)?;
         let txn = self.db.begin_write().await?;
-        let current = self.fetch(&txn, id, access).await?.ok_or_else(|| self.not_found(id))?;
+        let current = self
+            .fetch(&txn, id, access)
+            .await?
+            .ok_or_else(|| self.not_found(id))?;
         let current_version = current[schema::VERSION].as_i64().unwrap_or(0);
         if let Some(expected) = expected_version
             && expected != current_version
@@ -261,7 +284,10 @@ impl<'a> Records<'a> {
         for key in changes.keys() {
             update.value(Alias::new(key), self.sql_value(key, &record[key])?);
         }
-        let result = txn.execute(&update).await.map_err(|e| self.write_error(e))?;
+        let result = txn
+            .execute(&update)
+            .await
+            .map_err(|e| self.write_error(e.into()))?;
         if result.rows_affected() == 0 {
             return Err(Error::VersionConflict {
                 current: current_version + 1,
@@ -271,7 +297,17 @@ impl<'a> Records<'a> {
             .fetch(&txn, id, &Access::full(access.user_id))
             .await?
             .ok_or_else(|| self.not_found(id))?;
-        journal::record_write(&txn, self.db, &self.entity.def.key, id, "update", access.user_id, &changes, &updated).await?;
+        journal::record_write(
+            &txn,
+            self.db,
+            &self.entity.def.key,
+            id,
+            "update",
+            access.user_id,
+            &changes,
+            &updated,
+        )
+        .await?;
         txn.commit().await?;
         Ok(mask(updated, access))
     }
@@ -279,7 +315,10 @@ impl<'a> Records<'a> {
     /// Moves a record to the recycle bin; refused while other records reference it.
     pub async fn delete(&self, id: i64, access: &Access) -> Result<()> {
         let txn = self.db.begin_write().await?;
-        let current = self.fetch(&txn, id, access).await?.ok_or_else(|| self.not_found(id))?;
+        let current = self
+            .fetch(&txn, id, access)
+            .await?
+            .ok_or_else(|| self.not_found(id))?;
         for (entity, field) in &self.entity.referenced_by {
             let mut select = Query::select();
             select
@@ -287,7 +326,7 @@ impl<'a> Records<'a> {
                 .from(self.db.table(&schema::table_name(entity)))
                 .and_where(Expr::col(Alias::new(field)).eq(id))
                 .and_where(Expr::col(Alias::new(schema::DELETED_AT)).is_null());
-            let count: i64 = match txn.query_one(&select).await? {
+            let count: i64 = match query_first(&txn, &select).await? {
                 Some(row) => row.try_get_by_index(0)?,
                 None => 0,
             };
@@ -308,7 +347,17 @@ impl<'a> Records<'a> {
             )
             .and_where(Expr::col(Alias::new(schema::ID)).eq(id));
         txn.execute(&update).await?;
-        journal::record_write(&txn, self.db, &self.entity.def.key, id, "delete", access.user_id, &BTreeMap::new(), &current).await?;
+        journal::record_write(
+            &txn,
+            self.db,
+            &self.entity.def.key,
+            id,
+            "delete",
+            access.user_id,
+            &BTreeMap::new(),
+            &current,
+        )
+        .await?;
         txn.commit().await?;
         Ok(())
     }
@@ -324,9 +373,13 @@ impl<'a> Records<'a> {
         let mut keys: Vec<(&Field, bool)> = Vec::new();
         for (index, spec) in request.sort.iter().enumerate() {
             let (key, desc) = spec.parts();
-            let field = self.entity.column(key).filter(|f| !access.hidden_fields.contains(&f.key)).ok_or_else(|| {
-                Error::BadRequest(format!("sort[{index}]: unknown field {key:?}"))
-            })?;
+            let field = self
+                .entity
+                .column(key)
+                .filter(|f| !access.hidden_fields.contains(&f.key))
+                .ok_or_else(|| {
+                    Error::BadRequest(format!("sort[{index}]: unknown field {key:?}"))
+                })?;
             if matches!(schema::storage(field.field_type), Storage::JsonText) {
                 return Err(Error::BadRequest(format!(
                     "sort[{index}]: {} field {key:?} cannot be sorted",
@@ -437,11 +490,17 @@ impl<'a> Records<'a> {
         }
         if let Some(stage) = stage {
             let pipeline = self.entity.def.pipeline.as_ref().expect("has a pipeline");
-            match stage.as_str().filter(|s| pipeline.stages.iter().any(|st| st.key == *s)) {
+            match stage
+                .as_str()
+                .filter(|s| pipeline.stages.iter().any(|st| st.key == *s))
+            {
                 Some(_) => {
                     normalized.insert(schema::STAGE.into(), stage);
                 }
-                None => errors.push(FieldError::new(schema::STAGE, format!("unknown stage {stage}"))),
+                None => errors.push(FieldError::new(
+                    schema::STAGE,
+                    format!("unknown stage {stage}"),
+                )),
             }
         }
         if errors.is_empty() {
@@ -451,7 +510,11 @@ impl<'a> Records<'a> {
         }
     }
 
-    fn apply_defaults(&self, record: &mut Map<String, Value>, input: &Map<String, Value>) -> Result<()> {
+    fn apply_defaults(
+        &self,
+        record: &mut Map<String, Value>,
+        input: &Map<String, Value>,
+    ) -> Result<()> {
         for (key, default) in &self.entity.defaults {
             if input.contains_key(key) {
                 continue;
@@ -459,9 +522,9 @@ impl<'a> Records<'a> {
             let field = self.entity.field(key).expect("defaults name fields");
             let raw = match default {
                 DefaultValue::Literal(value) => value.clone(),
-                DefaultValue::Expr(expr) => expr
-                    .eval(record)
-                    .map_err(|m| Error::field(key, format!("default could not be computed: {m}")))?,
+                DefaultValue::Expr(expr) => expr.eval(record).map_err(|m| {
+                    Error::field(key, format!("default could not be computed: {m}"))
+                })?,
             };
             let value = value::normalize(field, &raw)
                 .map_err(|m| Error::field(key, format!("default {raw} is not valid: {m}")))?;
@@ -479,7 +542,9 @@ impl<'a> Records<'a> {
                 Ok(value) => {
                     record.insert(key.clone(), value);
                 }
-                Err(message) => errors.push(FieldError::new(key, format!("formula failed: {message}"))),
+                Err(message) => {
+                    errors.push(FieldError::new(key, format!("formula failed: {message}")))
+                }
             }
         }
         for field in &self.entity.def.fields {
@@ -534,25 +599,37 @@ impl<'a> Records<'a> {
                 select
                     .column(Alias::new(schema::ID))
                     .from(self.table())
-                    .and_where(Expr::col(Alias::new(&field.key)).eq(value::to_sql(field, value).map_err(Error::Internal)?))
+                    .and_where(
+                        Expr::col(Alias::new(&field.key))
+                            .eq(value::to_sql(field, value).map_err(Error::Internal)?),
+                    )
                     .and_where(Expr::col(Alias::new(schema::DELETED_AT)).is_null())
                     .limit(1);
                 if let Some(id) = id {
                     select.and_where(Expr::col(Alias::new(schema::ID)).ne(id));
                 }
-                if txn.query_one(&select).await?.is_some() {
-                    errors.push(FieldError::new(&field.key, format!("{value} is already used by another record")));
+                if query_first(txn, &select).await?.is_some() {
+                    errors.push(FieldError::new(
+                        &field.key,
+                        format!("{value} is already used by another record"),
+                    ));
                 }
             }
             match field.field_type {
                 FieldType::Reference => {
                     let target = field.target.as_deref().expect("validated reference");
                     if !self.exists(txn, &schema::table_name(target), value).await? {
-                        errors.push(FieldError::new(&field.key, format!("{target} record {value} does not exist")));
+                        errors.push(FieldError::new(
+                            &field.key,
+                            format!("{target} record {value} does not exist"),
+                        ));
                     }
                 }
                 FieldType::User if !self.user_exists(txn, value).await? => {
-                    errors.push(FieldError::new(&field.key, format!("user {value} does not exist")));
+                    errors.push(FieldError::new(
+                        &field.key,
+                        format!("user {value} does not exist"),
+                    ));
                 }
                 _ => {}
             }
@@ -560,7 +637,10 @@ impl<'a> Records<'a> {
         if let Some(owner) = record.get(schema::OWNER).filter(|v| !v.is_null())
             && !self.user_exists(txn, owner).await?
         {
-            errors.push(FieldError::new(schema::OWNER, format!("user {owner} does not exist")));
+            errors.push(FieldError::new(
+                schema::OWNER,
+                format!("user {owner} does not exist"),
+            ));
         }
         if errors.is_empty() {
             Ok(())
@@ -576,7 +656,7 @@ impl<'a> Records<'a> {
             .from(self.db.table(table))
             .and_where(Expr::col(Alias::new(schema::ID)).eq(id.as_i64()))
             .and_where(Expr::col(Alias::new(schema::DELETED_AT)).is_null());
-        Ok(txn.query_one(&select).await?.is_some())
+        Ok(query_first(txn, &select).await?.is_some())
     }
 
     async fn user_exists(&self, txn: &DatabaseTransaction, id: &Value) -> Result<bool> {
@@ -585,13 +665,23 @@ impl<'a> Records<'a> {
             .column(Alias::new("id"))
             .from(self.db.table("users"))
             .and_where(Expr::col(Alias::new("id")).eq(id.as_i64()));
-        Ok(txn.query_one(&select).await?.is_some())
+        Ok(query_first(txn, &select).await?.is_some())
     }
 
     /// Numbers come from the sequences table inside the write transaction: a rolled-back
     /// write gives its number back, so numbering has no gaps.
-    async fn assign_auto_numbers(&self, txn: &DatabaseTransaction, record: &mut Map<String, Value>) -> Result<()> {
-        for field in self.entity.def.fields.iter().filter(|f| f.field_type == FieldType::AutoNumber) {
+    async fn assign_auto_numbers(
+        &self,
+        txn: &DatabaseTransaction,
+        record: &mut Map<String, Value>,
+    ) -> Result<()> {
+        for field in self
+            .entity
+            .def
+            .fields
+            .iter()
+            .filter(|f| f.field_type == FieldType::AutoNumber)
+        {
             let name = sequence_name(&self.entity.def.key, &field.key);
             let mut update = Query::update();
             update
@@ -599,12 +689,14 @@ impl<'a> Records<'a> {
                 .value(Alias::new("value"), Expr::col(Alias::new("value")).add(1))
                 .and_where(Expr::col(Alias::new("name")).eq(name.as_str()))
                 .returning_col(Alias::new("value"));
-            let row = txn
-                .query_one(&update)
+            let row = query_first(txn, &update)
                 .await?
                 .ok_or_else(|| Error::Internal(format!("sequence {name} is missing")))?;
             let number: i64 = row.try_get("", "value")?;
-            record.insert(field.key.clone(), json!(format_auto_number(field.format.as_deref(), number)));
+            record.insert(
+                field.key.clone(),
+                json!(format_auto_number(field.format.as_deref(), number)),
+            );
         }
         Ok(())
     }
@@ -618,7 +710,10 @@ impl<'a> Records<'a> {
     }
 
     /// A unique index can still refuse a write that raced past the check.
-    fn write_error(&self, error: DbErr) -> Error {
+    fn write_error(&self, error: Error) -> Error {
+        let Error::Database(error) = error else {
+            return error;
+        };
         match error.sql_err() {
             Some(SqlErr::UniqueConstraintViolation(message)) => {
                 let field = self
@@ -626,7 +721,14 @@ impl<'a> Records<'a> {
                     .def
                     .fields
                     .iter()
-                    .find(|f| f.unique && message.contains(&schema::index_name(&self.entity.def.key, &f.key, true)))
+                    .find(|f| {
+                        f.unique
+                            && message.contains(&schema::index_name(
+                                &self.entity.def.key,
+                                &f.key,
+                                true,
+                            ))
+                    })
                     .map(|f| f.key.clone())
                     .unwrap_or_default();
                 Error::field(field, "this value is already used by another record")
@@ -667,8 +769,8 @@ fn format_auto_number(format: Option<&str>, number: i64) -> String {
 fn coerce_formula(field: &Field, value: &Value) -> Result<Value, String> {
     match (field.field_type, value) {
         (FieldType::Decimal, Value::Number(n)) => {
-            let decimal = value::parse_decimal(&Value::Number(n.clone()))?
-                .round_dp(field.decimal_scale());
+            let decimal =
+                value::parse_decimal(&Value::Number(n.clone()))?.round_dp(field.decimal_scale());
             value::normalize(field, &json!(decimal.to_string()))
         }
         (FieldType::Text | FieldType::LongText, Value::Number(_) | Value::Bool(_)) => {
@@ -698,24 +800,44 @@ fn check_bounds(field: &Field, value: &Value) -> Result<(), String> {
 }
 
 fn schema_error(error: &jsonschema::ValidationError) -> Vec<FieldError> {
-    if let jsonschema::error::ValidationErrorKind::AdditionalProperties { unexpected } = error.kind() {
+    if let jsonschema::error::ValidationErrorKind::AdditionalProperties { unexpected } =
+        error.kind()
+    {
         return unexpected
             .iter()
             .map(|key| FieldError::new(key, "unknown field"))
             .collect();
     }
     let path = error.instance_path().to_string();
-    let field = path.trim_start_matches('/').split('/').next().unwrap_or("").to_string();
+    let field = path
+        .trim_start_matches('/')
+        .split('/')
+        .next()
+        .unwrap_or("")
+        .to_string();
     vec![FieldError::new(field, error.to_string())]
 }
 
 /// Changed fields between two versions of a record, as `{field: [old, new]}`.
-pub fn diff_records(old: &Map<String, Value>, new: &Map<String, Value>) -> BTreeMap<String, (Value, Value)> {
+pub fn diff_records(
+    old: &Map<String, Value>,
+    new: &Map<String, Value>,
+) -> BTreeMap<String, (Value, Value)> {
     new.iter()
-        .filter(|(key, _)| !matches!(key.as_str(), schema::ID | schema::VERSION | schema::CREATED_AT | schema::UPDATED_AT | schema::CREATED_BY))
+        .filter(|(key, _)| {
+            !matches!(
+                key.as_str(),
+                schema::ID
+                    | schema::VERSION
+                    | schema::CREATED_AT
+                    | schema::UPDATED_AT
+                    | schema::CREATED_BY
+            )
+        })
         .filter_map(|(key, value)| {
             let before = old.get(key).cloned().unwrap_or(Value::Null);
-            (before != *value && !(Value::is_null(&before) && Value::is_null(value))).then(|| (key.clone(), (before, value.clone())))
+            (before != *value && !(Value::is_null(&before) && Value::is_null(value)))
+                .then(|| (key.clone(), (before, value.clone())))
         })
         .collect()
 }
@@ -741,7 +863,12 @@ fn cursor_for(keys: &[(&Field, bool)], row: &QueryResult) -> Result<String> {
 
 /// Rows strictly after the cursor in the sort order (NULL being the greatest value).
 fn after_cursor(keys: &[(&Field, bool)], cursor: &str) -> Result<Condition> {
-    let invalid = || Error::BadRequest("after: invalid cursor; pass the `next` value of a previous page with the same sort".into());
+    let invalid = || {
+        Error::BadRequest(
+            "after: invalid cursor; pass the `next` value of a previous page with the same sort"
+                .into(),
+        )
+    };
     let bytes = URL_SAFE_NO_PAD.decode(cursor).map_err(|_| invalid())?;
     let values: Vec<Value> = serde_json::from_slice(&bytes).map_err(|_| invalid())?;
     if values.len() != keys.len() {

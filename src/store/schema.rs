@@ -5,8 +5,8 @@
 //! which has no exact decimal column), multi-selects and attachments are JSON text.
 
 use sea_orm::sea_query::{
-    Alias, ColumnDef, ConditionalStatement, Expr, ExprTrait, Index, IndexCreateStatement, IndexDropStatement, Table,
-    TableCreateStatement,
+    Alias, ColumnDef, ConditionalStatement, Expr, ExprTrait, Index, IndexCreateStatement,
+    IndexDropStatement, Table, TableCreateStatement,
 };
 
 use crate::meta::{Entity, Field, FieldType};
@@ -134,7 +134,12 @@ pub fn create_table(db: &TenantDb, entity: &Entity) -> TableCreateStatement {
 
 /// Index for `indexed` or `unique` fields. Unique indexes ignore records in the recycle
 /// bin so a deleted customer does not block re-creating it.
-pub fn create_index(db: &TenantDb, entity: &str, column: &str, unique: bool) -> IndexCreateStatement {
+pub fn create_index(
+    db: &TenantDb,
+    entity: &str,
+    column: &str,
+    unique: bool,
+) -> IndexCreateStatement {
     let mut index = Index::create();
     index
         .name(index_name(entity, column, unique))

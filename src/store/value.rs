@@ -100,7 +100,9 @@ pub fn from_row(
     scale: u32,
 ) -> Result<Value, sea_orm::DbErr> {
     Ok(match storage(field_type) {
-        Storage::Text => row.try_get::<Option<String>>("", column)?.map(Value::String),
+        Storage::Text => row
+            .try_get::<Option<String>>("", column)?
+            .map(Value::String),
         Storage::JsonText => row
             .try_get::<Option<String>>("", column)?
             .map(|text| serde_json::from_str(&text).unwrap_or(Value::String(text))),
@@ -127,7 +129,9 @@ pub fn format_datetime(t: DateTime<Utc>) -> String {
 }
 
 fn expect_str(value: &Value) -> Result<&str, String> {
-    value.as_str().ok_or_else(|| "expected a string".to_string())
+    value
+        .as_str()
+        .ok_or_else(|| "expected a string".to_string())
 }
 
 fn parse_integer(value: &Value) -> Result<i64, String> {

@@ -15,7 +15,9 @@ pub const ADMIN: &str = "admin";
 pub const PASSWORD: &str = "correct horse battery";
 
 pub fn db_config(dir: &std::path::Path) -> DbConfig {
-    let url = std::env::var("METACRM_TEST_DATABASE").ok().filter(|v| v.starts_with("postgres"));
+    let url = std::env::var("METACRM_TEST_DATABASE")
+        .ok()
+        .filter(|v| v.starts_with("postgres"));
     DbConfig {
         database_url: url,
         data_dir: dir.to_path_buf(),
@@ -69,11 +71,17 @@ impl TestServer {
             .await
             .unwrap();
         tenant.apply(&package, None, false).await.unwrap();
-        let acceptor = TcpListener::bind("127.0.0.1:0").into_acceptor().await.unwrap();
+        let acceptor = TcpListener::bind("127.0.0.1:0")
+            .into_acceptor()
+            .await
+            .unwrap();
         let port = acceptor.local_addr()[0].as_socket_addr().unwrap().port();
         let app = metacrm::api::server(tenants.clone());
         tokio::spawn(async move {
-            poem::Server::new_with_acceptor(acceptor).run(app).await.unwrap();
+            poem::Server::new_with_acceptor(acceptor)
+                .run(app)
+                .await
+                .unwrap();
         });
         let mut server = TestServer {
             base: format!("http://127.0.0.1:{port}"),
@@ -89,7 +97,15 @@ impl TestServer {
 
     pub async fn login(&self, username: &str, password: &str) -> String {
         let reply = self
-            .send(reqwest::Method::POST, "/api/auth/login", Some(json!({"tenant": self.tenant.key, "username": username, "password": password})), None, &[])
+            .send(
+                reqwest::Method::POST,
+                "/api/auth/login",
+                Some(
+                    json!({"tenant": self.tenant.key, "username": username, "password": password}),
+                ),
+                None,
+                &[],
+            )
             .await;
         assert_eq!(reply.status, 200, "login failed: {:?}", reply.body);
         reply.body["token"].as_str().unwrap().to_string()
@@ -125,31 +141,58 @@ impl TestServer {
     }
 
     pub async fn get(&self, path: &str) -> Reply {
-        self.send(reqwest::Method::GET, path, None, Some(&self.token), &[]).await
+        self.send(reqwest::Method::GET, path, None, Some(&self.token), &[])
+            .await
     }
 
     pub async fn post(&self, path: &str, body: Value) -> Reply {
-        self.send(reqwest::Method::POST, path, Some(body), Some(&self.token), &[]).await
+        self.send(
+            reqwest::Method::POST,
+            path,
+            Some(body),
+            Some(&self.token),
+            &[],
+        )
+        .await
     }
 
     pub async fn put(&self, path: &str, body: Value) -> Reply {
-        self.send(reqwest::Method::PUT, path, Some(body), Some(&self.token), &[]).await
+        self.send(
+            reqwest::Method::PUT,
+            path,
+            Some(body),
+            Some(&self.token),
+            &[],
+        )
+        .await
     }
 
     pub async fn patch(&self, path: &str, body: Value, version: Option<i64>) -> Reply {
         let version = version.map(|v| v.to_string());
         let headers: Vec<(&str, &str)> = version.iter().map(|v| ("If-Match", v.as_str())).collect();
-        self.send(reqwest::Method::PATCH, path, Some(body), Some(&self.token), &headers).await
+        self.send(
+            reqwest::Method::PATCH,
+            path,
+            Some(body),
+            Some(&self.token),
+            &headers,
+        )
+        .await
     }
 
     pub async fn delete(&self, path: &str) -> Reply {
-        self.send(reqwest::Method::DELETE, path, None, Some(&self.token), &[]).await
+        self.send(reqwest::Method::DELETE, path, None, Some(&self.token), &[])
+            .await
     }
 
     /// Creates a record and returns it, failing the test on any error.
     pub async fn create(&self, entity: &str, record: Value) -> Value {
         let reply = self.post(&format!("/api/data/{entity}"), record).await;
-        assert_eq!(reply.status, 201, "create {entity} failed: {:#?}", reply.body);
+        assert_eq!(
+            reply.status, 201,
+            "create {entity} failed: {:#?}",
+            reply.body
+        );
         reply.body
     }
 
@@ -157,7 +200,11 @@ impl TestServer {
     pub fn fields_of(reply: &Reply) -> Vec<String> {
         reply.body["error"]["details"]
             .as_array()
-            .map(|d| d.iter().map(|e| e["field"].as_str().unwrap_or("").to_string()).collect())
+            .map(|d| {
+                d.iter()
+                    .map(|e| e["field"].as_str().unwrap_or("").to_string())
+                    .collect()
+            })
             .unwrap_or_default()
     }
 }
