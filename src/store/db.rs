@@ -65,7 +65,7 @@ impl Platform {
                 (system, Backend::Sqlite)
             }
         };
-        SystemMigrator::up(&system, None).await?;
+        migrate_system(&system, backend).await?;
         Ok(Platform {
             system,
             backend,
@@ -138,6 +138,22 @@ impl Platform {
     fn sqlite_path(&self, tenant: &str) -> PathBuf {
         self.data_dir.join("tenants").join(format!("{tenant}.db"))
     }
+}
+
+/// Runs the system migrations. On PostgreSQL several nodes may start at once: an
+/// advisory lock held by the migration transaction lets one migrate at a time.
+async fn migrate_system(system: &DatabaseConnection, backend: Backend) -> Result<()> {
+    match backend {
+        Backend::Postgres => {
+            let txn = system.begin().await?;
+            txn.execute_unprepared("SELECT pg_advisory_xact_lock(7461001)")
+                .await?;
+            SystemMigrator::up(&txn, None).await?;
+            txn.commit().await?;
+        }
+        Backend::Sqlite => SystemMigrator::up(system, None).await?,
+    }
+    Ok(())
 }
 
 fn schema_name(tenant: &str) -> String {
