@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
 use poem::Server;
-use poem::listener::TcpListener;
+use poem::listener::{Listener, TcpListener};
 use tracing_subscriber::EnvFilter;
 
 use metacrm::error::{Error, Result};
@@ -43,6 +43,9 @@ enum Command {
         /// Template for --demo: crm-base, training-services or manufacturing-service.
         #[arg(long, default_value = "crm-base")]
         template: String,
+        /// Tenant key for --demo.
+        #[arg(long, default_value = "demo")]
+        demo_tenant: String,
     },
     /// Create or upgrade the system tables (also done by every other command).
     Migrate,
@@ -121,9 +124,10 @@ async fn run(cli: Cli) -> Result<()> {
             bind,
             demo,
             template,
+            demo_tenant,
         } => {
             if demo {
-                prepare_demo(&tenants, &config, &template, &bind).await?;
+                prepare_demo(&tenants, &config, &demo_tenant, &template, &bind).await?;
             }
             serve(tenants, &bind).await
         }
@@ -199,15 +203,16 @@ async fn run(cli: Cli) -> Result<()> {
 async fn prepare_demo(
     tenants: &Tenants,
     config: &DbConfig,
+    key: &str,
     template: &str,
     bind: &str,
 ) -> Result<()> {
-    let password_file = config.data_dir.join("demo-admin-password");
-    if !tenants.exists("demo").await? {
+    let password_file = config.data_dir.join(format!("{key}-admin-password"));
+    if !tenants.exists(key).await? {
         let password = random_password();
         let tenant = tenants
             .create(&NewTenant {
-                key: "demo",
+                key,
                 name: "演示公司",
                 admin: "admin",
                 password: &password,
@@ -230,7 +235,7 @@ async fn prepare_demo(
     let password = std::fs::read_to_string(&password_file)
         .unwrap_or_else(|_| format!("(see {})", password_file.display()));
     println!(
-        "demo: open http://{bind}/docs — log in with tenant \"demo\", username \"admin\", password \"{}\"",
+        "demo: open http://{bind}/docs — log in with tenant \"{key}\", username \"admin\", password \"{}\"",
         password.trim()
     );
     Ok(())
@@ -246,8 +251,13 @@ fn random_password() -> String {
 }
 
 async fn serve(tenants: Arc<Tenants>, bind: &str) -> Result<()> {
+    // Bind before announcing, so whoever reads the line can connect at once.
+    let acceptor = TcpListener::bind(bind.to_string())
+        .into_acceptor()
+        .await
+        .map_err(|e| Error::Internal(format!("cannot listen on {bind}: {e}")))?;
     println!("metacrm listening on http://{bind} (API /api, docs /docs)");
-    Server::new(TcpListener::bind(bind.to_string()))
+    Server::new_with_acceptor(acceptor)
         .run_with_graceful_shutdown(
             api::server(tenants),
             async {
