@@ -39,6 +39,10 @@ pub enum Error {
     Validation(Vec<FieldError>),
     #[error("the metadata package was rejected")]
     InvalidPackage(Vec<Problem>),
+    #[error("{} field(s) may not be changed by you: {}", .0.len(), .0.iter().map(|e| e.field.as_str()).collect::<Vec<_>>().join(", "))]
+    ForbiddenFields(Vec<FieldError>),
+    #[error("too many failed attempts; try again in {retry_after_secs} seconds")]
+    TooManyRequests { retry_after_secs: u64 },
     #[error("the request body is larger than {limit} bytes")]
     PayloadTooLarge { limit: usize },
     #[error("database error: {0}")]
@@ -63,10 +67,11 @@ impl Error {
         match self {
             Error::BadRequest(_) => 400,
             Error::Unauthorized(_) => 401,
-            Error::Forbidden(_) => 403,
+            Error::Forbidden(_) | Error::ForbiddenFields(_) => 403,
             Error::NotFound(_) => 404,
             Error::Conflict(_) | Error::VersionConflict { .. } => 409,
             Error::PayloadTooLarge { .. } => 413,
+            Error::TooManyRequests { .. } => 429,
             Error::Validation(_) | Error::InvalidPackage(_) => 422,
             Error::Database(_) | Error::Internal(_) => 500,
         }
@@ -77,11 +82,12 @@ impl Error {
         match self {
             Error::BadRequest(_) => "bad_request",
             Error::Unauthorized(_) => "unauthorized",
-            Error::Forbidden(_) => "forbidden",
+            Error::Forbidden(_) | Error::ForbiddenFields(_) => "forbidden",
             Error::NotFound(_) => "not_found",
             Error::Conflict(_) => "conflict",
             Error::VersionConflict { .. } => "version_conflict",
             Error::PayloadTooLarge { .. } => "payload_too_large",
+            Error::TooManyRequests { .. } => "too_many_requests",
             Error::Validation(_) => "validation_failed",
             Error::InvalidPackage(_) => "invalid_metadata",
             Error::Database(_) => "database_error",
@@ -92,10 +98,15 @@ impl Error {
     /// Structured details, where the error has them.
     pub fn details(&self) -> Option<serde_json::Value> {
         match self {
-            Error::Validation(errors) => serde_json::to_value(errors).ok(),
+            Error::Validation(errors) | Error::ForbiddenFields(errors) => {
+                serde_json::to_value(errors).ok()
+            }
             Error::InvalidPackage(problems) => serde_json::to_value(problems).ok(),
             Error::VersionConflict { current } => {
                 Some(serde_json::json!({ "current_version": current }))
+            }
+            Error::TooManyRequests { retry_after_secs } => {
+                Some(serde_json::json!({ "retry_after": retry_after_secs }))
             }
             _ => None,
         }

@@ -7,6 +7,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use crate::auth::Access;
+use crate::auth::org::{self, DepartmentInput};
 use crate::auth::users::{self, NewUser};
 use crate::error::{Error, Result};
 use crate::store::records::Records;
@@ -58,9 +59,22 @@ pub fn package(name: &str) -> Result<Value> {
 #[serde(deny_unknown_fields)]
 struct Samples {
     #[serde(default)]
+    departments: Vec<SampleDepartment>,
+    #[serde(default)]
     users: Vec<SampleUser>,
     #[serde(default)]
     records: Map<String, Value>,
+}
+
+/// A department; `parent` names an earlier department, `manager` a sample user.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SampleDepartment {
+    name: String,
+    #[serde(default)]
+    parent: Option<String>,
+    #[serde(default)]
+    manager: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -71,33 +85,94 @@ struct SampleUser {
     password: String,
     #[serde(default)]
     is_admin: bool,
+    #[serde(default)]
+    roles: Vec<String>,
+    /// A department's name.
+    #[serde(default)]
+    department: Option<String>,
 }
 
-/// Loads the template's sample users and records. In records, `{"$ref": title}` names
-/// a record of the reference's target by its title field, `{"$user": username}` a user.
+/// Loads the template's sample departments, users and records. In records,
+/// `{"$ref": title}` names a record of the reference's target by its title field,
+/// `{"$user": username}` a user.
 pub async fn load_samples(tenant: &Tenant, name: &str, acting_user: i64) -> Result<usize> {
     let (_, _, samples) = find(name)?;
     let samples: Samples = serde_json::from_str(samples)
         .map_err(|e| Error::Internal(format!("samples of {name} are invalid: {e}")))?;
+    let invalid = |message: String| Error::Internal(format!("samples of {name}: {message}"));
+    let mut department_ids: HashMap<String, i64> = HashMap::new();
+    for department in org::list(&tenant.db).await? {
+        department_ids.insert(department.name, department.id);
+    }
+    for (index, department) in samples.departments.iter().enumerate() {
+        if department_ids.contains_key(&department.name) {
+            continue;
+        }
+        let parent = match &department.parent {
+            Some(parent) => Some(*department_ids.get(parent).ok_or_else(|| {
+                invalid(format!(
+                    "departments[{index}].parent names unknown department {parent:?}"
+                ))
+            })?),
+            None => None,
+        };
+        let created = org::create(
+            &tenant.db,
+            &DepartmentInput {
+                name: Some(department.name.clone()),
+                parent: Some(parent),
+                manager: None,
+            },
+        )
+        .await?;
+        department_ids.insert(created.name, created.id);
+    }
     let mut user_ids: HashMap<String, i64> = HashMap::new();
     for user in &users::list(&tenant.db).await? {
         user_ids.insert(user.username.clone(), user.id);
     }
-    for sample in &samples.users {
+    for (index, sample) in samples.users.iter().enumerate() {
         if user_ids.contains_key(&sample.username) {
             continue;
         }
-        let created = users::create(
-            &tenant.db,
-            &NewUser {
-                username: &sample.username,
-                display_name: &sample.display_name,
-                password: &sample.password,
+        let department = match &sample.department {
+            Some(department) => Some(*department_ids.get(department).ok_or_else(|| {
+                invalid(format!(
+                    "users[{index}].department names unknown department {department:?}"
+                ))
+            })?),
+            None => None,
+        };
+        let created = tenant
+            .create_user(&NewUser {
+                username: sample.username.clone(),
+                display_name: sample.display_name.clone(),
+                password: sample.password.clone(),
                 is_admin: sample.is_admin,
+                roles: sample.roles.clone(),
+                department,
+            })
+            .await?;
+        user_ids.insert(created.username, created.id);
+    }
+    for (index, department) in samples.departments.iter().enumerate() {
+        let Some(manager) = &department.manager else {
+            continue;
+        };
+        let manager = *user_ids.get(manager).ok_or_else(|| {
+            invalid(format!(
+                "departments[{index}].manager names unknown user {manager:?}"
+            ))
+        })?;
+        org::update(
+            &tenant.db,
+            department_ids[&department.name],
+            &DepartmentInput {
+                manager: Some(Some(manager)),
+                ..DepartmentInput::default()
             },
         )
         .await?;
-        user_ids.insert(created.username, created.id);
     }
     let catalog = tenant.catalog().await;
     let mut titles: HashMap<(String, String), i64> = HashMap::new();

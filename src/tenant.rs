@@ -12,7 +12,10 @@ use serde::Serialize;
 use serde_json::Value;
 use tokio::sync::{Mutex, RwLock, RwLockReadGuard};
 
-use crate::auth::users::{self, NewUser};
+use crate::auth::casbin_adapter::{delete_rules, insert_rules, load_rules};
+use crate::auth::policy::{self, Policy};
+use crate::auth::sessions;
+use crate::auth::users::{self, NewUser, User, UserPatch};
 use crate::catalog::Catalog;
 use crate::error::{Error, Result};
 use crate::meta::validate::check_identifier;
@@ -29,6 +32,10 @@ pub struct Tenant {
     /// Requests hold the read side while they work, so a publish (the write side)
     /// never swaps the schema under a running query.
     catalog: RwLock<Arc<Catalog>>,
+    /// The Casbin enforcer for the published roles and the users' role lines. Swapped
+    /// while the catalog's write lock is held, so a request that holds the catalog
+    /// sees the policy of the same version.
+    policy: RwLock<Arc<Policy>>,
 }
 
 /// The outcome of applying a package.
@@ -44,6 +51,53 @@ pub struct Applied {
 impl Tenant {
     pub async fn catalog(&self) -> RwLockReadGuard<'_, Arc<Catalog>> {
         self.catalog.read().await
+    }
+
+    /// The current permission policy.
+    pub async fn policy(&self) -> Arc<Policy> {
+        self.policy.read().await.clone()
+    }
+
+    /// Rebuilds the enforcer from the stored lines. Loads while holding the write
+    /// side, so reloads happen one at a time and the last one saw every commit.
+    async fn reload_policy(&self) -> Result<()> {
+        let mut slot = self.policy.write().await;
+        *slot = Arc::new(Policy::load(&self.db).await?);
+        Ok(())
+    }
+
+    /// Role keys of the published metadata.
+    async fn role_keys(&self) -> std::collections::BTreeSet<String> {
+        let catalog = self.catalog().await;
+        catalog
+            .package
+            .roles
+            .iter()
+            .map(|r| r.key.clone())
+            .collect()
+    }
+
+    pub async fn create_user(&self, new: &NewUser) -> Result<User> {
+        let user = users::create(&self.db, new, &self.role_keys().await).await?;
+        self.reload_policy().await?;
+        Ok(user)
+    }
+
+    /// Changes a user; disabling them or resetting their password ends their sessions.
+    pub async fn update_user(
+        &self,
+        platform: &Platform,
+        id: i64,
+        patch: &UserPatch,
+    ) -> Result<User> {
+        let user = users::update(&self.db, id, patch, &self.role_keys().await).await?;
+        if patch.ends_sessions() {
+            sessions::end_all_for_user(platform, &self.key, id).await?;
+        }
+        if patch.roles.is_some() {
+            self.reload_policy().await?;
+        }
+        Ok(user)
     }
 
     /// Applies a package: nothing changes unless every step succeeds.
@@ -85,6 +139,7 @@ impl Tenant {
             }
         }
         self.ensure_sequences(&txn, &catalog.package).await?;
+        write_policy_lines(&txn, &self.db, &catalog.package).await?;
         let insert = Query::insert()
             .into_table(self.db.table("meta_versions"))
             .columns(
@@ -116,6 +171,7 @@ impl Tenant {
         if !plan.steps.is_empty() {
             self.db.reconnect_after_schema_change().await?;
         }
+        self.reload_policy().await?;
         *current = Arc::new(catalog);
         Ok(Applied {
             version,
@@ -196,12 +252,39 @@ impl Tenant {
                 })?
             }
         };
+        // The `p` lines are derived from the published package: repair them if they
+        // are missing or stale (e.g. a tenant published before roles compiled).
+        let expected = policy::compile(&catalog.package, key);
+        let stored: Vec<Vec<String>> = load_rules(&db.conn(), &db)
+            .await?
+            .into_iter()
+            .filter(|(ptype, _)| ptype == "p")
+            .map(|(_, values)| values)
+            .collect();
+        if stored != expected {
+            let txn = db.begin_write().await?;
+            write_policy_lines(&txn, &db, &catalog.package).await?;
+            txn.commit().await?;
+        }
+        let policy = Policy::load(&db).await?;
         Ok(Tenant {
             key: key.to_string(),
             db,
             catalog: RwLock::new(Arc::new(catalog)),
+            policy: RwLock::new(Arc::new(policy)),
         })
     }
+}
+
+/// Replaces the tenant's `p` lines with those its package's roles compile to.
+async fn write_policy_lines(
+    conn: &impl ConnectionTrait,
+    db: &TenantDb,
+    package: &Package,
+) -> Result<()> {
+    delete_rules(conn, db, "p", 0, &[]).await?;
+    insert_rules(conn, db, "p", &policy::compile(package, &db.key)).await?;
+    Ok(())
 }
 
 fn to_json(value: &impl Serialize) -> String {
@@ -291,11 +374,13 @@ impl Tenants {
         users::create(
             &db,
             &NewUser {
-                username: new.admin,
-                display_name: new.admin,
-                password: new.password,
+                username: new.admin.to_string(),
+                display_name: new.admin.to_string(),
+                password: new.password.to_string(),
                 is_admin: true,
+                ..NewUser::default()
             },
+            &Default::default(),
         )
         .await?;
         let insert = Query::insert()

@@ -9,6 +9,8 @@ use sea_orm_migration::prelude::*;
 
 mod m0001_system;
 mod m0001_tenant;
+mod m0002_system;
+mod m0002_tenant;
 
 pub use sea_orm_migration::MigratorTrait;
 
@@ -17,7 +19,10 @@ pub struct SystemMigrator;
 #[async_trait::async_trait]
 impl MigratorTrait for SystemMigrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(m0001_system::Migration)]
+        vec![
+            Box::new(m0001_system::Migration),
+            Box::new(m0002_system::Migration),
+        ]
     }
 }
 
@@ -26,6 +31,9 @@ pub struct TenantMigrator;
 #[async_trait::async_trait]
 impl MigratorTrait for TenantMigrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(m0001_tenant::Migration)]
+        vec![
+            Box::new(m0001_tenant::Migration),
+            Box::new(m0002_tenant::Migration),
+        ]
     }
 }

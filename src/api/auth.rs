@@ -9,7 +9,7 @@ use serde_json::Value;
 
 use super::Tag;
 use super::security::Bearer;
-use crate::auth::{sessions, users};
+use crate::auth::{password, sessions, throttle, users};
 use crate::error::Error;
 use crate::tenant::Tenants;
 
@@ -36,22 +36,41 @@ impl AuthApi {
     async fn login(
         &self,
         tenants: Data<&Arc<Tenants>>,
+        req: &poem::Request,
         body: Json<LoginRequest>,
     ) -> poem::Result<Json<LoginResponse>> {
         // One message for unknown tenant, unknown user, wrong password and disabled user.
         let refused = || Error::Unauthorized("wrong tenant, username or password".into());
-        let tenant = match tenants.get(&body.tenant).await {
-            Ok(tenant) => tenant,
+        let user_key = throttle::Key::user(&body.tenant, &body.username);
+        let mut keys = vec![user_key.clone()];
+        if let Some(address) = req.remote_addr().as_socket_addr() {
+            keys.push(throttle::Key::address(
+                &body.tenant,
+                &address.ip().to_string(),
+            ));
+        }
+        throttle::check(&tenants.platform, &keys).await?;
+        let user = match tenants.get(&body.tenant).await {
+            Ok(tenant) => users::authenticate(&tenant.db, &body.username, &body.password)
+                .await?
+                .map(|user| (tenant, user)),
             Err(Error::NotFound(_)) => {
                 // Spend the time a password check takes so tenants cannot be probed by timing.
-                crate::auth::password::verify(&body.password, crate::auth::password::decoy_hash());
-                return Err(refused().into());
+                let password = body.password.clone();
+                tokio::task::spawn_blocking(move || {
+                    password::verify(&password, password::decoy_hash())
+                })
+                .await
+                .map_err(|e| Error::Internal(e.to_string()))?;
+                None
             }
             Err(e) => return Err(e.into()),
         };
-        let user = users::authenticate(&tenant.db, &body.username, &body.password)
-            .await?
-            .ok_or_else(refused)?;
+        let Some((tenant, user)) = user else {
+            throttle::record_failure(&tenants.platform, &keys).await?;
+            return Err(refused().into());
+        };
+        throttle::clear(&tenants.platform, &user_key).await?;
         let (token, expires_at) = sessions::start(&tenants.platform, &tenant.key, user.id).await?;
         Ok(Json(LoginResponse {
             token,

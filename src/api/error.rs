@@ -21,12 +21,18 @@ impl poem::error::ResponseError for Error {
             Error::Database(_) => "the database could not complete the request".to_string(),
             other => other.to_string(),
         };
-        body(
+        let mut response = body(
             poem::error::ResponseError::status(self),
             self.code(),
             &message,
             self.details(),
-        )
+        );
+        if let Error::TooManyRequests { retry_after_secs } = self {
+            response
+                .headers_mut()
+                .insert(poem::http::header::RETRY_AFTER, (*retry_after_secs).into());
+        }
+        response
     }
 }
 
@@ -59,6 +65,7 @@ pub async fn to_contract(error: poem::Error) -> Response {
         StatusCode::NOT_FOUND => "not_found",
         StatusCode::METHOD_NOT_ALLOWED => "method_not_allowed",
         StatusCode::PAYLOAD_TOO_LARGE => "payload_too_large",
+        StatusCode::TOO_MANY_REQUESTS => "too_many_requests",
         StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported_media_type",
         s if s.is_client_error() => "bad_request",
         _ => "internal_error",

@@ -7,6 +7,7 @@ use serde_json::{Value, json};
 
 use super::Tag;
 use super::security::Bearer;
+use crate::auth::policy;
 use crate::catalog::form_model;
 use crate::error::Error;
 use crate::meta::Action;
@@ -33,7 +34,7 @@ impl MetaApi {
         body: Json<Value>,
     ) -> poem::Result<Json<Value>> {
         let ctx = auth.0;
-        ctx.require_admin()?;
+        ctx.require_admin().await?;
         let applied = ctx
             .tenant
             .apply(&body.0, Some(ctx.user.id), dry_run.0.unwrap_or(false))
@@ -49,7 +50,7 @@ impl MetaApi {
     /// Published versions, newest first, with author, time and plan.
     #[oai(path = "/meta/versions", method = "get")]
     async fn versions(&self, auth: Bearer) -> poem::Result<Json<Value>> {
-        auth.0.require_admin()?;
+        auth.0.require_admin().await?;
         Ok(Json(json!({"items": auth.0.tenant.versions().await?})))
     }
 
@@ -58,7 +59,7 @@ impl MetaApi {
     async fn schema(&self, auth: Bearer, entity: Path<String>) -> poem::Result<Json<Value>> {
         let catalog = auth.0.tenant.catalog().await;
         let entity = auth.0.entity(&catalog, &entity.0)?;
-        auth.0.authorize(entity, Action::Read)?;
+        auth.0.authorize(entity, Action::Read).await?;
         Ok(Json(entity.schema.clone()))
     }
 
@@ -67,9 +68,19 @@ impl MetaApi {
     async fn form(&self, auth: Bearer, entity: Path<String>) -> poem::Result<Json<Value>> {
         let catalog = auth.0.tenant.catalog().await;
         let entity = auth.0.entity(&catalog, &entity.0)?;
-        let access = auth.0.authorize(entity, Action::Read)?;
-        Ok(Json(form_model(entity, |field| {
-            !access.readonly_fields.contains(&field.key)
-        })))
+        let access = auth.0.form_access(entity).await?;
+        Ok(Json(form_model(entity, &access)))
+    }
+
+    /// The Casbin model and every policy line generated from the roles (admins):
+    /// exactly what was granted, and to whom.
+    #[oai(path = "/meta/policies", method = "get")]
+    async fn policies(&self, auth: Bearer) -> poem::Result<Json<Value>> {
+        auth.0.require_admin().await?;
+        let _catalog = auth.0.tenant.catalog().await;
+        let policy = auth.0.tenant.policy().await;
+        Ok(Json(
+            json!({"model": policy::MODEL, "lines": policy.lines()}),
+        ))
     }
 }

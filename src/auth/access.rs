@@ -1,18 +1,24 @@
-//! What the permission gate grants for one request on one entity: the row predicate
-//! and the field rules. Record operations take an [`Access`] and apply it; they never
-//! decide permissions themselves.
+//! What the permission gate grants for one request on one entity: the scope and its
+//! owner set, the row predicate, and the field rules. Record operations take an
+//! [`Access`] and apply it; they never decide permissions themselves.
 
 use std::collections::BTreeSet;
 
-use sea_orm::sea_query::Condition;
+use sea_orm::sea_query::{Alias, Condition, Expr, ExprTrait};
+
+use crate::meta::Scope;
+use crate::store::schema;
 
 #[derive(Debug, Clone)]
 pub struct Access {
     /// The acting user (owner of new records, `{"user": "me"}` in filters, audit).
     pub user_id: i64,
-    /// Rows the user may touch; `None` means every row.
+    pub scope: Scope,
+    /// Owners whose records the scope reaches; `None` means every owner.
+    pub owners: Option<BTreeSet<i64>>,
+    /// Rows the user may touch (`owner IN owners`); `None` means every row.
     pub rows: Option<Condition>,
-    /// Fields masked in every output.
+    /// Fields masked in every output, and not usable in filters or sorts.
     pub hidden_fields: BTreeSet<String>,
     /// Fields the user may not write.
     pub readonly_fields: BTreeSet<String>,
@@ -23,9 +29,41 @@ impl Access {
     pub fn full(user_id: i64) -> Access {
         Access {
             user_id,
+            scope: Scope::All,
+            owners: None,
             rows: None,
             hidden_fields: BTreeSet::new(),
             readonly_fields: BTreeSet::new(),
         }
+    }
+
+    /// Access within a scope's owners, with field rules. Hidden fields are read-only
+    /// too: nobody writes what they cannot see.
+    pub fn scoped(
+        user_id: i64,
+        scope: Scope,
+        owners: Option<BTreeSet<i64>>,
+        hidden_fields: BTreeSet<String>,
+        mut readonly_fields: BTreeSet<String>,
+    ) -> Access {
+        let rows = owners.as_ref().map(|owners| {
+            Condition::all().add(Expr::col(Alias::new(schema::OWNER)).is_in(owners.iter().copied()))
+        });
+        readonly_fields.extend(hidden_fields.iter().cloned());
+        Access {
+            user_id,
+            scope,
+            owners,
+            rows,
+            hidden_fields,
+            readonly_fields,
+        }
+    }
+
+    /// Whether records owned by `owner` are within reach.
+    pub fn reaches_owner(&self, owner: i64) -> bool {
+        self.owners
+            .as_ref()
+            .is_none_or(|owners| owners.contains(&owner))
     }
 }

@@ -1,8 +1,13 @@
 //! The request context: resolved once per request from the bearer token, it names the
 //! tenant and the user, and it is the one gate every record operation asks.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
+use tokio::sync::OnceCell;
+
+use crate::auth::org::Org;
+use crate::auth::policy::{FieldRule, action_name};
 use crate::auth::{Access, User, sessions, users};
 use crate::catalog::{Catalog, EntityCatalog};
 use crate::error::{Error, Result};
@@ -13,6 +18,10 @@ use crate::tenant::{Tenant, Tenants};
 pub struct Context {
     pub tenant: Arc<Tenant>,
     pub user: User,
+    /// The organisation, read at most once per request.
+    org: Arc<OnceCell<Org>>,
+    /// Decisions already made in this request, per entity and action.
+    decisions: Arc<Mutex<HashMap<(String, Action), Access>>>,
 }
 
 impl Context {
@@ -34,7 +43,17 @@ impl Context {
         if !user.active {
             return Err(unauthorized());
         }
-        Ok(Context { tenant, user })
+        Ok(Context::new(tenant, user))
+    }
+
+    /// A context for a user acting outside HTTP (tests, the CLI, background jobs).
+    pub fn new(tenant: Arc<Tenant>, user: User) -> Context {
+        Context {
+            tenant,
+            user,
+            org: Arc::new(OnceCell::new()),
+            decisions: Arc::new(Mutex::new(HashMap::new())),
+        }
     }
 
     /// The entity, or 404 naming it.
@@ -44,16 +63,72 @@ impl Context {
             .ok_or_else(|| Error::NotFound(format!("entity {key:?} not found")))
     }
 
-    /// The permission gate: what this user may do with `action` on `entity`.
-    /// Role-based scopes and field rules come from the tenant's roles (Casbin); until
-    /// those are published every signed-in user of the tenant has full access.
-    pub fn authorize(&self, _entity: &EntityCatalog, _action: Action) -> Result<Access> {
-        Ok(Access::full(self.user.id))
+    async fn org(&self) -> Result<&Org> {
+        self.org
+            .get_or_try_init(|| Org::load(&self.tenant.db))
+            .await
     }
 
-    /// Designer rights: publishing metadata, managing users.
-    pub fn require_admin(&self) -> Result<()> {
+    /// The permission gate: what this user may do with `action` on `entity` — the
+    /// widest scope the user's roles grant, as an owner set and row predicate, and
+    /// the fields masked from them or closed to their writes. Administrators have
+    /// full access. Callers hold the catalog's read guard, so the policy they see
+    /// belongs to the same published version.
+    pub async fn authorize(&self, entity: &EntityCatalog, action: Action) -> Result<Access> {
         if self.user.is_admin {
+            return Ok(Access::full(self.user.id));
+        }
+        let key = (entity.def.key.clone(), action);
+        if let Some(access) = self.decisions.lock().expect("decisions lock").get(&key) {
+            return Ok(access.clone());
+        }
+        let policy = self.tenant.policy().await;
+        let entity_key = &entity.def.key;
+        let scope = policy
+            .scope(self.user.id, entity_key, action)
+            .ok_or_else(|| {
+                Error::Forbidden(format!(
+                    "you may not {} {} records",
+                    action_name(action),
+                    entity.def.label()
+                ))
+            })?;
+        let owners = self.org().await?.owners(self.user.id, scope);
+        let hidden =
+            policy.denied_fields(self.user.id, entity_key, Action::Read, FieldRule::DenyRead);
+        let write_action = match action {
+            Action::Create => Action::Create,
+            _ => Action::Update,
+        };
+        let readonly =
+            policy.denied_fields(self.user.id, entity_key, write_action, FieldRule::DenyWrite);
+        let access = Access::scoped(self.user.id, scope, owners, hidden, readonly);
+        self.decisions
+            .lock()
+            .expect("decisions lock")
+            .insert(key, access.clone());
+        Ok(access)
+    }
+
+    /// What a form shows this user: what they may read, editable as update allows
+    /// (or create, for someone who may only create); nothing editable otherwise.
+    pub async fn form_access(&self, entity: &EntityCatalog) -> Result<Access> {
+        let mut access = self.authorize(entity, Action::Read).await?;
+        let write = match self.authorize(entity, Action::Update).await {
+            Ok(write) => Ok(write),
+            Err(_) => self.authorize(entity, Action::Create).await,
+        };
+        access.readonly_fields = match write {
+            Ok(write) => write.readonly_fields,
+            Err(_) => entity.def.fields.iter().map(|f| f.key.clone()).collect(),
+        };
+        Ok(access)
+    }
+
+    /// Designer rights: publishing metadata, managing people. The tenant's
+    /// administrators and users of a role with `admin: true`.
+    pub async fn require_admin(&self) -> Result<()> {
+        if self.user.is_admin || self.tenant.policy().await.is_designer(self.user.id) {
             Ok(())
         } else {
             Err(Error::Forbidden("this needs administrator rights".into()))

@@ -91,3 +91,14 @@ pub async fn end(platform: &Platform, token: &str) -> Result<()> {
     platform.system().execute(&delete).await?;
     Ok(())
 }
+
+/// Ends every session of a user (disabled, password reset).
+pub async fn end_all_for_user(platform: &Platform, tenant: &str, user_id: i64) -> Result<()> {
+    let delete = Query::delete()
+        .from_table(Alias::new("sessions"))
+        .and_where(Expr::col(Alias::new("tenant")).eq(tenant))
+        .and_where(Expr::col(Alias::new("user_id")).eq(user_id))
+        .to_owned();
+    platform.system().execute(&delete).await?;
+    Ok(())
+}

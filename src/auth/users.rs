@@ -1,11 +1,18 @@
-//! A tenant's users (stored in the tenant's own namespace).
+//! A tenant's users (stored in the tenant's own namespace). A user's roles are the
+//! Casbin `g` lines of the tenant's policy (`g, user:<id>, role:<key>, <tenant>`), so
+//! the enforcer and this module read the same rows.
+
+use std::collections::{BTreeSet, HashMap};
 
 use chrono::Utc;
 use sea_orm::sea_query::{Alias, Expr, ExprTrait, Order, Query, SelectStatement};
 use sea_orm::{ConnectionTrait, QueryResult};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
+use crate::auth::casbin_adapter::{delete_rules, insert_rules, load_rules};
+use crate::auth::org::double_option;
 use crate::auth::password;
+use crate::auth::policy::{role_subject, user_subject};
 use crate::error::{Error, Result};
 use crate::store::db::TenantDb;
 use crate::store::db::query_first;
@@ -24,15 +31,55 @@ pub struct User {
 }
 
 /// What creating a user takes.
-#[derive(Debug, Clone)]
-pub struct NewUser<'a> {
-    pub username: &'a str,
-    pub display_name: &'a str,
-    pub password: &'a str,
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewUser {
+    pub username: String,
+    #[serde(default)]
+    pub display_name: String,
+    pub password: String,
+    #[serde(default)]
     pub is_admin: bool,
+    #[serde(default)]
+    pub roles: Vec<String>,
+    #[serde(default)]
+    pub department: Option<i64>,
 }
 
-const COLUMNS: [&str; 5] = ["id", "username", "display_name", "is_admin", "active"];
+/// A change to a user; absent keys stay as they are, `department: null` clears it.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UserPatch {
+    #[serde(default)]
+    pub display_name: Option<String>,
+    #[serde(default)]
+    pub roles: Option<Vec<String>>,
+    #[serde(default, with = "double_option")]
+    pub department: Option<Option<i64>>,
+    #[serde(default)]
+    pub is_admin: Option<bool>,
+    #[serde(default)]
+    pub active: Option<bool>,
+    /// A new password, set by an administrator.
+    #[serde(default)]
+    pub password: Option<String>,
+}
+
+impl UserPatch {
+    /// Whether the user's sessions must end: disabled, or password reset.
+    pub fn ends_sessions(&self) -> bool {
+        self.active == Some(false) || self.password.is_some()
+    }
+}
+
+const COLUMNS: [&str; 6] = [
+    "id",
+    "username",
+    "display_name",
+    "is_admin",
+    "active",
+    "department",
+];
 
 fn select(db: &TenantDb) -> SelectStatement {
     Query::select()
@@ -41,16 +88,43 @@ fn select(db: &TenantDb) -> SelectStatement {
         .to_owned()
 }
 
-fn decode(row: &QueryResult) -> Result<User> {
+fn decode(row: &QueryResult, roles: &HashMap<i64, Vec<String>>) -> Result<User> {
+    let id: i64 = row.try_get("", "id")?;
     Ok(User {
-        id: row.try_get("", "id")?,
+        id,
         username: row.try_get("", "username")?,
         display_name: row.try_get("", "display_name")?,
-        roles: Vec::new(),
-        department: None,
+        roles: roles.get(&id).cloned().unwrap_or_default(),
+        department: row.try_get("", "department")?,
         is_admin: row.try_get("", "is_admin")?,
         active: row.try_get("", "active")?,
     })
+}
+
+/// Every user's role keys, from the `g` lines.
+async fn roles_by_user(
+    conn: &impl ConnectionTrait,
+    db: &TenantDb,
+) -> Result<HashMap<i64, Vec<String>>> {
+    let mut roles: HashMap<i64, Vec<String>> = HashMap::new();
+    for (ptype, values) in load_rules(conn, db).await? {
+        if ptype != "g" {
+            continue;
+        }
+        let (Some(user), Some(role)) = (
+            values.first().and_then(|s| s.strip_prefix("user:")),
+            values.get(1).and_then(|s| s.strip_prefix("role:")),
+        ) else {
+            continue;
+        };
+        if let Ok(id) = user.parse() {
+            roles.entry(id).or_default().push(role.to_string());
+        }
+    }
+    for list in roles.values_mut() {
+        list.sort();
+    }
+    Ok(roles)
 }
 
 /// Usernames follow the identifier rule loosely: letters, digits, `.`, `_`, `-`, `@`.
@@ -70,19 +144,85 @@ fn check_username(username: &str) -> Result<()> {
     }
 }
 
-pub async fn create(db: &TenantDb, new: &NewUser<'_>) -> Result<User> {
-    check_username(new.username)?;
-    let hash = password::hash(new.password)?;
-    if find_by_username(db, new.username).await?.is_some() {
+/// Role keys must name roles of the published metadata.
+fn check_roles(roles: &[String], known: &BTreeSet<String>) -> Result<Vec<String>> {
+    let unknown: Vec<&str> = roles
+        .iter()
+        .filter(|r| !known.contains(*r))
+        .map(String::as_str)
+        .collect();
+    if !unknown.is_empty() {
+        let known = known.iter().cloned().collect::<Vec<_>>().join(", ");
+        return Err(Error::field(
+            "roles",
+            format!(
+                "unknown role(s) {}; the metadata defines: {}",
+                unknown.join(", "),
+                if known.is_empty() { "none" } else { &known }
+            ),
+        ));
+    }
+    let unique: BTreeSet<String> = roles.iter().cloned().collect();
+    Ok(unique.into_iter().collect())
+}
+
+async fn check_department(
+    conn: &impl ConnectionTrait,
+    db: &TenantDb,
+    department: Option<i64>,
+) -> Result<()> {
+    let Some(department) = department else {
+        return Ok(());
+    };
+    let select = Query::select()
+        .column(Alias::new("id"))
+        .from(db.table("departments"))
+        .and_where(Expr::col(Alias::new("id")).eq(department))
+        .to_owned();
+    match query_first(conn, &select).await? {
+        Some(_) => Ok(()),
+        None => Err(Error::field(
+            "department",
+            format!("department {department} does not exist"),
+        )),
+    }
+}
+
+async fn set_roles(
+    conn: &impl ConnectionTrait,
+    db: &TenantDb,
+    user_id: i64,
+    roles: &[String],
+) -> Result<()> {
+    let subject = user_subject(user_id);
+    delete_rules(conn, db, "g", 0, std::slice::from_ref(&subject)).await?;
+    let lines: Vec<Vec<String>> = roles
+        .iter()
+        .map(|role| vec![subject.clone(), role_subject(role), db.key.clone()])
+        .collect();
+    insert_rules(conn, db, "g", &lines).await?;
+    Ok(())
+}
+
+/// Creates a user with their roles, in one transaction.
+pub async fn create(db: &TenantDb, new: &NewUser, known_roles: &BTreeSet<String>) -> Result<User> {
+    check_username(&new.username)?;
+    let roles = check_roles(&new.roles, known_roles)?;
+    let hash = password::hash(&new.password)?;
+    let txn = db.begin_write().await?;
+    check_department(&txn, db, new.department).await?;
+    let taken = select(db)
+        .and_where(Expr::col(Alias::new("username")).eq(new.username.as_str()))
+        .to_owned();
+    if query_first(&txn, &taken).await?.is_some() {
         return Err(Error::Conflict(format!(
             "username {:?} is already taken",
             new.username
         )));
     }
-    let display_name = if new.display_name.trim().is_empty() {
-        new.username
-    } else {
-        new.display_name
+    let display_name = match new.display_name.trim() {
+        "" => new.username.as_str(),
+        name => name,
     };
     let insert = Query::insert()
         .into_table(db.table("users"))
@@ -93,54 +233,121 @@ pub async fn create(db: &TenantDb, new: &NewUser<'_>) -> Result<User> {
                 "password_hash",
                 "is_admin",
                 "active",
+                "department",
                 "created_at",
             ]
             .map(Alias::new),
         )
         .values_panic([
-            new.username.into(),
+            new.username.as_str().into(),
             display_name.into(),
             hash.into(),
             new.is_admin.into(),
             true.into(),
+            new.department.into(),
             Utc::now().into(),
         ])
         .returning_col(Alias::new("id"))
         .to_owned();
-    let row = query_first(&db.conn(), &insert)
+    let row = query_first(&txn, &insert)
         .await?
         .ok_or_else(|| Error::Internal("insert returned no id".into()))?;
-    get(db, row.try_get("", "id")?).await
+    let id: i64 = row.try_get("", "id")?;
+    set_roles(&txn, db, id, &roles).await?;
+    txn.commit().await?;
+    get(db, id).await
+}
+
+/// Applies a patch in one transaction. Ending sessions and reloading the policy are
+/// the caller's (`Tenant::update_user`), which owns both.
+pub async fn update(
+    db: &TenantDb,
+    id: i64,
+    patch: &UserPatch,
+    known_roles: &BTreeSet<String>,
+) -> Result<User> {
+    let roles = patch
+        .roles
+        .as_ref()
+        .map(|roles| check_roles(roles, known_roles))
+        .transpose()?;
+    let hash = patch.password.as_deref().map(password::hash).transpose()?;
+    let txn = db.begin_write().await?;
+    let exists = select(db)
+        .and_where(Expr::col(Alias::new("id")).eq(id))
+        .to_owned();
+    if query_first(&txn, &exists).await?.is_none() {
+        return Err(Error::not_found(format!("user {id}")));
+    }
+    let mut update = Query::update();
+    update
+        .table(db.table("users"))
+        .and_where(Expr::col(Alias::new("id")).eq(id));
+    let mut changed = false;
+    let mut set = |column: &str, value: sea_orm::sea_query::Value| {
+        update.value(Alias::new(column), value);
+        changed = true;
+    };
+    if let Some(name) = &patch.display_name {
+        let name = name.trim();
+        if name.is_empty() {
+            return Err(Error::field("display_name", "must not be empty"));
+        }
+        set("display_name", name.into());
+    }
+    if let Some(department) = patch.department {
+        check_department(&txn, db, department).await?;
+        set("department", department.into());
+    }
+    if let Some(is_admin) = patch.is_admin {
+        set("is_admin", is_admin.into());
+    }
+    if let Some(active) = patch.active {
+        set("active", active.into());
+    }
+    if let Some(hash) = hash {
+        set("password_hash", hash.into());
+    }
+    if changed {
+        txn.execute(&update).await?;
+    }
+    if let Some(roles) = &roles {
+        set_roles(&txn, db, id, roles).await?;
+    }
+    txn.commit().await?;
+    get(db, id).await
 }
 
 pub async fn get(db: &TenantDb, id: i64) -> Result<User> {
+    let conn = db.conn();
     let query = select(db)
         .and_where(Expr::col(Alias::new("id")).eq(id))
         .to_owned();
-    match query_first(&db.conn(), &query).await? {
-        Some(row) => decode(&row),
+    match query_first(&conn, &query).await? {
+        Some(row) => decode(&row, &roles_by_user(&conn, db).await?),
         None => Err(Error::not_found(format!("user {id}"))),
     }
 }
 
 pub async fn find_by_username(db: &TenantDb, username: &str) -> Result<Option<User>> {
+    let conn = db.conn();
     let query = select(db)
         .and_where(Expr::col(Alias::new("username")).eq(username))
         .to_owned();
-    query_first(&db.conn(), &query)
-        .await?
-        .as_ref()
-        .map(decode)
-        .transpose()
+    match query_first(&conn, &query).await? {
+        Some(row) => Ok(Some(decode(&row, &roles_by_user(&conn, db).await?)?)),
+        None => Ok(None),
+    }
 }
 
 pub async fn list(db: &TenantDb) -> Result<Vec<User>> {
+    let conn = db.conn();
     let query = select(db).order_by(Alias::new("id"), Order::Asc).to_owned();
-    db.conn()
-        .query_all(&query)
+    let roles = roles_by_user(&conn, db).await?;
+    conn.query_all(&query)
         .await?
         .iter()
-        .map(decode)
+        .map(|row| decode(row, &roles))
         .collect()
 }
 

@@ -4,19 +4,24 @@
 use serde_json::{Value, json};
 
 use super::EntityCatalog;
+use crate::auth::Access;
 use crate::meta::Field;
 
-/// `may_edit` answers, for the requesting user, whether a field is writable (field
-/// permissions plug in there); computed and read-only fields never are.
-pub fn form_model(entity: &EntityCatalog, may_edit: impl Fn(&Field) -> bool) -> Value {
+/// The form as the user with `access` sees it: fields masked from them are left out,
+/// fields closed to their writes are not `editable`; computed and read-only fields
+/// never are.
+pub fn form_model(entity: &EntityCatalog, access: &Access) -> Value {
     let def = &entity.def;
+    let visible = |field: &&Field| !access.hidden_fields.contains(&field.key);
     let field_json = |field: &Field| {
         let mut spec = json!({
             "key": field.key,
             "label": field.label(),
             "type": field.field_type.as_str(),
             "required": field.required,
-            "editable": !field.is_computed() && !field.read_only && may_edit(field),
+            "editable": !field.is_computed()
+                && !field.read_only
+                && !access.readonly_fields.contains(&field.key),
         });
         let optional = [
             ("help", field.help.as_ref().map(|v| json!(v))),
@@ -54,6 +59,7 @@ pub fn form_model(entity: &EntityCatalog, may_edit: impl Fn(&Field) -> bool) -> 
                         .fields
                         .iter()
                         .filter_map(|key| def.field(key))
+                        .filter(visible)
                         .map(field_json)
                         .collect::<Vec<_>>(),
                 })
@@ -62,7 +68,7 @@ pub fn form_model(entity: &EntityCatalog, may_edit: impl Fn(&Field) -> bool) -> 
         None => vec![json!({
             "label": null,
             "columns": 1,
-            "fields": def.fields.iter().map(field_json).collect::<Vec<_>>(),
+            "fields": def.fields.iter().filter(visible).map(field_json).collect::<Vec<_>>(),
         })],
     };
     let stages = def.pipeline.as_ref().map(|p| json!(p.stages));

@@ -88,51 +88,60 @@ impl Platform {
 
     /// Creates a tenant's namespace and its fixed tables. Fails if it already exists.
     pub async fn create_namespace(&self, tenant: &str) -> Result<TenantDb> {
-        match self.backend {
+        if self.backend == Backend::Sqlite && self.sqlite_path(tenant).exists() {
+            return Err(Error::Conflict(format!("tenant {tenant:?} already exists")));
+        }
+        self.open_tenant(tenant, true).await
+    }
+
+    /// Opens an existing tenant's namespace, bringing its fixed tables up to date.
+    pub async fn tenant(&self, tenant: &str) -> Result<TenantDb> {
+        self.open_tenant(tenant, false).await
+    }
+
+    async fn open_tenant(&self, tenant: &str, create: bool) -> Result<TenantDb> {
+        let db = match self.backend {
             Backend::Postgres => {
                 let schema = schema_name(tenant);
+                // One node migrates a tenant at a time; the search path points the
+                // migrator (and its bookkeeping table) at the tenant's schema. A new
+                // schema is created in the same transaction: all or nothing.
                 let txn = self.system.begin().await?;
-                txn.execute_unprepared(&format!("CREATE SCHEMA \"{schema}\""))
-                    .await?;
+                txn.execute_unprepared(&format!(
+                    "SELECT pg_advisory_xact_lock(7461002, hashtext('{schema}'))"
+                ))
+                .await?;
+                if create {
+                    txn.execute_unprepared(&format!("CREATE SCHEMA \"{schema}\""))
+                        .await?;
+                }
                 txn.execute_unprepared(&format!("SET LOCAL search_path TO \"{schema}\""))
                     .await?;
                 TenantMigrator::up(&txn, None).await?;
                 txn.commit().await?;
+                TenantDb {
+                    key: tenant.to_string(),
+                    conn: Arc::new(RwLock::new(self.system.clone())),
+                    schema: Some(schema),
+                    sqlite_path: None,
+                }
             }
             Backend::Sqlite => {
                 let path = self.sqlite_path(tenant);
-                if path.exists() {
-                    return Err(Error::Conflict(format!("tenant {tenant:?} already exists")));
+                if !create && !path.exists() {
+                    return Err(Error::not_found(format!("tenant {tenant:?}")));
                 }
                 let conn = open_sqlite(&path).await?;
                 TenantMigrator::up(&conn, None).await?;
-            }
-        }
-        self.tenant(tenant).await
-    }
-
-    /// Opens an existing tenant's namespace.
-    pub async fn tenant(&self, tenant: &str) -> Result<TenantDb> {
-        match self.backend {
-            Backend::Postgres => Ok(TenantDb {
-                key: tenant.to_string(),
-                conn: Arc::new(RwLock::new(self.system.clone())),
-                schema: Some(schema_name(tenant)),
-                sqlite_path: None,
-            }),
-            Backend::Sqlite => {
-                let path = self.sqlite_path(tenant);
-                if !path.exists() {
-                    return Err(Error::not_found(format!("tenant {tenant:?}")));
-                }
-                Ok(TenantDb {
+                TenantDb {
                     key: tenant.to_string(),
-                    conn: Arc::new(RwLock::new(open_sqlite(&path).await?)),
+                    conn: Arc::new(RwLock::new(conn)),
                     schema: None,
                     sqlite_path: Some(path),
-                })
+                }
             }
-        }
+        };
+        Ok(db)
     }
 
     fn sqlite_path(&self, tenant: &str) -> PathBuf {

@@ -4,10 +4,13 @@
 //! compares exactly what a write stores. Problems are reported with their path inside
 //! the filter (`filter.and[1].op`).
 
+use std::collections::BTreeSet;
+
 use chrono::{Datelike, Duration, NaiveDate};
 use sea_orm::sea_query::{Alias, Condition, Expr, ExprTrait, Func, LikeExpr, SimpleExpr};
 use serde_json::{Value, json};
 
+use crate::auth::Access;
 use crate::catalog::EntityCatalog;
 use crate::clock;
 use crate::error::{Error, Result};
@@ -15,18 +18,22 @@ use crate::meta::{Field, FieldType};
 use crate::store::schema::{Storage, storage};
 use crate::store::value;
 
-/// What filter values may refer to: the requesting user and the tenant's today.
-#[derive(Debug, Clone, Copy)]
-pub struct FilterContext {
+/// What filter values may refer to (the requesting user, the tenant's today) and the
+/// fields the user may not see, which a filter may not name either: filtering on a
+/// masked field would reveal its values one question at a time.
+#[derive(Debug, Clone)]
+pub struct FilterContext<'a> {
     pub user_id: i64,
     pub today: NaiveDate,
+    pub hidden: &'a BTreeSet<String>,
 }
 
-impl FilterContext {
-    pub fn new(user_id: i64) -> Self {
+impl<'a> FilterContext<'a> {
+    pub fn for_access(access: &'a Access) -> Self {
         FilterContext {
-            user_id,
+            user_id: access.user_id,
             today: clock::today(),
+            hidden: &access.hidden_fields,
         }
     }
 }
@@ -91,12 +98,15 @@ fn node(
         .get("field")
         .and_then(Value::as_str)
         .ok_or_else(|| bad(&format!("{path}.field"), "expected a field key"))?;
-    let field = entity.column(field_key).ok_or_else(|| {
-        bad(
-            &format!("{path}.field"),
-            format!("unknown field {field_key:?}"),
-        )
-    })?;
+    let field = entity
+        .column(field_key)
+        .filter(|f| !ctx.hidden.contains(&f.key))
+        .ok_or_else(|| {
+            bad(
+                &format!("{path}.field"),
+                format!("unknown field {field_key:?}"),
+            )
+        })?;
     let op = map
         .get("op")
         .and_then(Value::as_str)

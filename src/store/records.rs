@@ -13,7 +13,7 @@ use sea_orm::sea_query::{
     Value as SqlValue,
 };
 use sea_orm::{ConnectionTrait, DatabaseTransaction, QueryResult, SqlErr};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
 use crate::auth::Access;
@@ -81,6 +81,29 @@ impl SortSpec {
             SortSpec::Object { field, desc } => (field, *desc),
         }
     }
+}
+
+/// Most records one reassignment may move.
+pub const MAX_ASSIGN: usize = 10_000;
+
+/// `POST /api/data/{e}/bulk/assign`: `ids` or `filter`, and the new `owner`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AssignRequest {
+    #[serde(default)]
+    pub ids: Option<Vec<i64>>,
+    #[serde(default)]
+    pub filter: Option<Value>,
+    pub owner: i64,
+}
+
+/// What a reassignment did: moved, already owned by the new owner, and requested
+/// ids that are not within reach (or do not exist — the two are not told apart).
+#[derive(Debug, Default, Serialize)]
+pub struct Assigned {
+    pub assigned: u64,
+    pub unchanged: u64,
+    pub not_found: Vec<i64>,
 }
 
 #[derive(Debug)]
@@ -179,6 +202,14 @@ impl<'a> Records<'a> {
 
     pub async fn create(&self, input: &Value, access: &Access) -> Result<Value> {
         let input = self.check_input(input, access)?;
+        if let Some(owner) = input.get(schema::OWNER).and_then(Value::as_i64)
+            && !access.reaches_owner(owner)
+        {
+            return Err(Error::ForbiddenFields(vec![FieldError::new(
+                schema::OWNER,
+                format!("you may not create records owned by user {owner}"),
+            )]));
+        }
         let mut record = Map::new();
         record.insert(schema::OWNER.into(), json!(access.user_id));
         if let Some(pipeline) = &self.entity.def.pipeline {
@@ -262,6 +293,18 @@ impl<'a> Records<'a> {
             return Err(Error::VersionConflict {
                 current: current_version,
             });
+        }
+        if input
+            .get(schema::OWNER)
+            .is_some_and(|owner| *owner != current[schema::OWNER])
+        {
+            return Err(Error::ForbiddenFields(vec![FieldError::new(
+                schema::OWNER,
+                format!(
+                    "owners change through reassignment: POST /api/data/{}/bulk/assign",
+                    self.entity.def.key
+                ),
+            )]));
         }
         let mut record = current.as_object().cloned().unwrap_or_default();
         record.extend(input.clone());
@@ -369,7 +412,7 @@ impl<'a> Records<'a> {
                 "limit: must be between 1 and {MAX_LIMIT}, got {limit}"
             )));
         }
-        let ctx = FilterContext::new(access.user_id);
+        let ctx = FilterContext::for_access(access);
         let mut keys: Vec<(&Field, bool)> = Vec::new();
         for (index, spec) in request.sort.iter().enumerate() {
             let (key, desc) = spec.parts();
@@ -428,6 +471,116 @@ impl<'a> Records<'a> {
         Ok(Page { items, next })
     }
 
+    /// Reassigns records (资料转移) to `request.owner`: those named by `ids` or matched
+    /// by `filter`, within the access's rows; the new owner must be an active user
+    /// within the access's reach. Each change is audited like any write.
+    pub async fn assign(&self, request: &AssignRequest, access: &Access) -> Result<Assigned> {
+        let new_owner = request.owner;
+        if !access.reaches_owner(new_owner) {
+            return Err(Error::ForbiddenFields(vec![FieldError::new(
+                schema::OWNER,
+                format!("you may not assign records to user {new_owner}"),
+            )]));
+        }
+        let mut select = self.select();
+        if let Some(rows) = &access.rows {
+            select.cond_where(rows.clone());
+        }
+        match (&request.ids, &request.filter) {
+            (Some(ids), None) => {
+                if ids.is_empty() || ids.len() > MAX_ASSIGN {
+                    return Err(Error::BadRequest(format!(
+                        "ids: give 1 to {MAX_ASSIGN} record ids"
+                    )));
+                }
+                select.and_where(Expr::col(Alias::new(schema::ID)).is_in(ids.iter().copied()));
+            }
+            (None, Some(filter)) => {
+                let ctx = FilterContext::for_access(access);
+                select.cond_where(filter::condition(self.entity, filter, &ctx)?);
+            }
+            _ => {
+                return Err(Error::BadRequest(
+                    "give either ids or filter to choose the records to assign".into(),
+                ));
+            }
+        }
+        select.limit(MAX_ASSIGN as u64 + 1);
+        let txn = self.db.begin_write().await?;
+        let active = Query::select()
+            .column(Alias::new("id"))
+            .from(self.db.table("users"))
+            .and_where(Expr::col(Alias::new("id")).eq(new_owner))
+            .and_where(Expr::col(Alias::new("active")).eq(true))
+            .to_owned();
+        if query_first(&txn, &active).await?.is_none() {
+            return Err(Error::field(
+                schema::OWNER,
+                format!("user {new_owner} does not exist or is disabled"),
+            ));
+        }
+        let rows = txn.query_all(&select).await?;
+        if rows.len() > MAX_ASSIGN {
+            return Err(Error::BadRequest(format!(
+                "filter: matches more than {MAX_ASSIGN} records; narrow it and assign in parts"
+            )));
+        }
+        let mut outcome = Assigned::default();
+        let mut found = std::collections::BTreeSet::new();
+        for row in &rows {
+            let current = self.decode(row)?;
+            let id = current[schema::ID].as_i64().unwrap_or_default();
+            found.insert(id);
+            if current[schema::OWNER].as_i64() == Some(new_owner) {
+                outcome.unchanged += 1;
+                continue;
+            }
+            let update = Query::update()
+                .table(self.table())
+                .value(Alias::new(schema::OWNER), new_owner)
+                .value(Alias::new(schema::UPDATED_AT), Utc::now())
+                .value(
+                    Alias::new(schema::VERSION),
+                    Expr::col(Alias::new(schema::VERSION)).add(1),
+                )
+                .and_where(Expr::col(Alias::new(schema::ID)).eq(id))
+                .to_owned();
+            txn.execute(&update).await?;
+            let updated = self
+                .fetch(&txn, id, &Access::full(access.user_id))
+                .await?
+                .ok_or_else(|| self.not_found(id))?;
+            let changes = BTreeMap::from([(
+                schema::OWNER.to_string(),
+                (current[schema::OWNER].clone(), json!(new_owner)),
+            )]);
+            journal::record_write(
+                &txn,
+                self.db,
+                &self.entity.def.key,
+                id,
+                "assign",
+                access.user_id,
+                &changes,
+                &updated,
+            )
+            .await?;
+            outcome.assigned += 1;
+        }
+        txn.commit().await?;
+        if let Some(ids) = &request.ids {
+            let mut missing: Vec<i64> = ids
+                .iter()
+                .copied()
+                .filter(|id| !found.contains(id))
+                .collect();
+            missing.sort_unstable();
+            missing.dedup();
+            outcome.not_found = missing;
+        }
+        Ok(outcome)
+    }
+
     pub async fn history(&self, id: i64, access: &Access) -> Result<Vec<Value>> {
         self.get(id, access).await?;
         journal::history(self.db, &self.entity.def.key, id, &access.hidden_fields).await
@@ -440,6 +593,7 @@ impl<'a> Records<'a> {
             return Err(Error::BadRequest("a record is a JSON object".into()));
         };
         let mut errors = Vec::new();
+        let mut denied = Vec::new();
         let mut writable = Map::new();
         let mut stage = None;
         for (key, value) in input {
@@ -458,12 +612,15 @@ impl<'a> Records<'a> {
                     errors.push(FieldError::new(key, "is read-only"));
                 }
                 _ if access.readonly_fields.contains(key) => {
-                    errors.push(FieldError::new(key, "you may not change this field"));
+                    denied.push(FieldError::new(key, "you may not change this field"));
                 }
                 _ => {
                     writable.insert(key.clone(), value.clone());
                 }
             }
+        }
+        if !denied.is_empty() {
+            return Err(Error::ForbiddenFields(denied));
         }
         let instance = Value::Object(writable);
         for error in self.entity.input_validator.iter_errors(&instance) {

@@ -207,4 +207,45 @@ impl TestServer {
             })
             .unwrap_or_default()
     }
+
+    /// A request with another user's token.
+    pub async fn call(
+        &self,
+        token: &str,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> Reply {
+        self.send(method, path, body, Some(token), &[]).await
+    }
+
+    /// Creates a department as the admin and returns its id.
+    pub async fn department(&self, name: &str, parent: Option<i64>, manager: Option<i64>) -> i64 {
+        let reply = self
+            .post(
+                "/api/departments",
+                json!({"name": name, "parent": parent, "manager": manager}),
+            )
+            .await;
+        assert_eq!(reply.status, 201, "department {name}: {:?}", reply.body);
+        reply.body["id"].as_i64().unwrap()
+    }
+
+    /// Creates a user as the admin, logs them in, and returns (id, token).
+    pub async fn user(
+        &self,
+        username: &str,
+        roles: &[&str],
+        department: Option<i64>,
+    ) -> (i64, String) {
+        let reply = self
+            .post(
+                "/api/users",
+                json!({"username": username, "password": PASSWORD, "roles": roles, "department": department}),
+            )
+            .await;
+        assert_eq!(reply.status, 201, "user {username}: {:?}", reply.body);
+        let id = reply.body["id"].as_i64().unwrap();
+        (id, self.login(username, PASSWORD).await)
+    }
 }
