@@ -113,6 +113,25 @@ async fn bad_packages_are_rejected_with_paths_and_change_nothing() {
             json!({"format": 1, "entities": [{"key": "customer", "fields": [{"key": "name", "type": "text"}], "layout": {"sections": [{"fields": ["ghost"]}]}}]}),
             "entities[0].layout.sections[0].fields[0]",
         ),
+        (
+            {
+                let mut package = base();
+                package["reports"] = json!([{"key": "r", "entity": "customer",
+                    "filter": {"and": [{"field": "name", "op": "eq", "value": "x"},
+                                       {"field": "ghost", "op": "eq", "value": 1}]}}]);
+                package
+            },
+            "reports[0].filter.and[1].field",
+        ),
+        (
+            {
+                let mut package = base();
+                package["reports"] = json!([{"key": "r", "entity": "customer",
+                    "filter": {"field": "name", "op": "frobnicate", "value": 1}}]);
+                package
+            },
+            "reports[0].filter.op",
+        ),
         (json!({"format": 1, "entities": [], "bogus": true}), ""),
         (json!({"format": 2, "entities": []}), "format"),
     ];

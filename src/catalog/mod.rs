@@ -12,6 +12,7 @@ use serde_json::{Value, json};
 
 use crate::meta::expr::Expr;
 use crate::meta::{Entity, Field, FieldType, Package, Problem};
+use crate::store::filter::{self, FilterContext};
 use crate::store::plan::Archive;
 use crate::store::schema;
 
@@ -103,6 +104,7 @@ impl Catalog {
                 Err(mut found) => problems.append(&mut found),
             }
         }
+        problems.extend(report_filter_problems(&package, &entities));
         if !problems.is_empty() {
             return Err(problems);
         }
@@ -125,6 +127,38 @@ impl Catalog {
             .iter()
             .filter_map(|e| self.entities.get(&e.key))
     }
+}
+
+/// Report filters are compiled as a query would compile them, so a filter naming an
+/// unknown field or operator is refused at publish with its path, not at run time.
+fn report_filter_problems(
+    package: &Package,
+    entities: &HashMap<String, Arc<EntityCatalog>>,
+) -> Vec<Problem> {
+    let nothing_hidden = std::collections::BTreeSet::new();
+    let context = FilterContext {
+        user_id: 0,
+        today: crate::clock::today(),
+        hidden: &nothing_hidden,
+    };
+    let mut problems = Vec::new();
+    for (index, report) in package.reports.iter().enumerate() {
+        let (Some(filter), Some(entity)) = (&report.filter, entities.get(&report.entity)) else {
+            continue;
+        };
+        if let Err(error) = filter::condition(entity, filter, &context) {
+            // The filter compiler names paths from `filter`; anchor them in the report.
+            let message = error.to_string();
+            let (path, message) = message
+                .split_once(": ")
+                .unwrap_or(("filter", message.as_str()));
+            problems.push(Problem {
+                path: format!("reports[{index}].{path}"),
+                message: message.to_string(),
+            });
+        }
+    }
+    problems
 }
 
 fn compile_entity(
