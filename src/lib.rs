@@ -10,3 +10,4 @@ pub mod meta;
 pub mod store;
 pub mod templates;
 pub mod tenant;
+pub mod workflow;

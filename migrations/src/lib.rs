@@ -11,6 +11,7 @@ mod m0001_system;
 mod m0001_tenant;
 mod m0002_system;
 mod m0002_tenant;
+mod m0003_tenant;
 
 pub use sea_orm_migration::MigratorTrait;
 
@@ -34,6 +35,7 @@ impl MigratorTrait for TenantMigrator {
         vec![
             Box::new(m0001_tenant::Migration),
             Box::new(m0002_tenant::Migration),
+            Box::new(m0003_tenant::Migration),
         ]
     }
 }

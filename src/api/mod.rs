@@ -8,6 +8,7 @@ mod openapi;
 mod records;
 mod security;
 mod users;
+mod workflow;
 
 use std::sync::Arc;
 
@@ -33,6 +34,8 @@ enum Tag {
     Records,
     /// People
     Users,
+    /// Stages, approvals and notifications
+    Workflow,
 }
 
 type Apis = (
@@ -40,6 +43,7 @@ type Apis = (
     meta::MetaApi,
     records::RecordsApi,
     users::UsersApi,
+    workflow::WorkflowApi,
 );
 
 fn service() -> OpenApiService<Apis, ()> {
@@ -49,6 +53,7 @@ fn service() -> OpenApiService<Apis, ()> {
             meta::MetaApi,
             records::RecordsApi,
             users::UsersApi,
+            workflow::WorkflowApi,
         ),
         "metacrm",
         env!("CARGO_PKG_VERSION"),

@@ -9,7 +9,9 @@ use super::Tag;
 use super::security::Bearer;
 use crate::error::Error;
 use crate::meta::Action;
+use crate::store::journal;
 use crate::store::records::{AssignRequest, QueryRequest, Records};
+use crate::workflow::approvals::Engine;
 
 #[derive(ApiResponse)]
 enum Created {
@@ -137,7 +139,9 @@ impl RecordsApi {
         Ok(Json(json!({"items": page.items, "next": page.next})))
     }
 
-    /// The record's audit trail: who changed which fields from what to what.
+    /// The record's timeline: the audit trail (who changed which fields from what to
+    /// what) as `items`, its `stages` (entered, left, by whom, seconds in stage) and its
+    /// `approvals` with every step.
     #[oai(path = "/data/:entity/:id/history", method = "get")]
     async fn history(
         &self,
@@ -152,7 +156,13 @@ impl RecordsApi {
         let items = Records::new(&ctx.tenant.db, &catalog, entity)
             .history(id.0, &access)
             .await?;
-        Ok(Json(json!({"items": items})))
+        let stages = journal::stage_history(&ctx.tenant.db, &entity.def.key, id.0).await?;
+        let approvals = Engine::new(&ctx.tenant.db, &catalog)
+            .for_record(&entity.def.key, id.0)
+            .await?;
+        Ok(Json(
+            json!({"items": items, "stages": stages, "approvals": approvals}),
+        ))
     }
 
     /// Reassign records (资料转移): `{ids: [...]}` or `{filter: {...}}`, and the new

@@ -22,7 +22,13 @@ pub struct Access {
     pub hidden_fields: BTreeSet<String>,
     /// Fields the user may not write.
     pub readonly_fields: BTreeSet<String>,
+    /// The platform acting on its own behalf (a flow's `on_approve`, a scheduled job):
+    /// may also write fields the metadata marks `read_only`.
+    pub system: bool,
 }
+
+/// The user id audit rows carry for what the platform does itself.
+pub const SYSTEM_USER: i64 = 0;
 
 impl Access {
     /// Full access to every row and field (admins; system actions).
@@ -34,6 +40,15 @@ impl Access {
             rows: None,
             hidden_fields: BTreeSet::new(),
             readonly_fields: BTreeSet::new(),
+            system: false,
+        }
+    }
+
+    /// The platform's own identity: every row and field, `read_only` fields included.
+    pub fn system() -> Access {
+        Access {
+            system: true,
+            ..Access::full(SYSTEM_USER)
         }
     }
 
@@ -57,6 +72,7 @@ impl Access {
             rows,
             hidden_fields,
             readonly_fields,
+            system: false,
         }
     }
 

@@ -12,6 +12,6 @@ pub mod sessions;
 pub mod throttle;
 pub mod users;
 
-pub use access::Access;
+pub use access::{Access, SYSTEM_USER};
 pub use context::Context;
 pub use users::User;

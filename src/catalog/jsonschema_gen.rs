@@ -58,18 +58,16 @@ pub fn record_schema(entity: &Entity) -> Value {
     })
 }
 
-/// Schema of what a client may write: editable fields, plus `owner`.
+/// Schema of what may be written: every stored field, plus `owner`. `read_only`
+/// fields are in it because the platform itself writes them (a flow's effects);
+/// the record path refuses them from users before this schema is consulted.
 pub fn input_schema(entity: &Entity) -> Value {
     let mut properties = Map::new();
     properties.insert(
         schema::OWNER.into(),
         json!({"type": ["integer", "null"], "minimum": 1}),
     );
-    for field in entity
-        .fields
-        .iter()
-        .filter(|f| !f.is_computed() && !f.read_only)
-    {
+    for field in entity.fields.iter().filter(|f| !f.is_computed()) {
         properties.insert(field.key.clone(), Value::Object(field_schema(field)));
     }
     json!({

@@ -89,3 +89,66 @@ pub async fn history(
     }
     Ok(entries)
 }
+
+/// Closes the record's open stage-history row and opens one for `stage`: the stage
+/// history every stage change keeps (entered, left, by whom).
+pub async fn enter_stage(
+    txn: &DatabaseTransaction,
+    db: &TenantDb,
+    entity: &str,
+    record_id: i64,
+    stage: &str,
+    user_id: i64,
+) -> Result<()> {
+    let now = Utc::now();
+    let close = Query::update()
+        .table(db.table("stage_history"))
+        .value(Alias::new("left_at"), now)
+        .and_where(Expr::col(Alias::new("entity")).eq(entity))
+        .and_where(Expr::col(Alias::new("record_id")).eq(record_id))
+        .and_where(Expr::col(Alias::new("left_at")).is_null())
+        .to_owned();
+    txn.execute(&close).await?;
+    let open = Query::insert()
+        .into_table(db.table("stage_history"))
+        .columns(["entity", "record_id", "stage", "entered_at", "entered_by"].map(Alias::new))
+        .values_panic([
+            entity.into(),
+            record_id.into(),
+            stage.into(),
+            now.into(),
+            user_id.into(),
+        ])
+        .to_owned();
+    txn.execute(&open).await?;
+    Ok(())
+}
+
+/// A record's stages, oldest first: `{stage, entered_at, left_at, by, seconds}` where
+/// `seconds` is the time spent in the stage (so far, for the current one).
+pub async fn stage_history(db: &TenantDb, entity: &str, record_id: i64) -> Result<Vec<Value>> {
+    let select = Query::select()
+        .columns(["stage", "entered_at", "entered_by", "left_at"].map(Alias::new))
+        .from(db.table("stage_history"))
+        .and_where(Expr::col(Alias::new("entity")).eq(entity))
+        .and_where(Expr::col(Alias::new("record_id")).eq(record_id))
+        .order_by(Alias::new("id"), Order::Asc)
+        .to_owned();
+    let now = Utc::now();
+    db.conn()
+        .query_all(&select)
+        .await?
+        .iter()
+        .map(|row| {
+            let entered: DateTime<Utc> = row.try_get("", "entered_at")?;
+            let left: Option<DateTime<Utc>> = row.try_get("", "left_at")?;
+            Ok(json!({
+                "stage": row.try_get::<String>("", "stage")?,
+                "entered_at": format_datetime(entered),
+                "left_at": left.map(format_datetime),
+                "by": row.try_get::<Option<i64>>("", "entered_by")?,
+                "seconds": (left.unwrap_or(now) - entered).num_seconds(),
+            }))
+        })
+        .collect()
+}

@@ -4,6 +4,7 @@
 pub mod db;
 pub mod filter;
 pub mod journal;
+pub mod locks;
 pub mod plan;
 pub mod records;
 pub mod schema;

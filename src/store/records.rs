@@ -24,7 +24,7 @@ use crate::store::db::TenantDb;
 use crate::store::db::query_first;
 use crate::store::filter::{self, FilterContext};
 use crate::store::schema::{self, Storage};
-use crate::store::{journal, value};
+use crate::store::{journal, locks, value};
 
 pub const DEFAULT_LIMIT: u64 = 50;
 pub const MAX_LIMIT: u64 = 1000;
@@ -218,6 +218,12 @@ impl<'a> Records<'a> {
         self.apply_defaults(&mut record, &input)?;
         record.extend(input.clone());
         self.complete(&mut record, &input)?;
+        if let Some(stage) = record.get(schema::STAGE).and_then(Value::as_str) {
+            let missing = self.missing_for_stage(&record, stage);
+            if !missing.is_empty() {
+                return Err(Error::Validation(missing));
+            }
+        }
 
         let txn = self.db.begin_write().await?;
         self.check_constraints(&txn, &record, None).await?;
@@ -258,6 +264,17 @@ impl<'a> Records<'a> {
             &Map::new(),
             created.as_object().expect("records are objects"),
         );
+        if let Some(stage) = created.get(schema::STAGE).and_then(Value::as_str) {
+            journal::enter_stage(
+                &txn,
+                self.db,
+                &self.entity.def.key,
+                id,
+                stage,
+                access.user_id,
+            )
+            .await?;
+        }
         journal::record_write(
             &txn,
             self.db,
@@ -273,6 +290,9 @@ impl<'a> Records<'a> {
         Ok(mask(created, access))
     }
 
+    /// A user's change: owners change only by reassignment, stages only through the
+    /// stage transition (which checks the pipeline's rules), and a locked record
+    /// (pending approval) refuses changes.
     pub async fn update(
         &self,
         id: i64,
@@ -286,14 +306,6 @@ impl<'a> Records<'a> {
             .fetch(&txn, id, access)
             .await?
             .ok_or_else(|| self.not_found(id))?;
-        let current_version = current[schema::VERSION].as_i64().unwrap_or(0);
-        if let Some(expected) = expected_version
-            && expected != current_version
-        {
-            return Err(Error::VersionConflict {
-                current: current_version,
-            });
-        }
         if input
             .get(schema::OWNER)
             .is_some_and(|owner| *owner != current[schema::OWNER])
@@ -306,6 +318,60 @@ impl<'a> Records<'a> {
                 ),
             )]));
         }
+        if input
+            .get(schema::STAGE)
+            .is_some_and(|stage| *stage != current[schema::STAGE])
+        {
+            return Err(Error::field(
+                schema::STAGE,
+                format!(
+                    "stages change through POST /api/data/{}/{id}/stage, which checks the pipeline's transitions",
+                    self.entity.def.key
+                ),
+            ));
+        }
+        locks::ensure_unlocked(&txn, self.db, &self.entity.def.key, id).await?;
+        let updated = self
+            .update_in(&txn, current, input, expected_version, access, "update")
+            .await?;
+        txn.commit().await?;
+        Ok(updated)
+    }
+
+    /// A live record within the access's rows, unmasked, read in a transaction.
+    pub async fn fetch_in(
+        &self,
+        txn: &DatabaseTransaction,
+        id: i64,
+        access: &Access,
+    ) -> Result<Value> {
+        self.fetch(txn, id, access)
+            .await?
+            .ok_or_else(|| self.not_found(id))
+    }
+
+    /// Writes checked `input` over `current` inside `txn`: formulas, required fields,
+    /// constraints, the version check, audit (as `action`), outbox, and stage history
+    /// when the stage changes. The stage transition and the workflow's effects use it
+    /// directly; it enforces no owner, stage or lock rule of its own.
+    pub async fn update_in(
+        &self,
+        txn: &DatabaseTransaction,
+        current: Value,
+        input: Map<String, Value>,
+        expected_version: Option<i64>,
+        access: &Access,
+        action: &str,
+    ) -> Result<Value> {
+        let id = current[schema::ID].as_i64().unwrap_or_default();
+        let current_version = current[schema::VERSION].as_i64().unwrap_or(0);
+        if let Some(expected) = expected_version
+            && expected != current_version
+        {
+            return Err(Error::VersionConflict {
+                current: current_version,
+            });
+        }
         let mut record = current.as_object().cloned().unwrap_or_default();
         record.extend(input.clone());
         self.complete(&mut record, &input)?;
@@ -313,7 +379,7 @@ impl<'a> Records<'a> {
         if changes.is_empty() {
             return Ok(mask(current, access));
         }
-        self.check_constraints(&txn, &record, Some(id)).await?;
+        self.check_constraints(txn, &record, Some(id)).await?;
         let mut update = Query::update();
         update
             .table(self.table())
@@ -337,21 +403,31 @@ impl<'a> Records<'a> {
             });
         }
         let updated = self
-            .fetch(&txn, id, &Access::full(access.user_id))
+            .fetch(txn, id, &Access::full(access.user_id))
             .await?
             .ok_or_else(|| self.not_found(id))?;
+        if let Some(stage) = changes.get(schema::STAGE).and_then(|(_, new)| new.as_str()) {
+            journal::enter_stage(
+                txn,
+                self.db,
+                &self.entity.def.key,
+                id,
+                stage,
+                access.user_id,
+            )
+            .await?;
+        }
         journal::record_write(
-            &txn,
+            txn,
             self.db,
             &self.entity.def.key,
             id,
-            "update",
+            action,
             access.user_id,
             &changes,
             &updated,
         )
         .await?;
-        txn.commit().await?;
         Ok(mask(updated, access))
     }
 
@@ -362,6 +438,7 @@ impl<'a> Records<'a> {
             .fetch(&txn, id, access)
             .await?
             .ok_or_else(|| self.not_found(id))?;
+        locks::ensure_unlocked(&txn, self.db, &self.entity.def.key, id).await?;
         for (entity, field) in &self.entity.referenced_by {
             let mut select = Query::select();
             select
@@ -588,7 +665,7 @@ impl<'a> Records<'a> {
 
     /// Checks a write's input: an object; system keys ignored; computed, read-only and
     /// denied fields refused; JSON Schema; each value normalised.
-    fn check_input(&self, input: &Value, access: &Access) -> Result<Map<String, Value>> {
+    pub fn check_input(&self, input: &Value, access: &Access) -> Result<Map<String, Value>> {
         let Value::Object(input) = input else {
             return Err(Error::BadRequest("a record is a JSON object".into()));
         };
@@ -608,7 +685,7 @@ impl<'a> Records<'a> {
                 Some(field) if field.is_computed() => {
                     errors.push(FieldError::new(key, "is computed and cannot be written"));
                 }
-                Some(field) if field.read_only => {
+                Some(field) if field.read_only && !access.system => {
                     errors.push(FieldError::new(key, "is read-only"));
                 }
                 _ if access.readonly_fields.contains(key) => {
@@ -717,12 +794,7 @@ impl<'a> Records<'a> {
                     Some(expr) => expr.eval_bool(record).unwrap_or(false),
                     None => false,
                 };
-            let empty = match record.get(&field.key) {
-                None | Some(Value::Null) => true,
-                Some(Value::String(s)) => s.trim().is_empty(),
-                Some(Value::Array(a)) => a.is_empty(),
-                _ => false,
-            };
+            let empty = is_empty(record.get(&field.key));
             // A field hidden by visible_if is not required; an untouched old record
             // is not failed for a rule added after it was written.
             let touched = input.contains_key(&field.key) || record.get(schema::ID).is_none();
@@ -894,9 +966,39 @@ impl<'a> Records<'a> {
         }
     }
 
+    /// The fields a stage requires that the record leaves empty, each named.
+    pub fn missing_for_stage(&self, record: &Map<String, Value>, stage: &str) -> Vec<FieldError> {
+        let Some(stage) = self
+            .entity
+            .def
+            .pipeline
+            .as_ref()
+            .and_then(|p| p.stages.iter().find(|s| s.key == stage))
+        else {
+            return Vec::new();
+        };
+        let label = stage.label.as_deref().unwrap_or(&stage.key);
+        stage
+            .required_fields
+            .iter()
+            .filter(|key| is_empty(record.get(*key)))
+            .map(|key| FieldError::new(key, format!("is required in stage {label}")))
+            .collect()
+    }
+
     /// The catalog this store was built from.
     pub fn catalog(&self) -> &Catalog {
         self.catalog
+    }
+}
+
+/// No value: absent, null, blank text or an empty list.
+fn is_empty(value: Option<&Value>) -> bool {
+    match value {
+        None | Some(Value::Null) => true,
+        Some(Value::String(s)) => s.trim().is_empty(),
+        Some(Value::Array(a)) => a.is_empty(),
+        _ => false,
     }
 }
 

@@ -39,6 +39,23 @@ pub fn unique_key(prefix: &str) -> String {
     )
 }
 
+/// Serves the application on a free port in the background; returns its base URL.
+async fn serve(tenants: Arc<Tenants>) -> String {
+    let acceptor = TcpListener::bind("127.0.0.1:0")
+        .into_acceptor()
+        .await
+        .unwrap();
+    let port = acceptor.local_addr()[0].as_socket_addr().unwrap().port();
+    let app = metacrm::api::server(tenants);
+    tokio::spawn(async move {
+        poem::Server::new_with_acceptor(acceptor)
+            .run(app)
+            .await
+            .unwrap();
+    });
+    format!("http://127.0.0.1:{port}")
+}
+
 pub struct TestServer {
     pub base: String,
     pub client: reqwest::Client,
@@ -71,20 +88,9 @@ impl TestServer {
             .await
             .unwrap();
         tenant.apply(&package, None, false).await.unwrap();
-        let acceptor = TcpListener::bind("127.0.0.1:0")
-            .into_acceptor()
-            .await
-            .unwrap();
-        let port = acceptor.local_addr()[0].as_socket_addr().unwrap().port();
-        let app = metacrm::api::server(tenants.clone());
-        tokio::spawn(async move {
-            poem::Server::new_with_acceptor(acceptor)
-                .run(app)
-                .await
-                .unwrap();
-        });
+        let base = serve(tenants.clone()).await;
         let mut server = TestServer {
-            base: format!("http://127.0.0.1:{port}"),
+            base,
             client: reqwest::Client::new(),
             token: String::new(),
             tenants,
@@ -93,6 +99,23 @@ impl TestServer {
         };
         server.token = server.login(ADMIN, PASSWORD).await;
         server
+    }
+
+    /// Another server process over the same data (a restart): a new registry, new
+    /// connections, a new port; sessions live in the database and stay valid.
+    /// The restarted server reads the same data folder, which `self` keeps alive.
+    pub async fn restart(&self) -> TestServer {
+        let tenants = Tenants::open(&db_config(self.dir.path())).await.unwrap();
+        let tenant = tenants.get(&self.tenant.key).await.unwrap();
+        let base = serve(tenants.clone()).await;
+        TestServer {
+            base,
+            client: reqwest::Client::new(),
+            token: self.token.clone(),
+            tenants,
+            tenant,
+            dir: tempfile::tempdir().unwrap(),
+        }
     }
 
     pub async fn login(&self, username: &str, password: &str) -> String {

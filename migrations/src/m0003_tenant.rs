@@ -1,0 +1,259 @@
+//! Workflow state: stage history, record locks, approval instances with their tasks
+//! and timeline, and in-app notifications.
+use sea_orm_migration::{prelude::*, schema::*};
+
+#[derive(DeriveMigrationName)]
+pub struct Migration;
+
+#[derive(DeriveIden)]
+enum StageHistory {
+    Table,
+    Id,
+    Entity,
+    RecordId,
+    Stage,
+    EnteredAt,
+    EnteredBy,
+    LeftAt,
+}
+
+#[derive(DeriveIden)]
+enum RecordLocks {
+    Table,
+    Entity,
+    RecordId,
+    Reason,
+    LockedAt,
+}
+
+#[derive(DeriveIden)]
+enum Approvals {
+    Table,
+    Id,
+    Flow,
+    Entity,
+    RecordId,
+    Status,
+    StepIndex,
+    Submitter,
+    SubmittedAt,
+    FinishedAt,
+}
+
+#[derive(DeriveIden)]
+enum ApprovalTasks {
+    Table,
+    Id,
+    ApprovalId,
+    StepIndex,
+    Approver,
+    Status,
+    DelegatedFrom,
+    AddedBy,
+    CreatedAt,
+    ActedAt,
+    Comment,
+}
+
+#[derive(DeriveIden)]
+enum ApprovalEvents {
+    Table,
+    Id,
+    ApprovalId,
+    At,
+    UserId,
+    Action,
+    StepIndex,
+    Comment,
+    Detail,
+}
+
+#[derive(DeriveIden)]
+enum Notifications {
+    Table,
+    Id,
+    UserId,
+    Kind,
+    Title,
+    Body,
+    Entity,
+    RecordId,
+    ApprovalId,
+    CreatedAt,
+    ReadAt,
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for Migration {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .create_table(
+                Table::create()
+                    .table(StageHistory::Table)
+                    .col(big_pk_auto(StageHistory::Id))
+                    .col(string(StageHistory::Entity))
+                    .col(big_integer(StageHistory::RecordId))
+                    .col(string(StageHistory::Stage))
+                    .col(timestamp_with_time_zone(StageHistory::EnteredAt))
+                    .col(big_integer_null(StageHistory::EnteredBy))
+                    .col(timestamp_with_time_zone_null(StageHistory::LeftAt))
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .create_index(
+                Index::create()
+                    .name("ix_stage_history_record")
+                    .table(StageHistory::Table)
+                    .col(StageHistory::Entity)
+                    .col(StageHistory::RecordId)
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .create_table(
+                Table::create()
+                    .table(RecordLocks::Table)
+                    .col(string(RecordLocks::Entity))
+                    .col(big_integer(RecordLocks::RecordId))
+                    .col(string(RecordLocks::Reason))
+                    .col(timestamp_with_time_zone(RecordLocks::LockedAt))
+                    .primary_key(
+                        Index::create()
+                            .col(RecordLocks::Entity)
+                            .col(RecordLocks::RecordId),
+                    )
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .create_table(
+                Table::create()
+                    .table(Approvals::Table)
+                    .col(big_pk_auto(Approvals::Id))
+                    .col(string(Approvals::Flow))
+                    .col(string(Approvals::Entity))
+                    .col(big_integer(Approvals::RecordId))
+                    .col(string(Approvals::Status))
+                    .col(integer(Approvals::StepIndex))
+                    .col(big_integer(Approvals::Submitter))
+                    .col(timestamp_with_time_zone(Approvals::SubmittedAt))
+                    .col(timestamp_with_time_zone_null(Approvals::FinishedAt))
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .create_index(
+                Index::create()
+                    .name("ix_approvals_record")
+                    .table(Approvals::Table)
+                    .col(Approvals::Entity)
+                    .col(Approvals::RecordId)
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .create_table(
+                Table::create()
+                    .table(ApprovalTasks::Table)
+                    .col(big_pk_auto(ApprovalTasks::Id))
+                    .col(big_integer(ApprovalTasks::ApprovalId))
+                    .col(integer(ApprovalTasks::StepIndex))
+                    .col(big_integer(ApprovalTasks::Approver))
+                    .col(string(ApprovalTasks::Status))
+                    .col(big_integer_null(ApprovalTasks::DelegatedFrom))
+                    .col(big_integer_null(ApprovalTasks::AddedBy))
+                    .col(timestamp_with_time_zone(ApprovalTasks::CreatedAt))
+                    .col(timestamp_with_time_zone_null(ApprovalTasks::ActedAt))
+                    .col(text_null(ApprovalTasks::Comment))
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .create_index(
+                Index::create()
+                    .name("ix_approval_tasks_approver")
+                    .table(ApprovalTasks::Table)
+                    .col(ApprovalTasks::Approver)
+                    .col(ApprovalTasks::Status)
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .create_index(
+                Index::create()
+                    .name("ix_approval_tasks_approval")
+                    .table(ApprovalTasks::Table)
+                    .col(ApprovalTasks::ApprovalId)
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .create_table(
+                Table::create()
+                    .table(ApprovalEvents::Table)
+                    .col(big_pk_auto(ApprovalEvents::Id))
+                    .col(big_integer(ApprovalEvents::ApprovalId))
+                    .col(timestamp_with_time_zone(ApprovalEvents::At))
+                    .col(big_integer_null(ApprovalEvents::UserId))
+                    .col(string(ApprovalEvents::Action))
+                    .col(integer_null(ApprovalEvents::StepIndex))
+                    .col(text_null(ApprovalEvents::Comment))
+                    .col(text(ApprovalEvents::Detail))
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .create_index(
+                Index::create()
+                    .name("ix_approval_events_approval")
+                    .table(ApprovalEvents::Table)
+                    .col(ApprovalEvents::ApprovalId)
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .create_table(
+                Table::create()
+                    .table(Notifications::Table)
+                    .col(big_pk_auto(Notifications::Id))
+                    .col(big_integer(Notifications::UserId))
+                    .col(string(Notifications::Kind))
+                    .col(string(Notifications::Title))
+                    .col(text(Notifications::Body))
+                    .col(string_null(Notifications::Entity))
+                    .col(big_integer_null(Notifications::RecordId))
+                    .col(big_integer_null(Notifications::ApprovalId))
+                    .col(timestamp_with_time_zone(Notifications::CreatedAt))
+                    .col(timestamp_with_time_zone_null(Notifications::ReadAt))
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .create_index(
+                Index::create()
+                    .name("ix_notifications_user")
+                    .table(Notifications::Table)
+                    .col(Notifications::UserId)
+                    .col(Notifications::ReadAt)
+                    .to_owned(),
+            )
+            .await
+    }
+
+    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        for table in [
+            Notifications::Table.into_iden(),
+            ApprovalEvents::Table.into_iden(),
+            ApprovalTasks::Table.into_iden(),
+            Approvals::Table.into_iden(),
+            RecordLocks::Table.into_iden(),
+            StageHistory::Table.into_iden(),
+        ] {
+            manager
+                .drop_table(Table::drop().table(table).to_owned())
+                .await?;
+        }
+        Ok(())
+    }
+}

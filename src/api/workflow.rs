@@ -1,0 +1,171 @@
+//! Stage moves, approvals and notifications over HTTP.
+
+use poem_openapi::param::{Path, Query};
+use poem_openapi::payload::Json;
+use poem_openapi::{Object, OpenApi};
+use serde_json::{Value, json};
+
+use super::Tag;
+use super::security::Bearer;
+use crate::error::Error;
+use crate::meta::Action;
+use crate::store::records::Records;
+use crate::workflow::approvals::{ActRequest, Engine};
+use crate::workflow::{notifications, stages};
+
+#[derive(Object)]
+struct StageMove {
+    /// The target stage key.
+    to: String,
+}
+
+#[derive(Object)]
+struct Submit {
+    /// The flow key.
+    flow: String,
+}
+
+pub struct WorkflowApi;
+
+#[OpenApi(tag = "Tag::Workflow")]
+impl WorkflowApi {
+    /// Move a record to another stage: checks the pipeline's transitions, the target
+    /// stage's required fields (422 listing every missing one) and permissions; may
+    /// start a flow (`approval` in the answer).
+    #[oai(path = "/data/:entity/:id/stage", method = "post")]
+    async fn stage(
+        &self,
+        auth: Bearer,
+        entity: Path<String>,
+        id: Path<i64>,
+        body: Json<StageMove>,
+    ) -> poem::Result<Json<Value>> {
+        let ctx = auth.0;
+        let catalog = ctx.tenant.catalog().await;
+        let entity = ctx.entity(&catalog, &entity.0)?;
+        let access = ctx.authorize(entity, Action::Update).await?;
+        let moved = stages::move_to(
+            &ctx.tenant.db,
+            &catalog,
+            entity,
+            id.0,
+            &body.to,
+            &ctx.user,
+            &access,
+        )
+        .await?;
+        Ok(Json(moved))
+    }
+
+    /// Submit a record for approval by a flow; the record is locked until it ends.
+    #[oai(path = "/data/:entity/:id/submit", method = "post")]
+    async fn submit(
+        &self,
+        auth: Bearer,
+        entity: Path<String>,
+        id: Path<i64>,
+        body: Json<Submit>,
+    ) -> poem::Result<Json<Value>> {
+        let ctx = auth.0;
+        let catalog = ctx.tenant.catalog().await;
+        let entity = ctx.entity(&catalog, &entity.0)?;
+        let access = ctx.authorize(entity, Action::Update).await?;
+        let approval = Engine::new(&ctx.tenant.db, &catalog)
+            .submit(entity, id.0, &body.flow, &access)
+            .await?;
+        Ok(Json(approval))
+    }
+
+    /// What the caller may approve now: `{items: [{id, flow, entity, record, title,
+    /// step, submitter, submitted_at}]}`.
+    #[oai(path = "/approvals/inbox", method = "get")]
+    async fn inbox(&self, auth: Bearer) -> poem::Result<Json<Value>> {
+        let ctx = auth.0;
+        let catalog = ctx.tenant.catalog().await;
+        let items = Engine::new(&ctx.tenant.db, &catalog)
+            .inbox(ctx.user.id)
+            .await?;
+        Ok(Json(json!({ "items": items })))
+    }
+
+    /// One approval with its tasks and timeline, for those taking part in it and
+    /// those who may read its record.
+    #[oai(path = "/approvals/:id", method = "get")]
+    async fn approval(&self, auth: Bearer, id: Path<i64>) -> poem::Result<Json<Value>> {
+        let ctx = auth.0;
+        let catalog = ctx.tenant.catalog().await;
+        let view = Engine::new(&ctx.tenant.db, &catalog).view(id.0).await?;
+        if !Engine::takes_part(&view, ctx.user.id) {
+            let hidden = || Error::NotFound(format!("approval {} not found", id.0));
+            let entity = catalog
+                .entity(view["entity"].as_str().unwrap_or_default())
+                .ok_or_else(hidden)?;
+            let access = ctx
+                .authorize(entity, Action::Read)
+                .await
+                .map_err(|_| hidden())?;
+            Records::new(&ctx.tenant.db, &catalog, entity)
+                .get(view["record"].as_i64().unwrap_or_default(), &access)
+                .await
+                .map_err(|_| hidden())?;
+        }
+        Ok(Json(view))
+    }
+
+    /// Act on an approval: `approve`, `reject` (`comment` required; `to` an earlier
+    /// step key returns it there, 退回), `delegate` (`to` a user id, 转审),
+    /// `add_approvers` (`users`, 加签), `withdraw` (the submitter).
+    #[oai(path = "/approvals/:id/:action", method = "post")]
+    async fn act(
+        &self,
+        auth: Bearer,
+        id: Path<i64>,
+        action: Path<String>,
+        body: Json<Value>,
+    ) -> poem::Result<Json<Value>> {
+        let ctx = auth.0;
+        let body = if body.0.is_null() { json!({}) } else { body.0 };
+        let request: ActRequest = serde_json::from_value(body)
+            .map_err(|e| Error::BadRequest(format!("{}: {e}", action.0)))?;
+        let (act, comment) = request.into_act(&action.0)?;
+        let catalog = ctx.tenant.catalog().await;
+        let view = Engine::new(&ctx.tenant.db, &catalog)
+            .act(id.0, &ctx.user, act, comment)
+            .await?;
+        Ok(Json(view))
+    }
+
+    /// The caller's notifications, newest first: `{items, unread}`.
+    #[oai(path = "/notifications", method = "get")]
+    async fn notifications(
+        &self,
+        auth: Bearer,
+        unread: Query<Option<bool>>,
+        limit: Query<Option<u64>>,
+    ) -> poem::Result<Json<Value>> {
+        let limit = limit.0.unwrap_or(50).clamp(1, 500);
+        let list = notifications::list(
+            &auth.0.tenant.db,
+            auth.0.user.id,
+            unread.0.unwrap_or(false),
+            limit,
+        )
+        .await?;
+        Ok(Json(list))
+    }
+
+    /// Mark notifications read: `{ids: [...]}`, or `{}` for all. Answers `{marked}`.
+    #[oai(path = "/notifications/read", method = "post")]
+    async fn mark_read(&self, auth: Bearer, body: Json<Value>) -> poem::Result<Json<Value>> {
+        let ids: Option<Vec<i64>> = match body.0.get("ids") {
+            None | Some(Value::Null) => None,
+            Some(ids) => Some(
+                serde_json::from_value(ids.clone())
+                    .map_err(|e| Error::BadRequest(format!("ids: {e}")))?,
+            ),
+        };
+        let marked =
+            notifications::mark_read(&auth.0.tenant.db, auth.0.user.id, ids.as_deref()).await?;
+        Ok(Json(json!({ "marked": marked })))
+    }
+}
