@@ -9,7 +9,12 @@ fn offset() -> FixedOffset {
 
 /// Today's date for the tenant.
 pub fn today() -> NaiveDate {
-    Utc::now().with_timezone(&offset()).date_naive()
+    date_of(Utc::now())
+}
+
+/// The tenant's calendar date at an instant.
+pub fn date_of(instant: DateTime<Utc>) -> NaiveDate {
+    instant.with_timezone(&offset()).date_naive()
 }
 
 /// The instant a tenant-local day begins.

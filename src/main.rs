@@ -11,6 +11,7 @@ use tracing_subscriber::EnvFilter;
 use metacrm::error::{Error, Result};
 use metacrm::store::db::DbConfig;
 use metacrm::tenant::{NewTenant, Tenants};
+use metacrm::workflow::jobs;
 use metacrm::{api, templates};
 
 /// metacrm — a low-code CRM platform. Each tenant describes its business as metadata
@@ -46,6 +47,15 @@ enum Command {
         /// Tenant key for --demo.
         #[arg(long, default_value = "demo")]
         demo_tenant: String,
+        /// Seconds between runs of the background jobs (public pool reclaim); 0 turns
+        /// them off on this node.
+        #[arg(long, env = "METACRM_JOBS_INTERVAL", default_value_t = 600)]
+        jobs_interval: u64,
+    },
+    /// Background jobs.
+    Jobs {
+        #[command(subcommand)]
+        command: JobsCommand,
     },
     /// Create or upgrade the system tables (also done by every other command).
     Migrate,
@@ -65,6 +75,16 @@ enum Command {
         /// Print the plan without changing anything.
         #[arg(long)]
         dry_run: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum JobsCommand {
+    /// Run every background job once (public pool reclaim) and print what it did.
+    Run {
+        /// Only this tenant (default: all).
+        #[arg(long)]
+        tenant: Option<String>,
     },
 }
 
@@ -125,11 +145,28 @@ async fn run(cli: Cli) -> Result<()> {
             demo,
             template,
             demo_tenant,
+            jobs_interval,
         } => {
             if demo {
                 prepare_demo(&tenants, &config, &demo_tenant, &template, &bind).await?;
             }
+            if jobs_interval > 0 {
+                tokio::spawn(run_jobs_every(tenants.clone(), jobs_interval));
+            }
             serve(tenants, &bind).await
+        }
+        Command::Jobs {
+            command: JobsCommand::Run { tenant },
+        } => {
+            let reports = jobs::run(&tenants, tenant.as_deref(), chrono::Utc::now()).await?;
+            for report in &reports {
+                println!(
+                    "{}: {} {} record(s) of {}",
+                    report.tenant, report.job, report.count, report.entity
+                );
+            }
+            println!("jobs done: {} change(s)", reports.len());
+            Ok(())
         }
         Command::Tenant {
             command:
@@ -248,6 +285,23 @@ fn random_password() -> String {
     (0..14)
         .map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char)
         .collect()
+}
+
+/// The scheduler inside `serve`: runs the background jobs on a fixed interval; a
+/// failing run is logged and retried at the next tick.
+async fn run_jobs_every(tenants: Arc<Tenants>, seconds: u64) {
+    let mut interval = tokio::time::interval(std::time::Duration::from_secs(seconds));
+    loop {
+        interval.tick().await;
+        match jobs::run(&tenants, None, chrono::Utc::now()).await {
+            Ok(reports) => {
+                for report in reports {
+                    tracing::info!(tenant = %report.tenant, job = report.job, entity = %report.entity, count = report.count, "job ran");
+                }
+            }
+            Err(error) => tracing::error!(%error, "background jobs failed"),
+        }
+    }
 }
 
 async fn serve(tenants: Arc<Tenants>, bind: &str) -> Result<()> {

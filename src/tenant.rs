@@ -342,6 +342,22 @@ impl Tenants {
             .is_some())
     }
 
+    /// Every tenant's key.
+    pub async fn keys(&self) -> Result<Vec<String>> {
+        let select = Query::select()
+            .column(Alias::new("key"))
+            .from(Alias::new("tenants"))
+            .order_by(Alias::new("key"), Order::Asc)
+            .to_owned();
+        self.platform
+            .system()
+            .query_all(&select)
+            .await?
+            .iter()
+            .map(|row| Ok(row.try_get("", "key")?))
+            .collect()
+    }
+
     /// The tenant, loading its catalog on first use.
     pub async fn get(&self, key: &str) -> Result<Arc<Tenant>> {
         let mut loaded = self.loaded.lock().await;

@@ -9,9 +9,9 @@ use super::Tag;
 use super::security::Bearer;
 use crate::error::Error;
 use crate::meta::Action;
-use crate::store::records::Records;
+use crate::store::records::{QueryRequest, Records};
 use crate::workflow::approvals::{ActRequest, Engine};
-use crate::workflow::{notifications, stages};
+use crate::workflow::{followups, notifications, pool, stages};
 
 #[derive(Object)]
 struct StageMove {
@@ -167,5 +167,77 @@ impl WorkflowApi {
         let marked =
             notifications::mark_read(&auth.0.tenant.db, auth.0.user.id, ids.as_deref()).await?;
         Ok(Json(json!({ "marked": marked })))
+    }
+
+    /// Whom to contact: records due or overdue by their follow-up cycle, within the
+    /// caller's read scope, most overdue first: `{items: [{entity, id, title, owner,
+    /// category, last_contact_at, due_on, overdue_days}]}`.
+    #[oai(path = "/followups/due", method = "get")]
+    async fn followups_due(
+        &self,
+        auth: Bearer,
+        entity: Query<Option<String>>,
+        limit: Query<Option<u64>>,
+    ) -> poem::Result<Json<Value>> {
+        let ctx = auth.0;
+        let catalog = ctx.tenant.catalog().await;
+        let limit = limit.0.unwrap_or(100).clamp(1, 1000);
+        let items = followups::due(
+            &ctx,
+            &catalog,
+            entity.0.as_deref(),
+            chrono::Utc::now(),
+            limit,
+        )
+        .await?;
+        Ok(Json(json!({ "items": items })))
+    }
+
+    /// The public pool (公海) of an entity: records without owner, queried like any
+    /// list (`{filter, sort, limit, after}`) by anyone who may read the entity.
+    #[oai(path = "/pool/:entity/query", method = "post")]
+    async fn pool_query(
+        &self,
+        auth: Bearer,
+        entity: Path<String>,
+        body: Json<Value>,
+    ) -> poem::Result<Json<Value>> {
+        let ctx = auth.0;
+        let request: QueryRequest =
+            serde_json::from_value(body.0).map_err(|e| Error::BadRequest(format!("query: {e}")))?;
+        let catalog = ctx.tenant.catalog().await;
+        let entity = ctx.entity(&catalog, &entity.0)?;
+        if entity.def.pool.is_none() {
+            return Err(Error::NotFound(format!("{} has no public pool", entity.def.key)).into());
+        }
+        let access = pool::pool_access(&ctx.authorize(entity, Action::Read).await?);
+        let page = Records::new(&ctx.tenant.db, &catalog, entity)
+            .query(&request, &access)
+            .await?;
+        Ok(Json(json!({"items": page.items, "next": page.next})))
+    }
+
+    /// Claim a record from the pool (the entity's daily claim limit applies).
+    #[oai(path = "/pool/:entity/:id/claim", method = "post")]
+    async fn claim(
+        &self,
+        auth: Bearer,
+        entity: Path<String>,
+        id: Path<i64>,
+    ) -> poem::Result<Json<Value>> {
+        let ctx = auth.0;
+        let catalog = ctx.tenant.catalog().await;
+        let entity = ctx.entity(&catalog, &entity.0)?;
+        let access = ctx.authorize(entity, Action::Read).await?;
+        let claimed = pool::claim(
+            &ctx.tenant.db,
+            &catalog,
+            entity,
+            id.0,
+            ctx.user.id,
+            chrono::Utc::now(),
+        )
+        .await?;
+        Ok(Json(crate::store::records::mask(claimed, &access)))
     }
 }

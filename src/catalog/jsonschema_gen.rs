@@ -43,6 +43,13 @@ pub fn record_schema(entity: &Entity) -> Value {
             json!({"enum": stages, "description": "pipeline stage"}),
         );
     }
+    if entity.tracks_contacts() {
+        properties.insert(
+            schema::LAST_CONTACT_AT.into(),
+            json!({"type": ["string", "null"], "format": "date-time", "readOnly": true,
+                   "description": "last logged contact (follow-ups, public pool)"}),
+        );
+    }
     for field in &entity.fields {
         let mut property = field_schema(field);
         if field.is_computed() || field.read_only {

@@ -268,6 +268,9 @@ fn system_columns(entity: &Entity) -> Vec<Field> {
             .collect();
         columns.push(json!({"key": schema::STAGE, "type": "select", "options": options}));
     }
+    if entity.tracks_contacts() {
+        columns.push(column(schema::LAST_CONTACT_AT, "datetime"));
+    }
     columns
         .into_iter()
         .map(|c| serde_json::from_value(c).expect("system column definitions are valid fields"))

@@ -304,6 +304,18 @@ pub struct Transition {
 pub struct Followup {
     pub field: String,
     pub days: std::collections::BTreeMap<String, u32>,
+    /// What counts as a contact: creating a record of this activity entity whose
+    /// reference field points at the record.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub activity: Option<ActivityLink>,
+}
+
+/// An activity entity and its reference field to the followed-up entity.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ActivityLink {
+    pub entity: String,
+    pub field: String,
 }
 
 /// Public pool (公海): records nobody followed up for this long return to the pool.
@@ -311,6 +323,17 @@ pub struct Followup {
 #[serde(deny_unknown_fields)]
 pub struct Pool {
     pub reclaim_after_days: u32,
+    /// Records one user may claim from the pool per day (unlimited when absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub claim_limit: Option<u32>,
+}
+
+impl Entity {
+    /// Whether records track their last contact (`last_contact_at`): entities with a
+    /// follow-up cycle or a public pool.
+    pub fn tracks_contacts(&self) -> bool {
+        self.followup.is_some() || self.pool.is_some()
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -35,6 +35,7 @@ pub const SYSTEM_COLUMNS: &[&str] = &[
     "version",
     "deleted_at",
     "stage",
+    "last_contact_at",
 ];
 
 /// System columns an expression may read (`stage` only where there is a pipeline).
@@ -672,6 +673,27 @@ impl<'p> Validator<'p> {
             }
             if *days < 1 {
                 self.report(day_path, "must be at least 1 day");
+            }
+        }
+        if let Some(link) = &followup.activity {
+            let link_path = format!("{path}.activity");
+            match self.pkg.entity(&link.entity) {
+                None => {
+                    let message = format!("unknown entity {:?}", link.entity);
+                    self.report(format!("{link_path}.entity"), message);
+                }
+                Some(activity) => match activity.field(&link.field) {
+                    Some(field)
+                        if field.field_type == FieldType::Reference
+                            && field.target.as_deref() == Some(entity.key.as_str()) => {}
+                    _ => {
+                        let message = format!(
+                            "{:?} must be a reference field of {} pointing at {}",
+                            link.field, link.entity, entity.key
+                        );
+                        self.report(format!("{link_path}.field"), message);
+                    }
+                },
             }
         }
     }

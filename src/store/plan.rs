@@ -104,6 +104,15 @@ fn stage_field() -> Field {
         .expect("static field definition")
 }
 
+/// The last-contact column comes and goes with a follow-up cycle or a pool, indexed
+/// for the due list and the reclaim job.
+fn last_contact_field() -> Field {
+    serde_json::from_value(
+        serde_json::json!({"key": schema::LAST_CONTACT_AT, "type": "datetime", "indexed": true}),
+    )
+    .expect("static field definition")
+}
+
 impl Planner<'_> {
     fn plan(&mut self, old: &Package, new: &Package) {
         let renamed: Vec<&str> = new
@@ -149,6 +158,12 @@ impl Planner<'_> {
         match (old.pipeline.is_some(), new.pipeline.is_some()) {
             (false, true) => self.add_or_restore_column(path, &new.key, &stage),
             (true, false) => self.archive_column(&new.key, &stage),
+            _ => {}
+        }
+        let contact = last_contact_field();
+        match (old.tracks_contacts(), new.tracks_contacts()) {
+            (false, true) => self.add_or_restore_column(path, &new.key, &contact),
+            (true, false) => self.archive_column(&new.key, &contact),
             _ => {}
         }
         let renamed: Vec<&str> = new

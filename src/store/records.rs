@@ -19,7 +19,7 @@ use serde_json::{Map, Value, json};
 use crate::auth::Access;
 use crate::catalog::{Catalog, DefaultValue, EntityCatalog};
 use crate::error::{Error, FieldError, Result};
-use crate::meta::{Field, FieldType};
+use crate::meta::{Field, FieldType, TriggerOn};
 use crate::store::db::TenantDb;
 use crate::store::db::query_first;
 use crate::store::filter::{self, FilterContext};
@@ -30,13 +30,14 @@ pub const DEFAULT_LIMIT: u64 = 50;
 pub const MAX_LIMIT: u64 = 1000;
 
 /// System keys a client may send back unchanged (e.g. after a GET); they are ignored.
-const IGNORED_INPUT: [&str; 6] = [
+const IGNORED_INPUT: [&str; 7] = [
     schema::ID,
     schema::VERSION,
     schema::CREATED_AT,
     schema::UPDATED_AT,
     schema::CREATED_BY,
     schema::DELETED_AT,
+    schema::LAST_CONTACT_AT,
 ];
 
 /// The records of one entity of one tenant.
@@ -140,6 +141,9 @@ impl<'a> Records<'a> {
         .collect();
         if self.entity.has_pipeline() {
             columns.push((schema::STAGE.to_string(), FieldType::Select, 0));
+        }
+        if self.entity.def.tracks_contacts() {
+            columns.push((schema::LAST_CONTACT_AT.to_string(), FieldType::Datetime, 0));
         }
         columns.extend(
             self.entity
@@ -286,6 +290,8 @@ impl<'a> Records<'a> {
             &created,
         )
         .await?;
+        self.after_write(&txn, &created, TriggerOn::Create, access.user_id)
+            .await?;
         txn.commit().await?;
         Ok(mask(created, access))
     }
@@ -331,10 +337,62 @@ impl<'a> Records<'a> {
             ));
         }
         locks::ensure_unlocked(&txn, self.db, &self.entity.def.key, id).await?;
+        let version = current[schema::VERSION].clone();
         let updated = self
             .update_in(&txn, current, input, expected_version, access, "update")
             .await?;
+        let full = self.fetch_in(&txn, id, &Access::system()).await?;
+        if full[schema::VERSION] != version {
+            self.after_write(&txn, &full, TriggerOn::Update, access.user_id)
+                .await?;
+        }
         txn.commit().await?;
+        Ok(updated)
+    }
+
+    /// Gives a record a new owner (`None`: the public pool) inside `txn`, audited as
+    /// `action` by `actor`. Reassignment, pool reclaims and claims all move owners
+    /// through here.
+    pub async fn set_owner_in(
+        &self,
+        txn: &DatabaseTransaction,
+        current: &Value,
+        owner: Option<i64>,
+        actor: i64,
+        action: &str,
+    ) -> Result<Value> {
+        let id = current[schema::ID].as_i64().unwrap_or_default();
+        let now = Utc::now();
+        let update = Query::update()
+            .table(self.table())
+            .value(Alias::new(schema::OWNER), owner)
+            .value(Alias::new(schema::UPDATED_AT), now)
+            .value(
+                Alias::new(schema::VERSION),
+                Expr::col(Alias::new(schema::VERSION)).add(1),
+            )
+            .and_where(Expr::col(Alias::new(schema::ID)).eq(id))
+            .to_owned();
+        txn.execute(&update).await?;
+        let updated = self
+            .fetch(txn, id, &Access::full(actor))
+            .await?
+            .ok_or_else(|| self.not_found(id))?;
+        let changes = BTreeMap::from([(
+            schema::OWNER.to_string(),
+            (current[schema::OWNER].clone(), json!(owner)),
+        )]);
+        journal::record_write(
+            txn,
+            self.db,
+            &self.entity.def.key,
+            id,
+            action,
+            actor,
+            &changes,
+            &updated,
+        )
+        .await?;
         Ok(updated)
     }
 
@@ -612,36 +670,8 @@ impl<'a> Records<'a> {
                 outcome.unchanged += 1;
                 continue;
             }
-            let update = Query::update()
-                .table(self.table())
-                .value(Alias::new(schema::OWNER), new_owner)
-                .value(Alias::new(schema::UPDATED_AT), Utc::now())
-                .value(
-                    Alias::new(schema::VERSION),
-                    Expr::col(Alias::new(schema::VERSION)).add(1),
-                )
-                .and_where(Expr::col(Alias::new(schema::ID)).eq(id))
-                .to_owned();
-            txn.execute(&update).await?;
-            let updated = self
-                .fetch(&txn, id, &Access::full(access.user_id))
-                .await?
-                .ok_or_else(|| self.not_found(id))?;
-            let changes = BTreeMap::from([(
-                schema::OWNER.to_string(),
-                (current[schema::OWNER].clone(), json!(new_owner)),
-            )]);
-            journal::record_write(
-                &txn,
-                self.db,
-                &self.entity.def.key,
-                id,
-                "assign",
-                access.user_id,
-                &changes,
-                &updated,
-            )
-            .await?;
+            self.set_owner_in(&txn, &current, Some(new_owner), access.user_id, "assign")
+                .await?;
             outcome.assigned += 1;
         }
         txn.commit().await?;
@@ -966,6 +996,28 @@ impl<'a> Records<'a> {
         }
     }
 
+    /// The business process's reactions to a user's write (follow-up contacts, flows
+    /// triggered on create or update), in the write's transaction. The store calls up
+    /// into the workflow here, at this one seam, so that no writer can skip it.
+    async fn after_write(
+        &self,
+        txn: &DatabaseTransaction,
+        record: &Value,
+        on: TriggerOn,
+        user: i64,
+    ) -> Result<()> {
+        crate::workflow::hooks::after_write(
+            txn,
+            self.db,
+            self.catalog,
+            &self.entity.def.key,
+            record,
+            on,
+            user,
+        )
+        .await
+    }
+
     /// The fields a stage requires that the record leaves empty, each named.
     pub fn missing_for_stage(&self, record: &Map<String, Value>, stage: &str) -> Vec<FieldError> {
         let Some(stage) = self
@@ -1101,7 +1153,8 @@ pub fn diff_records(
         .collect()
 }
 
-fn mask(record: Value, access: &Access) -> Value {
+/// A record with the fields `access` hides removed.
+pub fn mask(record: Value, access: &Access) -> Value {
     match record {
         Value::Object(mut map) => {
             map.retain(|key, _| !access.hidden_fields.contains(key));

@@ -21,6 +21,8 @@ pub const OWNER: &str = "owner";
 pub const VERSION: &str = "version";
 pub const DELETED_AT: &str = "deleted_at";
 pub const STAGE: &str = "stage";
+/// Last logged contact, on entities with a follow-up cycle or a public pool.
+pub const LAST_CONTACT_AT: &str = "last_contact_at";
 
 pub fn table_name(entity: &str) -> String {
     format!("e_{entity}")
@@ -126,6 +128,9 @@ pub fn create_table(db: &TenantDb, entity: &Entity) -> TableCreateStatement {
     if entity.pipeline.is_some() {
         table.col(column_def(STAGE, Storage::Text));
     }
+    if entity.tracks_contacts() {
+        table.col(column_def(LAST_CONTACT_AT, Storage::DateTime));
+    }
     for field in &entity.fields {
         table.col(field_column(field));
     }
@@ -171,6 +176,9 @@ pub fn system_indexes(db: &TenantDb, entity: &Entity) -> Vec<IndexCreateStatemen
     ];
     if entity.pipeline.is_some() {
         indexes.push(create_index(db, &entity.key, STAGE, false));
+    }
+    if entity.tracks_contacts() {
+        indexes.push(create_index(db, &entity.key, LAST_CONTACT_AT, false));
     }
     indexes
 }

@@ -1,6 +1,10 @@
-//! The business process on top of records: stage transitions, approval flows and
-//! in-app notifications.
+//! The business process on top of records: stage transitions, approval flows,
+//! follow-up cycles, the public pool, scheduled jobs and in-app notifications.
 
 pub mod approvals;
+pub mod followups;
+pub mod hooks;
+pub mod jobs;
 pub mod notifications;
+pub mod pool;
 pub mod stages;

@@ -1,0 +1,172 @@
+//! The public pool (公海): records of an entity with a `pool` whose owner logged no
+//! contact for `reclaim_after_days` return to the pool (owner cleared, audited, the
+//! owner notified); staff claim them back, up to `claim_limit` a day each.
+
+use chrono::{DateTime, Utc};
+use sea_orm::ConnectionTrait;
+use sea_orm::sea_query::{Alias, Condition, Expr, ExprTrait, Query};
+use serde_json::Value;
+
+use crate::auth::{Access, SYSTEM_USER};
+use crate::catalog::{Catalog, EntityCatalog};
+use crate::error::{Error, Result};
+use crate::store::db::{TenantDb, query_first};
+use crate::store::records::Records;
+use crate::store::schema;
+use crate::workflow::followups;
+use crate::workflow::notifications::{self, Notice};
+
+/// Records reclaimed per transaction.
+const BATCH: u64 = 500;
+
+/// What the pool shows a reader: records without owner, through their read access.
+pub fn pool_access(read: &Access) -> Access {
+    Access {
+        rows: Some(Condition::all().add(Expr::col(Alias::new(schema::OWNER)).is_null())),
+        ..read.clone()
+    }
+}
+
+/// Returns every overdue record of every pooled entity to the pool, as of `now`;
+/// answers `(entity, count)` for each entity that had some.
+pub async fn reclaim(
+    db: &TenantDb,
+    catalog: &Catalog,
+    now: DateTime<Utc>,
+) -> Result<Vec<(String, u64)>> {
+    let mut report = Vec::new();
+    for entity in catalog.entities() {
+        let Some(pool) = &entity.def.pool else {
+            continue;
+        };
+        let count = reclaim_entity(db, catalog, entity, pool.reclaim_after_days, now).await?;
+        if count > 0 {
+            report.push((entity.def.key.clone(), count));
+        }
+    }
+    Ok(report)
+}
+
+async fn reclaim_entity(
+    db: &TenantDb,
+    catalog: &Catalog,
+    entity: &EntityCatalog,
+    days: u32,
+    now: DateTime<Utc>,
+) -> Result<u64> {
+    // Same calendar rule as follow-ups: last contact `days` or more days ago.
+    let cutoff = followups::due_before(crate::clock::date_of(now), days);
+    let records = Records::new(db, catalog, entity);
+    let locked = Query::select()
+        .column(Alias::new("record_id"))
+        .from(db.table("record_locks"))
+        .and_where(Expr::col(Alias::new("entity")).eq(entity.def.key.as_str()))
+        .to_owned();
+    let mut total = 0;
+    loop {
+        let select = Query::select()
+            .column(Alias::new(schema::ID))
+            .from(db.table(&entity.table))
+            .and_where(Expr::col(Alias::new(schema::DELETED_AT)).is_null())
+            .and_where(Expr::col(Alias::new(schema::OWNER)).is_not_null())
+            .and_where(followups::last_contact().lt(cutoff))
+            .and_where(Expr::col(Alias::new(schema::ID)).not_in_subquery(locked.clone()))
+            .limit(BATCH)
+            .to_owned();
+        let ids: Vec<i64> = db
+            .conn()
+            .query_all(&select)
+            .await?
+            .iter()
+            .map(|row| row.try_get::<i64>("", schema::ID))
+            .collect::<Result<_, _>>()?;
+        if ids.is_empty() {
+            return Ok(total);
+        }
+        let txn = db.begin_write().await?;
+        for id in &ids {
+            let current = records.fetch_in(&txn, *id, &Access::system()).await?;
+            let Some(owner) = current[schema::OWNER].as_i64() else {
+                continue;
+            };
+            records
+                .set_owner_in(&txn, &current, None, SYSTEM_USER, "reclaim")
+                .await?;
+            let title = entity
+                .def
+                .title_field
+                .as_deref()
+                .and_then(|t| current[t].as_str())
+                .unwrap_or_default();
+            notifications::send(
+                &txn,
+                db,
+                [owner],
+                &Notice {
+                    kind: "pool_reclaim",
+                    title: format!("{}「{title}」已退回公海", entity.def.label()),
+                    body: format!("超过 {days} 天未联系"),
+                    entity: Some(&entity.def.key),
+                    record_id: Some(*id),
+                    approval_id: None,
+                },
+            )
+            .await?;
+        }
+        txn.commit().await?;
+        total += ids.len() as u64;
+    }
+}
+
+/// Claims a record from the pool for `user_id`: it must be in the pool, and the
+/// user under the entity's daily claim limit. The contact clock restarts.
+pub async fn claim(
+    db: &TenantDb,
+    catalog: &Catalog,
+    entity: &EntityCatalog,
+    id: i64,
+    user_id: i64,
+    now: DateTime<Utc>,
+) -> Result<Value> {
+    let Some(pool) = &entity.def.pool else {
+        return Err(Error::NotFound(format!(
+            "{} has no public pool",
+            entity.def.key
+        )));
+    };
+    let records = Records::new(db, catalog, entity);
+    let txn = db.begin_write().await?;
+    let current = records
+        .fetch_in(&txn, id, &pool_access(&Access::full(user_id)))
+        .await?;
+    if let Some(limit) = pool.claim_limit {
+        let claims = Query::select()
+            .expr(Expr::col(Alias::new("id")).count())
+            .from(db.table("audit_log"))
+            .and_where(Expr::col(Alias::new("entity")).eq(entity.def.key.as_str()))
+            .and_where(Expr::col(Alias::new("action")).eq("claim"))
+            .and_where(Expr::col(Alias::new("user_id")).eq(user_id))
+            .and_where(
+                Expr::col(Alias::new("at"))
+                    .gte(crate::clock::start_of_day(crate::clock::date_of(now))),
+            )
+            .to_owned();
+        let today: i64 = match query_first(&txn, &claims).await? {
+            Some(row) => row.try_get_by_index(0)?,
+            None => 0,
+        };
+        if today >= i64::from(limit) {
+            return Err(Error::Conflict(format!(
+                "you have claimed {today} {} record(s) today; the limit is {limit} a day",
+                entity.def.label()
+            )));
+        }
+    }
+    records
+        .set_owner_in(&txn, &current, Some(user_id), user_id, "claim")
+        .await?;
+    followups::touch(&txn, db, &entity.def.key, id, now).await?;
+    let claimed = records.fetch_in(&txn, id, &Access::full(user_id)).await?;
+    txn.commit().await?;
+    Ok(claimed)
+}

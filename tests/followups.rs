@@ -1,0 +1,333 @@
+//! Follow-up cycles and the public pool, with the clock controlled by the test: due
+//! lists at day boundaries, activities counting as contacts, reclaim, claim limits.
+
+mod common;
+
+use chrono::{DateTime, Duration, Utc};
+use common::TestServer;
+use metacrm::auth::Access;
+use metacrm::clock;
+use metacrm::workflow::{followups, jobs};
+use reqwest::Method;
+use serde_json::{Value, json};
+
+fn package() -> Value {
+    json!({"format": 1, "entities": [
+        {"key": "customer", "label": "客户", "title_field": "name", "fields": [
+            {"key": "name", "type": "text", "required": true},
+            {"key": "category", "type": "select", "options": [
+                {"value": "intent", "label": "意向客户"}, {"value": "nurture", "label": "培育客户"},
+                {"value": "potential", "label": "潜在客户"}]}
+         ],
+         "followup": {"field": "category", "days": {"intent": 5, "nurture": 10, "potential": 30},
+                      "activity": {"entity": "visit", "field": "customer"}},
+         "pool": {"reclaim_after_days": 30, "claim_limit": 2}},
+        {"key": "visit", "label": "联系记录", "title_field": "note", "fields": [
+            {"key": "customer", "type": "reference", "target": "customer", "required": true},
+            {"key": "note", "type": "text"}]},
+        {"key": "memo", "title_field": "title", "fields": [{"key": "title", "type": "text"}]}
+    ], "roles": [
+        {"key": "sales", "permissions": [
+            {"entity": "customer", "actions": ["create", "read", "update"], "scope": "own"},
+            {"entity": "visit", "actions": ["create", "read"], "scope": "own"}]}
+    ]})
+}
+
+/// The tenant-local midnight `days` after the local day of `instant`.
+fn midnight_after(instant: DateTime<Utc>, days: i64) -> DateTime<Utc> {
+    clock::start_of_day(clock::date_of(instant) + Duration::days(days))
+}
+
+async fn due_ids(server: &TestServer, now: DateTime<Utc>) -> Vec<(i64, i64)> {
+    let catalog = server.tenant.catalog().await;
+    let entity = catalog.entity("customer").unwrap();
+    followups::due_for_entity(&server.tenant.db, entity, &Access::full(1), now, 100)
+        .await
+        .unwrap()
+        .iter()
+        .map(|item| {
+            (
+                item["id"].as_i64().unwrap(),
+                item["overdue_days"].as_i64().unwrap(),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn due_lists_follow_the_cycle_at_day_boundaries() {
+    let server = TestServer::start(package()).await;
+    let created = Utc::now();
+    let intent = server
+        .create("customer", json!({"name": "意向", "category": "intent"}))
+        .await["id"]
+        .as_i64()
+        .unwrap();
+    let nurture = server
+        .create("customer", json!({"name": "培育", "category": "nurture"}))
+        .await["id"]
+        .as_i64()
+        .unwrap();
+    server.create("customer", json!({"name": "未分类"})).await;
+    // Intent is due on the 5th local day after creation, not a second before.
+    assert_eq!(
+        due_ids(&server, midnight_after(created, 5) - Duration::seconds(1)).await,
+        vec![]
+    );
+    assert_eq!(
+        due_ids(&server, midnight_after(created, 5)).await,
+        vec![(intent, 0)]
+    );
+    // Most overdue first: on day 12 intent is 7 days over, nurture 2.
+    assert_eq!(
+        due_ids(&server, midnight_after(created, 12)).await,
+        vec![(intent, 7), (nurture, 2)]
+    );
+    // A visit is a contact: it restarts the cycle of the customer it refers to.
+    let visit = server
+        .post(
+            "/api/data/visit",
+            json!({"customer": intent, "note": "上门拜访"}),
+        )
+        .await;
+    assert_eq!(visit.status, 201, "{:?}", visit.body);
+    let record = server
+        .get(&format!("/api/data/customer/{intent}"))
+        .await
+        .body;
+    assert!(record["last_contact_at"].is_string(), "{record:?}");
+    let visited = Utc::now();
+    assert_eq!(
+        due_ids(&server, midnight_after(visited, 5) - Duration::seconds(1)).await,
+        vec![]
+    );
+    // Clients cannot write the clock themselves; sending it back is ignored.
+    let echoed = server
+        .patch(
+            &format!("/api/data/customer/{intent}"),
+            json!({"last_contact_at": "2000-01-01T00:00:00Z", "name": "意向2"}),
+            None,
+        )
+        .await;
+    assert_eq!(echoed.status, 200);
+    assert_eq!(echoed.body["last_contact_at"], record["last_contact_at"]);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_due_list_over_http_is_scoped_and_ordered() {
+    let server = TestServer::start(package()).await;
+    let (rep, token) = server.user("rep", &["sales"], None).await;
+    let mine = server
+        .create(
+            "customer",
+            json!({"name": "我的", "category": "intent", "owner": rep}),
+        )
+        .await["id"]
+        .as_i64()
+        .unwrap();
+    let theirs = server
+        .create("customer", json!({"name": "别人的", "category": "intent"}))
+        .await["id"]
+        .as_i64()
+        .unwrap();
+    // Both were last contacted long ago.
+    for (id, days) in [(mine, 20), (theirs, 40)] {
+        followups::touch(
+            &server.tenant.db.conn(),
+            &server.tenant.db,
+            "customer",
+            id,
+            Utc::now() - Duration::days(days),
+        )
+        .await
+        .unwrap();
+    }
+    let admin = server.get("/api/followups/due").await;
+    assert_eq!(admin.status, 200);
+    let ids: Vec<i64> = admin.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["id"].as_i64().unwrap())
+        .collect();
+    assert_eq!(ids, vec![theirs, mine], "most overdue first");
+    assert_eq!(admin.body["items"][0]["title"], json!("别人的"));
+    let rep_view = server
+        .call(&token, Method::GET, "/api/followups/due", None)
+        .await;
+    let ids: Vec<i64> = rep_view.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["id"].as_i64().unwrap())
+        .collect();
+    assert_eq!(ids, vec![mine], "only what the caller may read");
+    let other = server.get("/api/followups/due?entity=memo").await;
+    assert_eq!(other.body["items"], json!([]));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_pool_reclaims_neglected_records_and_limits_claims() {
+    let server = TestServer::start(package()).await;
+    let (rep1, token1) = server.user("rep1", &["sales"], None).await;
+    let (rep2, token2) = server.user("rep2", &["sales"], None).await;
+    let mut neglected = Vec::new();
+    for index in 0..3 {
+        let id = server
+            .create(
+                "customer",
+                json!({"name": format!("冷落{index}"), "owner": rep1}),
+            )
+            .await["id"]
+            .as_i64()
+            .unwrap();
+        followups::touch(
+            &server.tenant.db.conn(),
+            &server.tenant.db,
+            "customer",
+            id,
+            Utc::now() - Duration::days(31),
+        )
+        .await
+        .unwrap();
+        neglected.push(id);
+    }
+    let recent = server
+        .create("customer", json!({"name": "常联系", "owner": rep2}))
+        .await["id"]
+        .as_i64()
+        .unwrap();
+    followups::touch(
+        &server.tenant.db.conn(),
+        &server.tenant.db,
+        "customer",
+        recent,
+        Utc::now() - Duration::days(29),
+    )
+    .await
+    .unwrap();
+
+    let reports = jobs::run(&server.tenants, Some(&server.tenant.key), Utc::now())
+        .await
+        .unwrap();
+    assert_eq!(reports.len(), 1);
+    assert_eq!(reports[0].count, 3);
+    assert_eq!(reports[0].entity, "customer");
+    // Idempotent: a second run finds nothing.
+    assert!(
+        jobs::run(&server.tenants, Some(&server.tenant.key), Utc::now())
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let record = server
+        .get(&format!("/api/data/customer/{}", neglected[0]))
+        .await
+        .body;
+    assert_eq!(record["owner"], Value::Null);
+    let history = server
+        .get(&format!("/api/data/customer/{}/history", neglected[0]))
+        .await
+        .body;
+    let last = history["items"].as_array().unwrap().last().unwrap().clone();
+    assert_eq!(last["action"], json!("reclaim"));
+    assert_eq!(last["changes"]["owner"], json!([rep1, null]));
+    assert_eq!(
+        server
+            .get(&format!("/api/data/customer/{recent}"))
+            .await
+            .body["owner"],
+        json!(rep2)
+    );
+    let notices = server
+        .call(&token1, Method::GET, "/api/notifications", None)
+        .await;
+    assert_eq!(
+        notices.body["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|n| n["kind"] == "pool_reclaim")
+            .count(),
+        3
+    );
+    // rep1 no longer sees them; the pool shows them to every reader.
+    let own = server
+        .call(
+            &token1,
+            Method::POST,
+            "/api/data/customer/query",
+            Some(json!({})),
+        )
+        .await;
+    assert_eq!(own.body["items"], json!([]));
+    let pool = server
+        .call(
+            &token2,
+            Method::POST,
+            "/api/pool/customer/query",
+            Some(json!({})),
+        )
+        .await;
+    assert_eq!(pool.status, 200, "{:?}", pool.body);
+    assert_eq!(pool.body["items"].as_array().unwrap().len(), 3);
+    // Claims: two a day, then refused; a record outside the pool cannot be claimed.
+    for id in &neglected[..2] {
+        let claimed = server
+            .call(
+                &token2,
+                Method::POST,
+                &format!("/api/pool/customer/{id}/claim"),
+                None,
+            )
+            .await;
+        assert_eq!(claimed.status, 200, "{:?}", claimed.body);
+        assert_eq!(claimed.body["owner"], json!(rep2));
+        assert!(
+            claimed.body["last_contact_at"].is_string(),
+            "a claim restarts the clock"
+        );
+    }
+    let over = server
+        .call(
+            &token2,
+            Method::POST,
+            &format!("/api/pool/customer/{}/claim", neglected[2]),
+            None,
+        )
+        .await;
+    assert_eq!(over.status, 409, "{:?}", over.body);
+    assert!(
+        over.body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("limit")
+    );
+    let taken = server
+        .call(
+            &token1,
+            Method::POST,
+            &format!("/api/pool/customer/{}/claim", neglected[0]),
+            None,
+        )
+        .await;
+    assert_eq!(taken.status, 404, "already claimed by someone else");
+    let third = server
+        .call(
+            &token1,
+            Method::POST,
+            &format!("/api/pool/customer/{}/claim", neglected[2]),
+            None,
+        )
+        .await;
+    assert_eq!(third.status, 200, "limits are per user");
+    let no_pool = server.post("/api/pool/memo/query", json!({})).await;
+    assert_eq!(no_pool.status, 404);
+    // Claimed records are not reclaimed at once: the clock restarted.
+    assert!(
+        jobs::run(&server.tenants, Some(&server.tenant.key), Utc::now())
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
