@@ -54,6 +54,9 @@ fn package() -> Value {
        "on_approve": {"set": {"approved": true}},
        "on_reject": {"stage": "contact"},
        "notify": {"cc": ["finance"]}},
+      {"key": "huge", "label": "超大单", "entity": "deal",
+       "trigger": {"on": "create", "when": "amount > 1000000"},
+       "steps": [{"key": "gm", "approvers": {"role": "gm"}}]},
       {"key": "contract_review", "label": "合同审核", "entity": "deal",
        "trigger": {"on": "stage_enter", "stage": "signed"},
        "steps": [{"key": "review", "approvers": {"field": "reviewer"}}],
@@ -775,4 +778,118 @@ async fn a_step_without_approvers_refuses_the_submit() {
     );
     let history = team.server.get(&format!("{path}/history")).await.body;
     assert_eq!(history["approvals"], json!([]), "nothing was created");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn creating_a_matching_record_starts_its_flow() {
+    let team = Team::start().await;
+    let huge = team
+        .deal("rep1", json!({"name": "超大单", "amount": "2000000"}))
+        .await;
+    let small = team
+        .deal("rep1", json!({"name": "小单", "amount": "10"}))
+        .await;
+    let history = team
+        .server
+        .get(&format!("/api/data/deal/{huge}/history"))
+        .await
+        .body;
+    assert_eq!(team.inbox("gm1").await.len(), 1);
+    assert_eq!(history["approvals"][0]["flow"], json!("huge"));
+    assert_eq!(
+        history["approvals"][0]["submitter"],
+        json!(team.ids["rep1"])
+    );
+    let locked = team
+        .call(
+            "rep1",
+            Method::PATCH,
+            &format!("/api/data/deal/{huge}"),
+            Some(json!({"amount": "1"})),
+        )
+        .await;
+    assert_eq!(locked.status, 409);
+    let free = team
+        .call(
+            "rep1",
+            Method::PATCH,
+            &format!("/api/data/deal/{small}"),
+            Some(json!({"amount": "2"})),
+        )
+        .await;
+    assert_eq!(free.status, 200);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sharing_a_record_notifies_each_recipient_once_and_joins_the_timeline() {
+    let team = Team::start().await;
+    let deal = team.deal("rep1", json!({"name": "分享的商机"})).await;
+    let path = format!("/api/data/deal/{deal}/share");
+    let shared = team
+        .call(
+            "rep1",
+            Method::POST,
+            &path,
+            Some(
+                json!({"to": [team.ids["boss"]], "cc": [team.ids["gm1"], team.ids["rep1"]],
+                        "roles": ["finance", "gm"], "note": "请关注这个客户"}),
+            ),
+        )
+        .await;
+    assert_eq!(shared.status, 200, "{:?}", shared.body);
+    assert_eq!(team.notifications("boss").await, vec!["share_to"]);
+    assert_eq!(
+        team.notifications("gm1").await,
+        vec!["share_cc"],
+        "once, though named twice"
+    );
+    assert_eq!(team.notifications("fin2").await, vec!["share_cc"]);
+    assert!(
+        team.notifications("rep1").await.is_empty(),
+        "not the sharer"
+    );
+    let history = team
+        .server
+        .get(&format!("/api/data/deal/{deal}/history"))
+        .await
+        .body;
+    assert_eq!(history["shares"][0]["note"], json!("请关注这个客户"));
+    assert_eq!(history["shares"][0]["shared_by"], json!(team.ids["rep1"]));
+    for (body, field) in [
+        (json!({"note": "x"}), "to"),
+        (json!({"to": [team.ids["boss"]], "note": "  "}), "note"),
+        (json!({"roles": ["ceo"], "note": "x"}), "roles"),
+        (json!({"cc": [999_999], "note": "x"}), "cc"),
+    ] {
+        let reply = team
+            .call("rep1", Method::POST, &path, Some(body.clone()))
+            .await;
+        assert_eq!(reply.status, 422, "{body}: {:?}", reply.body);
+        assert_eq!(fields(&reply), vec![field], "{body}");
+    }
+    let no_note = team
+        .call(
+            "rep1",
+            Method::POST,
+            &path,
+            Some(json!({"to": [team.ids["boss"]]})),
+        )
+        .await;
+    assert_eq!(no_note.status, 400);
+    assert!(
+        no_note.body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("note")
+    );
+    let outsider = team
+        .call(
+            "rep2",
+            Method::POST,
+            &path,
+            Some(json!({"to": [team.ids["boss"]], "note": "x"})),
+        )
+        .await;
+    assert_eq!(outsider.status, 404, "only what one may read can be shared");
+    assert_eq!(team.notifications("boss").await.len(), 1);
 }

@@ -12,6 +12,7 @@ mod m0001_tenant;
 mod m0002_system;
 mod m0002_tenant;
 mod m0003_tenant;
+mod m0004_tenant;
 
 pub use sea_orm_migration::MigratorTrait;
 
@@ -36,6 +37,7 @@ impl MigratorTrait for TenantMigrator {
             Box::new(m0001_tenant::Migration),
             Box::new(m0002_tenant::Migration),
             Box::new(m0003_tenant::Migration),
+            Box::new(m0004_tenant::Migration),
         ]
     }
 }

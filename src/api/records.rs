@@ -12,6 +12,7 @@ use crate::meta::Action;
 use crate::store::journal;
 use crate::store::records::{AssignRequest, QueryRequest, Records};
 use crate::workflow::approvals::Engine;
+use crate::workflow::shares;
 
 #[derive(ApiResponse)]
 enum Created {
@@ -141,7 +142,7 @@ impl RecordsApi {
 
     /// The record's timeline: the audit trail (who changed which fields from what to
     /// what) as `items`, its `stages` (entered, left, by whom, seconds in stage) and its
-    /// `approvals` with every step.
+    /// `approvals` with every step, and the `shares` with their notes.
     #[oai(path = "/data/:entity/:id/history", method = "get")]
     async fn history(
         &self,
@@ -160,8 +161,9 @@ impl RecordsApi {
         let approvals = Engine::new(&ctx.tenant.db, &catalog)
             .for_record(&entity.def.key, id.0)
             .await?;
+        let shares = shares::for_record(&ctx.tenant.db, &entity.def.key, id.0).await?;
         Ok(Json(
-            json!({"items": items, "stages": stages, "approvals": approvals}),
+            json!({"items": items, "stages": stages, "approvals": approvals, "shares": shares}),
         ))
     }
 

@@ -11,6 +11,7 @@ use crate::error::Error;
 use crate::meta::Action;
 use crate::store::records::{QueryRequest, Records};
 use crate::workflow::approvals::{ActRequest, Engine};
+use crate::workflow::shares::{self, ShareRequest};
 use crate::workflow::{followups, notifications, pool, stages};
 
 #[derive(Object)]
@@ -74,6 +75,38 @@ impl WorkflowApi {
             .submit(entity, id.0, &body.flow, &access)
             .await?;
         Ok(Json(approval))
+    }
+
+    /// Share a record with a note (主送 `to`, 抄送 `cc`, 知会 `notify`: user ids;
+    /// `roles`: role keys copied): recipients are notified, the share joins the
+    /// record's timeline. The caller must be able to read the record.
+    #[oai(path = "/data/:entity/:id/share", method = "post")]
+    async fn share(
+        &self,
+        auth: Bearer,
+        entity: Path<String>,
+        id: Path<i64>,
+        body: Json<Value>,
+    ) -> poem::Result<Json<Value>> {
+        let ctx = auth.0;
+        let request: ShareRequest =
+            serde_json::from_value(body.0).map_err(|e| Error::BadRequest(format!("share: {e}")))?;
+        let catalog = ctx.tenant.catalog().await;
+        let entity = ctx.entity(&catalog, &entity.0)?;
+        let access = ctx.authorize(entity, Action::Read).await?;
+        let record = Records::new(&ctx.tenant.db, &catalog, entity)
+            .get(id.0, &access)
+            .await?;
+        let shared = shares::share(
+            &ctx.tenant.db,
+            &catalog,
+            entity,
+            &record,
+            &request,
+            &ctx.user,
+        )
+        .await?;
+        Ok(Json(shared))
     }
 
     /// What the caller may approve now: `{items: [{id, flow, entity, record, title,

@@ -1,5 +1,6 @@
 //! The business process on top of records: stage transitions, approval flows,
-//! follow-up cycles, the public pool, scheduled jobs and in-app notifications.
+//! follow-up cycles, the public pool, scheduled jobs, in-app notifications and
+//! record shares.
 
 pub mod approvals;
 pub mod followups;
@@ -7,4 +8,5 @@ pub mod hooks;
 pub mod jobs;
 pub mod notifications;
 pub mod pool;
+pub mod shares;
 pub mod stages;
