@@ -74,6 +74,16 @@ impl EntityCatalog {
     pub fn has_pipeline(&self) -> bool {
         self.def.pipeline.is_some()
     }
+
+    /// A record's title: the value of the entity's `title_field`, or `#id`.
+    pub fn title_of(&self, record: &Value) -> String {
+        self.def
+            .title_field
+            .as_deref()
+            .and_then(|t| record[t].as_str())
+            .map(String::from)
+            .unwrap_or_else(|| format!("#{}", record[schema::ID]))
+    }
 }
 
 impl Catalog {

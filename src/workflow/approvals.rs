@@ -940,9 +940,8 @@ impl<'a> Engine<'a> {
     fn record_title(&self, entity: &str, record: &Value) -> String {
         self.catalog
             .entity(entity)
-            .and_then(|e| e.def.title_field.as_deref())
-            .and_then(|t| record[t].as_str().map(String::from))
-            .unwrap_or_else(|| format!("#{}", record[schema::ID]))
+            .map(|e| e.title_of(record))
+            .unwrap_or_default()
     }
 
     /// An instance as the API shows it, with its tasks and timeline.

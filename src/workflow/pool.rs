@@ -92,12 +92,7 @@ async fn reclaim_entity(
             records
                 .set_owner_in(&txn, &current, None, SYSTEM_USER, "reclaim")
                 .await?;
-            let title = entity
-                .def
-                .title_field
-                .as_deref()
-                .and_then(|t| current[t].as_str())
-                .unwrap_or_default();
+            let title = entity.title_of(&current);
             notifications::send(
                 &txn,
                 db,

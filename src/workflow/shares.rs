@@ -104,12 +104,7 @@ pub async fn share(
         return Err(Error::Validation(errors));
     }
     let record_id = record["id"].as_i64().unwrap_or_default();
-    let title = entity
-        .def
-        .title_field
-        .as_deref()
-        .and_then(|t| record[t].as_str())
-        .unwrap_or_default();
+    let title = entity.title_of(record);
     let recipients = json!({"to": request.to, "cc": request.cc, "notify": request.notify, "roles": request.roles});
     let txn = db.begin_write().await?;
     let insert = Query::insert()
