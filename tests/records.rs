@@ -713,3 +713,63 @@ async fn login_logout_and_wrong_passwords() {
         "other sessions live on"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn multi_select_contains_matches_option_codes_exactly() {
+    let server = TestServer::start(json!({"format": 1, "entities": [
+        {"key": "account", "fields": [
+            {"key": "name", "type": "text"},
+            {"key": "tags", "type": "multi_select", "options": [
+                {"value": "VIP"}, {"value": "vip"}, {"value": "Gov"}, {"value": "Gov2"}]}
+        ]}
+    ]}))
+    .await;
+    for (name, tags) in [
+        ("upper", json!(["VIP"])),
+        ("lower", json!(["vip"])),
+        ("gov", json!(["Gov", "VIP"])),
+        ("gov2", json!(["Gov2"])),
+        ("none", json!([])),
+    ] {
+        server
+            .create("account", json!({"name": name, "tags": tags}))
+            .await;
+    }
+    let names = |op: &'static str, value: &'static str| {
+        let server = &server;
+        async move {
+            let reply = server
+                .post(
+                    "/api/data/account/query",
+                    json!({"filter": {"field": "tags", "op": op, "value": value}, "sort": ["name"]}),
+                )
+                .await;
+            assert_eq!(reply.status, 200, "{:?}", reply.body);
+            reply.body["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|r| r["name"].as_str().unwrap().to_string())
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(names("contains", "VIP").await, ["gov", "upper"]);
+    assert_eq!(names("contains", "vip").await, ["lower"]);
+    assert_eq!(names("contains", "Gov").await, ["gov"]);
+    assert_eq!(names("starts_with", "Gov2").await, ["gov2"]);
+    assert!(names("contains", "gov").await.is_empty());
+    assert!(names("contains", "Vip").await.is_empty());
+    let not = server
+        .post(
+            "/api/data/account/query",
+            json!({"filter": {"not": {"field": "tags", "op": "contains", "value": "VIP"}}, "sort": ["name"]}),
+        )
+        .await;
+    let rest: Vec<&str> = not.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(rest, ["gov2", "lower", "none"]);
+}

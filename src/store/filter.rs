@@ -181,15 +181,6 @@ fn comparison(
             let Some(text) = raw.as_str() else {
                 return Err(format!("{op} takes a string").into());
             };
-            let escaped = escape_like(&text.to_lowercase());
-            let pattern = match (op, field.field_type) {
-                // Multi-select values are stored as a JSON array of strings.
-                (_, FieldType::MultiSelect) => {
-                    format!("%{}%", escape_like(&json!(text).to_string()))
-                }
-                ("contains", _) => format!("%{escaped}%"),
-                _ => format!("{escaped}%"),
-            };
             if !matches!(storage(field.field_type), Storage::Text | Storage::JsonText) {
                 return Err(format!(
                     "{op} applies to text fields, not to {} field {:?}",
@@ -198,6 +189,23 @@ fn comparison(
                 )
                 .into());
             }
+            if field.field_type == FieldType::MultiSelect {
+                // Multi-select values are stored as a JSON array of strings; an option
+                // is a code, matched exactly (case-sensitive) on both databases. LIKE
+                // ignores case on SQLite, REPLACE compares bytes everywhere: the column
+                // holds the quoted value iff removing it changes the column.
+                let quoted = json!(text).to_string();
+                let removed = Func::cust("REPLACE")
+                    .arg(column())
+                    .arg(Expr::val(quoted))
+                    .arg(Expr::val(""));
+                return Ok(Expr::expr(removed).ne(column()));
+            }
+            let escaped = escape_like(&text.to_lowercase());
+            let pattern = match op {
+                "contains" => format!("%{escaped}%"),
+                _ => format!("{escaped}%"),
+            };
             Expr::expr(Func::lower(column())).like(LikeExpr::new(pattern).escape('\\'))
         }
         _ => return Err(Comparison::UnknownOp),
