@@ -715,6 +715,42 @@ async fn login_logout_and_wrong_passwords() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn formula_results_are_coerced_like_round() {
+    let server = TestServer::start(json!({"format": 1, "entities": [
+        {"key": "line", "fields": [
+            {"key": "qty", "type": "integer"},
+            {"key": "price", "type": "decimal", "scale": 3},
+            {"key": "half", "type": "integer", "formula": "(qty or 0) / 2"},
+            {"key": "eighth", "type": "decimal", "scale": 2, "formula": "(price or 0) / 8"},
+            {"key": "rounded", "type": "decimal", "scale": 2, "formula": "round((price or 0) / 8, 2)"}
+        ]}
+    ]}))
+    .await;
+    // Division yields a float: 4 / 2 is 2.0, which an integer field takes.
+    let whole = server.create("line", json!({"qty": 4})).await;
+    assert_eq!(whole["half"], json!(2));
+    // Half away from zero (四舍五入), the same as round(): 0.125 → 0.13, -0.125 → -0.13.
+    let up = server.create("line", json!({"price": 1})).await;
+    assert_eq!(up["eighth"], json!(0.13));
+    assert_eq!(up["eighth"], up["rounded"]);
+    let down = server.create("line", json!({"price": -1})).await;
+    assert_eq!(down["eighth"], json!(-0.13));
+    assert_eq!(down["eighth"], down["rounded"]);
+    let exact = server.create("line", json!({"price": "0.36"})).await;
+    assert_eq!(exact["eighth"], json!(0.05), "0.045 rounds up too");
+    // A fraction is not a whole number: refused, naming the field.
+    let odd = server.post("/api/data/line", json!({"qty": 5})).await;
+    assert_eq!(odd.status, 422, "{:?}", odd.body);
+    assert_eq!(TestServer::fields_of(&odd), vec!["half"]);
+    let message = odd.body["error"]["details"][0]["message"].as_str().unwrap();
+    assert!(
+        message.contains("\"half\"") && message.contains("2.5"),
+        "{message}"
+    );
+    assert_eq!(count(&server, "line").await, 4);
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn multi_select_contains_matches_option_codes_exactly() {
     let server = TestServer::start(json!({"format": 1, "entities": [
         {"key": "account", "fields": [

@@ -1077,12 +1077,29 @@ fn format_auto_number(format: Option<&str>, number: i64) -> String {
         .into_owned()
 }
 
+/// Converts a formula's result to the field's type. Decimals are rounded to the
+/// field's scale half away from zero (四舍五入, like `round()`); an integer field takes
+/// a whole number, also when it comes as a float (`4 / 2` is `2.0`).
 fn coerce_formula(field: &Field, value: &Value) -> Result<Value, String> {
     match (field.field_type, value) {
         (FieldType::Decimal, Value::Number(n)) => {
-            let decimal =
-                value::parse_decimal(&Value::Number(n.clone()))?.round_dp(field.decimal_scale());
+            let decimal = value::parse_decimal(&Value::Number(n.clone()))?.round_dp_with_strategy(
+                field.decimal_scale(),
+                rust_decimal::RoundingStrategy::MidpointAwayFromZero,
+            );
             value::normalize(field, &json!(decimal.to_string()))
+        }
+        (FieldType::Integer, Value::Number(n)) if !n.is_i64() && !n.is_u64() => {
+            let float = n.as_f64().unwrap_or(f64::NAN);
+            // i64::MAX is not exactly representable; 2^63 itself is out of range.
+            if float.fract() == 0.0 && float >= -(2f64.powi(63)) && float < 2f64.powi(63) {
+                Ok(json!(float as i64))
+            } else {
+                Err(format!(
+                    "integer field {:?} needs a whole number, got {n}",
+                    field.key
+                ))
+            }
         }
         (FieldType::Text | FieldType::LongText, Value::Number(_) | Value::Bool(_)) => {
             Ok(json!(value.to_string()))
