@@ -715,6 +715,28 @@ async fn login_logout_and_wrong_passwords() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn string_defaults_written_like_values_are_those_values() {
+    let server = TestServer::start(json!({"format": 1, "entities": [
+        {"key": "course", "fields": [
+            {"key": "name", "type": "text", "default": "'未命名'"},
+            {"key": "starts_on", "type": "date", "default": "2024-01-01"},
+            {"key": "opens_at", "type": "datetime", "default": "2024-01-01T09:00:00+08:00"},
+            {"key": "fee", "type": "decimal", "scale": 2, "default": "1999.90"},
+            {"key": "ends_on", "type": "date", "default": "add_days(starts_on, 2)"}
+        ]}
+    ]}))
+    .await;
+    let created = server.create("course", json!({})).await;
+    assert_eq!(created["name"], json!("未命名"));
+    assert_eq!(created["starts_on"], json!("2024-01-01"));
+    assert_eq!(created["opens_at"], json!("2024-01-01T01:00:00.000Z"));
+    assert_eq!(created["fee"], json!(1999.9));
+    assert_eq!(created["ends_on"], json!("2024-01-03"));
+    let form = server.get("/api/meta/entities/course/form").await;
+    assert_eq!(form.status, 200);
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn formula_results_are_coerced_like_round() {
     let server = TestServer::start(json!({"format": 1, "entities": [
         {"key": "line", "fields": [

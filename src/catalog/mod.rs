@@ -11,7 +11,7 @@ use std::sync::Arc;
 use serde_json::{Value, json};
 
 use crate::meta::expr::Expr;
-use crate::meta::{Entity, Field, FieldType, Package, Problem};
+use crate::meta::{DefaultSpec, Entity, Field, FieldType, Package, Problem};
 use crate::store::filter::{self, FilterContext};
 use crate::store::plan::Archive;
 use crate::store::schema;
@@ -213,13 +213,15 @@ fn compile_entity(
         {
             required_if.insert(field.key.clone(), expr);
         }
-        match &field.default {
-            Some(Value::String(s)) if !is_option(field, s) => {
-                if let Some(expr) = compile(index, "default", s) {
+        match field.default_spec() {
+            Some(DefaultSpec::Expression(source)) => {
+                if let Some(expr) = compile(index, "default", source) {
                     defaults.push((field.key.clone(), DefaultValue::Expr(expr)));
                 }
             }
-            Some(value) => defaults.push((field.key.clone(), DefaultValue::Literal(value.clone()))),
+            Some(DefaultSpec::Literal(value)) => {
+                defaults.push((field.key.clone(), DefaultValue::Literal(value.clone())))
+            }
             None => {}
         }
     }
@@ -285,11 +287,6 @@ fn system_columns(entity: &Entity) -> Vec<Field> {
         .into_iter()
         .map(|c| serde_json::from_value(c).expect("system column definitions are valid fields"))
         .collect()
-}
-
-fn is_option(field: &Field, value: &str) -> bool {
-    matches!(field.field_type, FieldType::Select | FieldType::MultiSelect)
-        && field.options.iter().any(|o| o.value == value)
 }
 
 /// Orders formulas so each is evaluated after the formulas it reads. Validation has

@@ -232,6 +232,59 @@ impl Field {
     pub fn is_computed(&self) -> bool {
         self.formula.is_some() || self.field_type == FieldType::AutoNumber
     }
+
+    /// How the `default` reads. A JSON value that is not a string is a literal. A
+    /// string is a literal when it is written like a value of the field's type: an
+    /// option of a `select`; on a `date` or `datetime`, text that begins like a date
+    /// (`2024-01-01`, `2024-01-01T09:00:00+08:00`); on a `decimal`, a plain number
+    /// (`"12.50"`, kept exact). Any other string is an expression.
+    pub fn default_spec(&self) -> Option<DefaultSpec<'_>> {
+        let default = self.default.as_ref()?;
+        let Value::String(text) = default else {
+            return Some(DefaultSpec::Literal(default));
+        };
+        let literal = match self.field_type {
+            FieldType::Select => self.options.iter().any(|o| o.value == *text),
+            FieldType::Date | FieldType::Datetime => begins_like_a_date(text),
+            FieldType::Decimal => is_plain_number(text),
+            _ => false,
+        };
+        Some(if literal {
+            DefaultSpec::Literal(default)
+        } else {
+            DefaultSpec::Expression(text)
+        })
+    }
+}
+
+/// A field's default, read by [`Field::default_spec`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum DefaultSpec<'a> {
+    /// A value, converted like a client's value for the field.
+    Literal(&'a Value),
+    /// An expression over the record being created.
+    Expression(&'a str),
+}
+
+/// `YYYY-MM-DD` at the start (digits and dashes only; whether it is a real date is
+/// checked as the field's value).
+fn begins_like_a_date(text: &str) -> bool {
+    let bytes = text.as_bytes();
+    bytes.len() >= 10
+        && bytes[..10].iter().enumerate().all(|(i, b)| match i {
+            4 | 7 => *b == b'-',
+            _ => b.is_ascii_digit(),
+        })
+}
+
+/// `12`, `-3`, `12.50`: digits with an optional minus sign and decimal point.
+fn is_plain_number(text: &str) -> bool {
+    let digits = text.strip_prefix('-').unwrap_or(text);
+    let (whole, fraction) = digits.split_once('.').unwrap_or((digits, "0"));
+    !whole.is_empty()
+        && !fraction.is_empty()
+        && whole.bytes().all(|b| b.is_ascii_digit())
+        && fraction.bytes().all(|b| b.is_ascii_digit())
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -11,11 +11,11 @@ use regex::Regex;
 use serde::Serialize;
 use serde_json::Value;
 
-use super::expr::Expr;
+use super::expr::{self, Expr};
 use super::model::{
-    Approvers, Dashboard, Entity, FORMAT, Field, FieldType, Flow, FlowEffect, FlowStep, Followup,
-    GroupBy, Layout, Measure, MeasureFn, Package, Pipeline, Report, Role, Transitions, Trigger,
-    TriggerOn,
+    Approvers, Dashboard, DefaultSpec, Entity, FORMAT, Field, FieldType, Flow, FlowEffect,
+    FlowStep, Followup, GroupBy, Layout, Measure, MeasureFn, Package, Pipeline, Report, Role,
+    Transitions, Trigger, TriggerOn,
 };
 
 /// One thing wrong with a package, at a JSON path such as `entities[0].fields[3].key`.
@@ -280,6 +280,24 @@ fn check_value(field: &Field, value: &Value) -> Result<(), String> {
     }
 }
 
+/// Whether a default value can be stored in the field as the record writer converts
+/// it (exact decimals within scale and range, real dates, options, …).
+fn check_default(field: &Field, value: &Value) -> Result<(), String> {
+    if value.is_null() {
+        return Ok(());
+    }
+    check_value(field, value)?;
+    crate::store::value::normalize(field, value)
+        .map(|_| ())
+        .map_err(|message| {
+            format!(
+                "{value} does not fit {} field {:?}: {message}",
+                field.field_type.as_str(),
+                field.key
+            )
+        })
+}
+
 /// Checks an auto_number format: `{YYYY}`, `{MM}`, `{DD}` and exactly one `{0…}`.
 fn check_auto_number_format(format: &str) -> Result<(), String> {
     let mut sequences = 0;
@@ -515,15 +533,17 @@ impl<'p> Validator<'p> {
         }
     }
 
-    /// Compiles an expression and checks that it reads only the entity's fields.
-    fn expression(&mut self, entity: &Entity, path: String, source: &str) {
+    /// Compiles an expression and checks that it reads only the entity's fields and
+    /// uses only filters and tests that exist. Returns it when all is well.
+    fn expression(&mut self, entity: &Entity, path: String, source: &str) -> Option<Expr> {
         let expr = match Expr::compile(source) {
             Ok(expr) => expr,
             Err(err) => {
                 self.report(path, format!("expression does not compile: {err}"));
-                return;
+                return None;
             }
         };
+        let before = self.problems.len();
         for name in expr.variables() {
             if !is_expression_variable(entity, &name) {
                 let message = format!(
@@ -886,10 +906,11 @@ impl<'p> Validator<'p> {
         self.expression(entity, formula_path, source);
     }
 
-    /// A string default is an expression unless it is one of a select's options; any
-    /// other default is a literal that must fit the type.
+    /// A default is a literal or an expression ([`Field::default_spec`]). A literal
+    /// must be a valid value of the field; so must the value of an expression that
+    /// reads no field (it is computed here once to see).
     fn default(&mut self, entity: &Entity, path: &str, field: &Field) {
-        let Some(default) = &field.default else {
+        let Some(default) = field.default_spec() else {
             return;
         };
         let default_path = format!("{path}.default");
@@ -905,10 +926,30 @@ impl<'p> Validator<'p> {
             return;
         }
         match default {
-            Value::String(s) if field.field_type == FieldType::Select && is_option(field, s) => {}
-            Value::String(source) => self.expression(entity, default_path, source),
-            literal => {
-                if let Err(message) = check_value(field, literal) {
+            DefaultSpec::Literal(literal) => {
+                if let Err(message) = check_default(field, literal) {
+                    self.report(default_path, message);
+                }
+            }
+            DefaultSpec::Expression(source) => {
+                let Some(expr) = self.expression(entity, default_path.clone(), source) else {
+                    if field.field_type.is_textual() && !source.contains(['\'', '"']) {
+                        // Most likely meant as text: say how to write that.
+                        let message = format!(
+                            "a string default is an expression; to default to this text, quote it inside the string: \"'{source}'\""
+                        );
+                        self.report(default_path, message);
+                    }
+                    return;
+                };
+                if !expr.variables().is_empty() {
+                    return;
+                }
+                let result = expr
+                    .eval(&serde_json::Map::new())
+                    .map_err(|e| format!("default could not be computed: {e}"))
+                    .and_then(|value| check_default(field, &value));
+                if let Err(message) = result {
                     self.report(default_path, message);
                 }
             }
