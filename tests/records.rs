@@ -715,6 +715,54 @@ async fn login_logout_and_wrong_passwords() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn expression_defaults_read_the_values_sent_with_them() {
+    let server = TestServer::start(json!({"format": 1, "entities": [
+        {"key": "contract", "fields": [
+            {"key": "signed_on", "type": "date"},
+            {"key": "due_on", "type": "date", "default": "add_days(signed_on, 30)"},
+            {"key": "category", "type": "select", "default": "intent",
+             "options": [{"value": "intent"}, {"value": "nurture"}]},
+            {"key": "summary", "type": "text", "default": "'类别:' ~ category"},
+            {"key": "amount", "type": "decimal", "default": "(quantity or 0) * 2"},
+            {"key": "quantity", "type": "integer"}
+        ]}
+    ]}))
+    .await;
+    let created = server
+        .create(
+            "contract",
+            json!({"signed_on": "2024-01-15", "quantity": 4}),
+        )
+        .await;
+    assert_eq!(created["due_on"], json!("2024-02-14"), "{created}");
+    assert_eq!(
+        created["summary"],
+        json!("类别:intent"),
+        "an earlier default"
+    );
+    assert_eq!(created["amount"], json!(8), "a field listed after it");
+    let sent = server
+        .create(
+            "contract",
+            json!({"signed_on": "2024-01-15", "category": "nurture"}),
+        )
+        .await;
+    assert_eq!(sent["summary"], json!("类别:nurture"));
+    assert_eq!(sent["amount"], json!(0));
+    // A default never overrides what the input gives, null included.
+    let given = server
+        .create(
+            "contract",
+            json!({"signed_on": "2024-01-15", "due_on": "2024-12-31", "summary": null}),
+        )
+        .await;
+    assert_eq!(given["due_on"], json!("2024-12-31"));
+    assert_eq!(given["summary"], Value::Null);
+    let nothing = server.create("contract", json!({})).await;
+    assert_eq!(nothing["due_on"], Value::Null);
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn string_defaults_written_like_values_are_those_values() {
     let server = TestServer::start(json!({"format": 1, "entities": [
         {"key": "course", "fields": [

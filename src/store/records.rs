@@ -219,8 +219,8 @@ impl<'a> Records<'a> {
         if let Some(pipeline) = &self.entity.def.pipeline {
             record.insert(schema::STAGE.into(), json!(pipeline.stages[0].key));
         }
-        self.apply_defaults(&mut record, &input)?;
         record.extend(input.clone());
+        self.apply_defaults(&mut record, &input)?;
         self.complete(&mut record, &input)?;
         if let Some(stage) = record.get(schema::STAGE).and_then(Value::as_str) {
             let missing = self.missing_for_stage(&record, stage);
@@ -774,6 +774,10 @@ impl<'a> Records<'a> {
         }
     }
 
+    /// Fills the fields the input left out, in field order, evaluating expression
+    /// defaults over the record with the input already merged (so they can read the
+    /// values sent in the same request and the defaults of earlier fields). A default
+    /// never overrides a key the input gives, even `null`.
     fn apply_defaults(
         &self,
         record: &mut Map<String, Value>,
