@@ -879,3 +879,34 @@ async fn multi_select_contains_matches_option_codes_exactly() {
         .collect();
     assert_eq!(rest, ["gov2", "lower", "none"]);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn expressions_auto_numbers_and_filters_share_the_tenant_clock() {
+    let server = TestServer::start(json!({"format": 1, "entities": [
+        {"key": "visit", "fields": [
+            {"key": "code", "type": "auto_number", "format": "V{YYYY}-{MM}-{DD}-{0}"},
+            {"key": "visited_on", "type": "date", "default": "today()"},
+            {"key": "noted_at", "type": "datetime", "default": "now()"},
+            {"key": "noted_on", "type": "date", "formula": "add_days(noted_at, 0)"}
+        ]}
+    ]}))
+    .await;
+    let today = metacrm::clock::today().format("%Y-%m-%d").to_string();
+    let visit = server.create("visit", json!({})).await;
+    let code = visit["code"].as_str().unwrap();
+    let visited_on = visit["visited_on"].as_str().unwrap();
+    // (A run that straddles midnight China time may see two dates; allow it.)
+    if today == metacrm::clock::today().format("%Y-%m-%d").to_string() {
+        assert_eq!(visited_on, today, "today() is the tenant's date");
+        assert_eq!(code, format!("V{today}-1"), "auto-number date");
+        assert_eq!(visit["noted_on"], json!(today), "the date of now()");
+    }
+    let reply = server
+        .post(
+            "/api/data/visit/query",
+            json!({"filter": {"field": "visited_on", "op": "eq", "value": {"relative": "today"}}}),
+        )
+        .await;
+    assert_eq!(reply.status, 200);
+    assert_eq!(reply.body["items"].as_array().unwrap().len(), 1);
+}

@@ -17,6 +17,8 @@ use minijinja::{Environment, Error, ErrorKind, Expression, UndefinedBehavior, Va
 use rust_decimal::{Decimal, RoundingStrategy};
 use serde_json::{Map, Value as Json};
 
+use crate::clock;
+
 /// The functions every expression may call.
 pub const FUNCTIONS: &[&str] = &[
     "today",
@@ -141,8 +143,9 @@ fn is_empty(value: &Value) -> bool {
     value.is_undefined() || value.is_none()
 }
 
-/// Reads a date from `YYYY-MM-DD` or an RFC 3339 datetime (the date as written,
-/// in the datetime's own offset). None and undefined read as no date.
+/// Reads a date from `YYYY-MM-DD` or an RFC 3339 datetime (the tenant-local date of
+/// that instant, China Standard Time, as `today()`). None and undefined read as no
+/// date.
 fn date_arg(function: &str, value: &Value) -> Result<Option<NaiveDate>, Error> {
     if is_empty(value) {
         return Ok(None);
@@ -151,7 +154,7 @@ fn date_arg(function: &str, value: &Value) -> Result<Option<NaiveDate>, Error> {
         .as_str()
         .ok_or_else(|| invalid(format!("{function}() expects a date string, got {value}")))?;
     NaiveDate::parse_from_str(text, "%Y-%m-%d")
-        .or_else(|_| DateTime::parse_from_rfc3339(text).map(|dt| dt.date_naive()))
+        .or_else(|_| DateTime::parse_from_rfc3339(text).map(clock::date_of))
         .map(Some)
         .map_err(|_| invalid(format!("{function}() cannot read {text:?} as a date")))
 }
@@ -189,12 +192,24 @@ fn out_of_range(function: &str) -> Error {
     invalid(format!("{function}() result is out of the date range"))
 }
 
+/// `today()`: the tenant's date (China Standard Time, [`crate::clock`]).
 fn today() -> Value {
-    date_value(Utc::now().date_naive())
+    today_at(clock::now())
 }
 
+fn today_at(instant: DateTime<Utc>) -> Value {
+    date_value(clock::date_of(instant))
+}
+
+/// `now()`: the current instant, written in UTC like every datetime value (so it
+/// compares with datetime fields); its date, read by the date functions, is the
+/// tenant's date like `today()`.
 fn now() -> Value {
-    Value::from(Utc::now().to_rfc3339_opts(SecondsFormat::Secs, true))
+    now_at(clock::now())
+}
+
+fn now_at(instant: DateTime<Utc>) -> Value {
+    Value::from(instant.to_rfc3339_opts(SecondsFormat::Secs, true))
 }
 
 fn add_days(date: Value, days: Value) -> Result<Value, Error> {
@@ -421,18 +436,46 @@ mod tests {
     }
 
     #[test]
-    fn today_and_now_are_utc() {
+    fn today_and_now_follow_the_tenant_clock() {
         let today = eval_ok("today()", json!({}));
         let today = today.as_str().unwrap();
+        let date = NaiveDate::parse_from_str(today, "%Y-%m-%d").unwrap();
         assert!(
-            NaiveDate::parse_from_str(today, "%Y-%m-%d").is_ok(),
-            "{today}"
+            (date - clock::today()).num_days().abs() <= 1,
+            "{today} is not the tenant's date"
         );
         let now = eval_ok("now()", json!({}));
         let now = now.as_str().unwrap();
         assert!(now.ends_with('Z'), "{now}");
         let parsed = DateTime::parse_from_rfc3339(now).unwrap();
         assert!((Utc::now() - parsed.to_utc()).num_seconds().abs() < 5);
+    }
+
+    #[test]
+    fn today_and_the_date_of_now_are_china_dates_at_a_fixed_instant() {
+        let instant = |text: &str| DateTime::parse_from_rfc3339(text).unwrap().to_utc();
+        // 20:30 UTC on May 5 is 04:30 on May 6 in China: the tenant's today is May 6,
+        // as for auto-number dates and relative filter dates.
+        let evening = instant("2024-05-05T20:30:00Z");
+        assert_eq!(today_at(evening), Value::from("2024-05-06"));
+        assert_eq!(
+            today_at(instant("2024-05-05T15:59:59Z")),
+            Value::from("2024-05-05")
+        );
+        let now = now_at(evening);
+        assert_eq!(now, Value::from("2024-05-05T20:30:00Z"));
+        // The date functions read an instant's date in China time too.
+        let fields = json!({"at": now.as_str().unwrap()});
+        assert_eq!(
+            eval_ok("add_days(at, 0)", fields.clone()),
+            json!("2024-05-06")
+        );
+        assert_eq!(eval_ok("month(at)", fields.clone()), json!(5));
+        assert_eq!(eval_ok("days_between(at, '2024-05-06')", fields), json!(0));
+        assert_eq!(
+            eval_ok("year(d)", json!({"d": "2024-12-31T17:00:00Z"})),
+            json!(2025)
+        );
     }
 
     #[test]
@@ -553,8 +596,13 @@ mod tests {
     fn year_and_month_read_dates_and_datetimes() {
         assert_eq!(eval_ok("year(d)", json!({"d": "2024-05-06"})), json!(2024));
         assert_eq!(eval_ok("month(d)", json!({"d": "2024-05-06"})), json!(5));
+        // A datetime's date is the China date of that instant (01:00 on Dec 1 there).
         assert_eq!(
-            eval_ok("month(d)", json!({"d": "2024-11-30T20:00:00-05:00"})),
+            eval_ok("month(d)", json!({"d": "2024-11-30T12:00:00-05:00"})),
+            json!(12)
+        );
+        assert_eq!(
+            eval_ok("month(d)", json!({"d": "2024-11-30T20:00:00+08:00"})),
             json!(11)
         );
         assert_eq!(eval_ok("year(d)", json!({})), Json::Null);

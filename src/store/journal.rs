@@ -25,7 +25,7 @@ pub async fn record_write(
     changes: &BTreeMap<String, (Value, Value)>,
     record: &Value,
 ) -> Result<()> {
-    let now = Utc::now();
+    let now = crate::clock::now();
     let changes: Map<String, Value> = changes
         .iter()
         .map(|(field, (old, new))| (field.clone(), json!([old, new])))
@@ -100,7 +100,7 @@ pub async fn enter_stage(
     stage: &str,
     user_id: i64,
 ) -> Result<()> {
-    let now = Utc::now();
+    let now = crate::clock::now();
     let close = Query::update()
         .table(db.table("stage_history"))
         .value(Alias::new("left_at"), now)
@@ -134,7 +134,7 @@ pub async fn stage_history(db: &TenantDb, entity: &str, record_id: i64) -> Resul
         .and_where(Expr::col(Alias::new("record_id")).eq(record_id))
         .order_by(Alias::new("id"), Order::Asc)
         .to_owned();
-    let now = Utc::now();
+    let now = crate::clock::now();
     db.conn()
         .query_all(&select)
         .await?

@@ -6,7 +6,6 @@ use std::collections::BTreeMap;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use chrono::Utc;
 use regex::Regex;
 use sea_orm::sea_query::{
     Alias, Condition, Expr, ExprTrait, NullOrdering, Order, Query, SelectStatement,
@@ -232,7 +231,7 @@ impl<'a> Records<'a> {
         let txn = self.db.begin_write().await?;
         self.check_constraints(&txn, &record, None).await?;
         self.assign_auto_numbers(&txn, &mut record).await?;
-        let now = Utc::now();
+        let now = crate::clock::now();
         let mut insert = Query::insert();
         insert.into_table(self.table());
         let mut columns = vec![
@@ -362,7 +361,7 @@ impl<'a> Records<'a> {
         action: &str,
     ) -> Result<Value> {
         let id = current[schema::ID].as_i64().unwrap_or_default();
-        let now = Utc::now();
+        let now = crate::clock::now();
         let update = Query::update()
             .table(self.table())
             .value(Alias::new(schema::OWNER), owner)
@@ -441,7 +440,7 @@ impl<'a> Records<'a> {
         let mut update = Query::update();
         update
             .table(self.table())
-            .value(Alias::new(schema::UPDATED_AT), Utc::now())
+            .value(Alias::new(schema::UPDATED_AT), crate::clock::now())
             .value(
                 Alias::new(schema::VERSION),
                 Expr::col(Alias::new(schema::VERSION)).add(1),
@@ -518,7 +517,7 @@ impl<'a> Records<'a> {
         let mut update = Query::update();
         update
             .table(self.table())
-            .value(Alias::new(schema::DELETED_AT), Utc::now())
+            .value(Alias::new(schema::DELETED_AT), crate::clock::now())
             .value(
                 Alias::new(schema::VERSION),
                 Expr::col(Alias::new(schema::VERSION)).add(1),
