@@ -602,3 +602,157 @@ async fn only_admins_publish() {
         .await;
     assert_eq!(taken.status, 409);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn publish_refuses_what_would_only_fail_at_run_time() {
+    let server = TestServer::start(base()).await;
+    server.create("customer", json!({"name": "甲"})).await;
+    let before = snapshot(&server).await;
+    let with_pipeline = |transitions: Value| {
+        let mut package = base();
+        package["entities"][0]["pipeline"] =
+            json!({"stages": [{"key": "open"}, {"key": "won"}], "transitions": transitions});
+        package
+    };
+    let cases: Vec<(Value, &str, &str)> = vec![
+        // Field keys that are function names cannot be read by expressions.
+        (
+            with_field(json!({"key": "year", "type": "integer"})),
+            "entities[0].fields[3].key",
+            "expression function",
+        ),
+        (
+            with_field(json!({"key": "round", "type": "decimal"})),
+            "entities[0].fields[3].key",
+            "expression function",
+        ),
+        // Unknown filters and tests are found at publish.
+        (
+            with_field(json!({"key": "short", "type": "text", "formula": "name|nosuchfilter"})),
+            "entities[0].fields[3].formula",
+            "unknown filter \"nosuchfilter\"",
+        ),
+        (
+            with_field(json!({"key": "note", "type": "text", "visible_if": "name is nosuchtest"})),
+            "entities[0].fields[3].visible_if",
+            "unknown test \"nosuchtest\"",
+        ),
+        (
+            with_field(json!({"key": "note", "type": "text", "default": "name|nope"})),
+            "entities[0].fields[3].default",
+            "unknown filter \"nope\"",
+        ),
+        // A read-only required field without a default would fail every create.
+        (
+            with_field(
+                json!({"key": "vip", "type": "boolean", "read_only": true, "required": true}),
+            ),
+            "entities[0].fields[3].required",
+            "needs a default",
+        ),
+        (
+            {
+                let mut package = base();
+                package["reports"] = json!([{"key": "r", "entity": "customer", "limit": 0}]);
+                package
+            },
+            "reports[0].limit",
+            "at least 1",
+        ),
+        (
+            with_pipeline(
+                json!([{"from": "open", "to": "won"}, {"from": "open", "to": "won", "roles": []}]),
+            ),
+            "entities[0].pipeline.transitions[1]",
+            "duplicate transition",
+        ),
+        // Defaults whose value does not fit the field are refused, not every create.
+        (
+            with_field(json!({"key": "start_on", "type": "date", "default": "2024-02-30"})),
+            "entities[0].fields[3].default",
+            "date",
+        ),
+        (
+            with_field(json!({"key": "code", "type": "text", "default": "2024-01-01"})),
+            "entities[0].fields[3].default",
+            "2022",
+        ),
+        (
+            with_field(json!({"key": "at", "type": "datetime", "default": "today()"})),
+            "entities[0].fields[3].default",
+            "datetime",
+        ),
+        (
+            with_field(json!({"key": "at", "type": "datetime", "default": "2024-01-01"})),
+            "entities[0].fields[3].default",
+            "RFC 3339",
+        ),
+        (
+            with_field(json!({"key": "price", "type": "decimal", "scale": 2, "default": 1.005})),
+            "entities[0].fields[3].default",
+            "more than 2 digits",
+        ),
+        (
+            with_field(json!({"key": "price", "type": "decimal", "scale": 2, "default": "1.005"})),
+            "entities[0].fields[3].default",
+            "more than 2 digits",
+        ),
+        (
+            with_field(json!({"key": "count", "type": "integer", "default": "'many'"})),
+            "entities[0].fields[3].default",
+            "whole number",
+        ),
+        (
+            with_field(
+                json!({"key": "kind", "type": "select", "options": [{"value": "a"}], "default": "'b'"}),
+            ),
+            "entities[0].fields[3].default",
+            "one of a",
+        ),
+        (
+            with_field(json!({"key": "ratio", "type": "integer", "default": "1 / 0"})),
+            "entities[0].fields[3].default",
+            "could not be computed",
+        ),
+        (
+            with_field(json!({"key": "city", "type": "text", "default": "未分类"})),
+            "entities[0].fields[3].default",
+            "'未分类'",
+        ),
+    ];
+    for (package, path, fragment) in cases {
+        let reply = server.put("/api/meta", package.clone()).await;
+        assert_eq!(reply.status, 422, "{package}: {:?}", reply.body);
+        let details = reply.body["error"]["details"].as_array().unwrap();
+        assert!(
+            details
+                .iter()
+                .any(|d| d["path"] == json!(path)
+                    && d["message"].as_str().unwrap().contains(fragment)),
+            "expected {fragment:?} at {path:?}, got {details:?}"
+        );
+        assert_eq!(
+            snapshot(&server).await,
+            before,
+            "{package} changed something"
+        );
+    }
+    // What a real admin writes still publishes: a literal date, an RFC 3339 datetime,
+    // an exact decimal, today() on a date, an expression reading fields.
+    let fine = {
+        let mut package = base();
+        let fields = package["entities"][0]["fields"].as_array_mut().unwrap();
+        fields.push(json!({"key": "start_on", "type": "date", "default": "2024-01-01"}));
+        fields.push(json!({"key": "due_on", "type": "date", "default": "add_days(today(), 30)"}));
+        fields
+            .push(json!({"key": "at", "type": "datetime", "default": "2024-01-01T09:00:00+08:00"}));
+        fields.push(json!({"key": "price", "type": "decimal", "default": "12.50"}));
+        fields.push(json!({"key": "city", "type": "text", "default": "'未分类'"}));
+        fields.push(json!({"key": "size", "type": "integer", "default": "employees"}));
+        fields.push(json!({"key": "vip", "type": "boolean", "read_only": true, "required": true, "default": false}));
+        fields.push(json!({"key": "short", "type": "text", "formula": "name|trim|upper"}));
+        package
+    };
+    let reply = server.put("/api/meta", fine).await;
+    assert_eq!(reply.status, 200, "{:?}", reply.body);
+}

@@ -93,6 +93,39 @@ impl Expr {
         &self.0.source
     }
 
+    /// Filters (`x|name`) and tests (`x is name`) the expression uses that the
+    /// environment does not have, as messages. minijinja looks them up only when the
+    /// expression runs, so publishing checks them here.
+    pub fn unknown_filters_and_tests(&self) -> Vec<String> {
+        let mut unknown = Vec::new();
+        for (kind, name) in filter_and_test_names(&self.0.source) {
+            let probe = match kind {
+                NameKind::Filter => format!("none|{name}"),
+                NameKind::Test => format!("none is {name}"),
+            };
+            let missing = match ENV.compile_expression(&probe) {
+                Ok(expression) => expression.eval(Value::from(())).is_err_and(|err| {
+                    matches!(
+                        err.kind(),
+                        ErrorKind::UnknownFilter | ErrorKind::UnknownTest
+                    )
+                }),
+                Err(_) => true,
+            };
+            if missing {
+                let what = match kind {
+                    NameKind::Filter => "filter",
+                    NameKind::Test => "test",
+                };
+                let message = format!("unknown {what} {name:?}");
+                if !unknown.contains(&message) {
+                    unknown.push(message);
+                }
+            }
+        }
+        unknown
+    }
+
     /// The names the expression reads that are not functions: field keys.
     pub fn variables(&self) -> BTreeSet<String> {
         self.0.variables.clone()
@@ -119,6 +152,100 @@ impl Expr {
             .eval(Value::from_pairs(fields))
             .map_err(|err| describe(&err))
     }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum NameKind {
+    Filter,
+    Test,
+}
+
+/// The filter and test names of an expression that compiled: the (possibly dotted)
+/// name after each `|`, and after each `is` or `is not`, outside string literals.
+fn filter_and_test_names(source: &str) -> Vec<(NameKind, String)> {
+    let chars: Vec<char> = source.chars().collect();
+    let mut names = Vec::new();
+    let mut i = 0;
+    // What the previous token was, to tell `x.is` (an attribute) from `x is`.
+    let mut after_dot = false;
+    let skip_space = |mut i: usize| {
+        while i < chars.len() && chars[i].is_whitespace() {
+            i += 1;
+        }
+        i
+    };
+    let identifier = |i: usize| {
+        let mut end = i;
+        if end < chars.len() && (chars[end].is_ascii_alphabetic() || chars[end] == '_') {
+            end += 1;
+            while end < chars.len() && (chars[end].is_ascii_alphanumeric() || chars[end] == '_') {
+                end += 1;
+            }
+        }
+        (end > i).then(|| (chars[i..end].iter().collect::<String>(), end))
+    };
+    // A dotted name `a.b`, spaces allowed around the dots.
+    let dotted = |i: usize| {
+        let (mut name, mut end) = identifier(skip_space(i))?;
+        loop {
+            let dot = skip_space(end);
+            if dot < chars.len()
+                && chars[dot] == '.'
+                && let Some((segment, next)) = identifier(skip_space(dot + 1))
+            {
+                name.push('.');
+                name.push_str(&segment);
+                end = next;
+                continue;
+            }
+            return Some((name, end));
+        }
+    };
+    while i < chars.len() {
+        let c = chars[i];
+        if c == '\'' || c == '"' {
+            i += 1;
+            while i < chars.len() && chars[i] != c {
+                i += if chars[i] == '\\' { 2 } else { 1 };
+            }
+            i += 1;
+            after_dot = false;
+        } else if c == '|' {
+            match dotted(i + 1) {
+                Some((name, end)) => {
+                    names.push((NameKind::Filter, name));
+                    i = end;
+                }
+                None => i += 1,
+            }
+            after_dot = false;
+        } else if c.is_ascii_alphabetic() || c == '_' {
+            let (word, end) = identifier(i).expect("starts an identifier");
+            i = end;
+            if word == "is" && !after_dot {
+                let mut next = skip_space(i);
+                if let Some((_, end)) = identifier(next).filter(|(word, _)| word == "not") {
+                    next = end;
+                }
+                if let Some((name, end)) = dotted(next) {
+                    names.push((NameKind::Test, name));
+                    i = end;
+                }
+            }
+            after_dot = false;
+        } else if c.is_ascii_digit() {
+            while i < chars.len() && (chars[i].is_ascii_alphanumeric() || chars[i] == '.') {
+                i += 1;
+            }
+            after_dot = false;
+        } else {
+            if !c.is_whitespace() {
+                after_dot = c == '.';
+            }
+            i += 1;
+        }
+    }
+    names
 }
 
 impl fmt::Debug for Expr {
@@ -612,6 +739,34 @@ mod tests {
                 .unwrap_err()
                 .contains("expects a date")
         );
+    }
+
+    #[test]
+    fn unknown_filters_and_tests_are_found_before_running() {
+        let unknown = |source: &str| Expr::compile(source).unwrap().unknown_filters_and_tests();
+        assert_eq!(
+            unknown("name|nosuchfilter"),
+            ["unknown filter \"nosuchfilter\""]
+        );
+        assert_eq!(
+            unknown("name | trim | nope(1)"),
+            ["unknown filter \"nope\""]
+        );
+        assert_eq!(unknown("x is nosuchtest"), ["unknown test \"nosuchtest\""]);
+        assert_eq!(unknown("x is not  frob"), ["unknown test \"frob\""]);
+        assert_eq!(unknown("a|x.y"), ["unknown filter \"x.y\""]);
+        for fine in [
+            "name|length > 3",
+            "name|trim|upper",
+            "tags|join('、')",
+            "x is defined and y is not none",
+            "'a|nosuch is bogus' ~ \"b|c\"",
+            "x|default('it is here')",
+            "len(name) > 1.5 and x is divisibleby(3)",
+            "parent.is_ok",
+        ] {
+            assert!(unknown(fine).is_empty(), "{fine}: {:?}", unknown(fine));
+        }
     }
 
     #[test]

@@ -553,6 +553,10 @@ impl<'p> Validator<'p> {
                 self.report(path.clone(), message);
             }
         }
+        for message in expr.unknown_filters_and_tests() {
+            self.report(path.clone(), message);
+        }
+        (self.problems.len() == before).then_some(expr)
     }
 
     // ---- entities ----
@@ -659,6 +663,20 @@ impl<'p> Validator<'p> {
             self.fields_exist(&required, entity, &stage.required_fields);
         }
         if let Transitions::List(transitions) = &pipeline.transitions {
+            let pairs: Vec<(String, String)> = transitions
+                .iter()
+                .enumerate()
+                .map(|(i, t)| {
+                    (
+                        format!("{path}.transitions[{i}]"),
+                        format!("{} -> {}", t.from, t.to),
+                    )
+                })
+                .collect();
+            self.duplicates(
+                "transition",
+                pairs.iter().map(|(p, pair)| (p.clone(), pair.as_str())),
+            );
             for (i, transition) in transitions.iter().enumerate() {
                 let transition_path = format!("{path}.transitions[{i}]");
                 for (end, stage) in [("from", &transition.from), ("to", &transition.to)] {
@@ -721,6 +739,19 @@ impl<'p> Validator<'p> {
     // ---- fields ----
 
     fn field(&mut self, entity: &Entity, path: &str, field: &Field) {
+        if expr::FUNCTIONS.contains(&field.key.as_str()) {
+            let message = format!(
+                "{:?} is the name of the expression function {}(), so expressions could not read this field; choose another key (e.g. \"{}_value\")",
+                field.key, field.key, field.key
+            );
+            self.report(format!("{path}.key"), message);
+        }
+        if field.read_only && field.required && field.default.is_none() && !field.is_computed() {
+            self.report(
+                format!("{path}.required"),
+                "a read-only field that is required needs a default, or no record could be created",
+            );
+        }
         self.options(path, field);
         self.target(path, field);
         self.scale(path, field);
@@ -1122,6 +1153,12 @@ impl<'p> Validator<'p> {
     fn report_definition(&mut self, path: &str, report: &Report) {
         if report.filter.as_ref().is_some_and(|f| !f.is_object()) {
             self.report(format!("{path}.filter"), "a filter must be a JSON object");
+        }
+        if report.limit == Some(0) {
+            self.report(
+                format!("{path}.limit"),
+                "must be at least 1 (leave it out for no limit)",
+            );
         }
         self.roles_exist(&format!("{path}.roles"), &report.roles);
         let Some(entity) = self.pkg.entity(&report.entity) else {
@@ -1766,8 +1803,74 @@ mod tests {
             "entities[0].fields[3].default",
             "\"unknown_thing\" is neither a field",
         );
+        assert_problem(
+            &found,
+            "entities[0].fields[3].default",
+            "quote it inside the string: \"'unknown_thing'\"",
+        );
         assert_problem(&found, "entities[0].fields[4].default", "does not compile");
-        assert_eq!(found.len(), 2, "{found:#?}");
+        assert_eq!(found.len(), 3, "{found:#?}");
+    }
+
+    #[test]
+    fn string_defaults_written_like_values_are_literals_and_must_fit() {
+        let found = problems(with_fields(json!([
+            {"key": "a", "type": "date", "default": "2024-01-01"},
+            {"key": "b", "type": "datetime", "default": "2024-01-01T09:00:00+08:00"},
+            {"key": "c", "type": "decimal", "default": "12.50"},
+            {"key": "d", "type": "date", "default": "2024-13-01"},
+            {"key": "e", "type": "datetime", "default": "2024-01-01"},
+            {"key": "f", "type": "decimal", "scale": 1, "default": "1.25"},
+            {"key": "g", "type": "text", "default": "2024-01-01"},
+            {"key": "h", "type": "date", "default": "today()"},
+            {"key": "i", "type": "integer", "default": "'x'"},
+        ])));
+        assert_problem(&found, "entities[0].fields[3].default", "expected a date");
+        assert_problem(&found, "entities[0].fields[4].default", "RFC 3339");
+        assert_problem(
+            &found,
+            "entities[0].fields[5].default",
+            "more than 1 digits",
+        );
+        assert_problem(
+            &found,
+            "entities[0].fields[6].default",
+            "2022 does not fit text",
+        );
+        assert_problem(
+            &found,
+            "entities[0].fields[8].default",
+            "expected a whole number",
+        );
+        assert_eq!(found.len(), 5, "{found:#?}");
+    }
+
+    #[test]
+    fn run_time_failures_are_refused_at_publish() {
+        let found = problems(with_fields(json!([
+            {"key": "len", "type": "integer"},
+            {"key": "short", "type": "text", "formula": "'x'|nosuchfilter"},
+            {"key": "seen", "type": "text", "required_if": "1 is nosuchtest"},
+            {"key": "flag", "type": "boolean", "read_only": true, "required": true},
+            {"key": "ok_flag", "type": "boolean", "read_only": true, "required": true, "default": true},
+        ])));
+        assert_problem(
+            &found,
+            "entities[0].fields[0].key",
+            "expression function len()",
+        );
+        assert_problem(
+            &found,
+            "entities[0].fields[1].formula",
+            "unknown filter \"nosuchfilter\"",
+        );
+        assert_problem(
+            &found,
+            "entities[0].fields[2].required_if",
+            "unknown test \"nosuchtest\"",
+        );
+        assert_problem(&found, "entities[0].fields[3].required", "needs a default");
+        assert_eq!(found.len(), 4, "{found:#?}");
     }
 
     // ---- expressions ----
