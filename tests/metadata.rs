@@ -338,7 +338,16 @@ async fn renames_and_widenings_keep_data() {
         .iter()
         .map(|s| s["op"].as_str().unwrap())
         .collect();
-    assert_eq!(ops, vec!["rename_table", "rename_column", "convert_column"]);
+    assert_eq!(
+        ops,
+        vec![
+            "rename_table",
+            "rename_index",
+            "rename_index",
+            "rename_column",
+            "convert_column"
+        ]
+    );
     let record = server.get(&format!("/api/data/client/{id}")).await.body;
     assert_eq!(record["company"], json!("改名"));
     assert_eq!(record["employees"], json!(7));
@@ -601,6 +610,346 @@ async fn only_admins_publish() {
         )
         .await;
     assert_eq!(taken.status, 409);
+}
+
+/// Names of the indexes on a tenant table, read from the database itself.
+async fn index_names(server: &TestServer, table: &str) -> Vec<String> {
+    use sea_orm::{ConnectionTrait, Statement};
+    let db = &server.tenant.db;
+    let conn = db.conn();
+    let statement = match db.schema() {
+        Some(schema) => Statement::from_sql_and_values(
+            conn.get_database_backend(),
+            "SELECT indexname AS name FROM pg_indexes WHERE schemaname = $1 AND tablename = $2 AND indexname NOT LIKE '%pkey%'",
+            [schema.into(), table.into()],
+        ),
+        None => Statement::from_sql_and_values(
+            conn.get_database_backend(),
+            "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = ? AND sql IS NOT NULL",
+            [table.into()],
+        ),
+    };
+    let mut names: Vec<String> = conn
+        .query_all_raw(statement)
+        .await
+        .unwrap()
+        .iter()
+        .map(|row| row.try_get::<String>("", "name").unwrap())
+        .collect();
+    names.sort();
+    names
+}
+
+fn ops(reply: &common::Reply) -> Vec<String> {
+    reply.body["steps"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no steps: {:?}", reply.body))
+        .iter()
+        .map(|s| s["op"].as_str().unwrap().to_string())
+        .collect()
+}
+
+fn accounts(key: &str, renamed_from: Option<&str>) -> Value {
+    let mut entity = json!({"key": key, "title_field": "name", "fields": [
+        {"key": "name", "type": "text", "required": true, "unique": true},
+        {"key": "region", "type": "text", "indexed": true}
+    ], "pipeline": {"stages": [{"key": "new"}, {"key": "won"}]}});
+    if let Some(from) = renamed_from {
+        entity["renamed_from"] = json!(from);
+    }
+    entity
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn renamed_entities_take_their_index_names_along() {
+    let server =
+        TestServer::start(json!({"format": 1, "entities": [accounts("customer", None)]})).await;
+    server
+        .create("customer", json!({"name": "甲", "region": "south"}))
+        .await;
+    let renamed = json!({"format": 1, "entities": [accounts("client", Some("customer"))]});
+    let applied = server.put("/api/meta", renamed.clone()).await;
+    assert_eq!(applied.status, 200, "{:?}", applied.body);
+    assert_eq!(
+        ops(&applied),
+        [
+            "rename_table",
+            "rename_index",
+            "rename_index",
+            "rename_index",
+            "rename_index",
+            "rename_index"
+        ]
+    );
+    assert_eq!(
+        index_names(&server, "e_client").await,
+        [
+            "ix_client_created_at",
+            "ix_client_owner",
+            "ix_client_region",
+            "ix_client_stage",
+            "ux_client_name"
+        ]
+    );
+    // The unique index still works under its new name.
+    let duplicate = server.post("/api/data/client", json!({"name": "甲"})).await;
+    assert_eq!(duplicate.status, 422, "{:?}", duplicate.body);
+
+    // Switching the options off drops the indexes by their new names.
+    let mut plain = renamed.clone();
+    // (renamed_from goes too: the old key is about to be used again.)
+    plain["entities"][0]
+        .as_object_mut()
+        .unwrap()
+        .remove("renamed_from");
+    plain["entities"][0]["fields"][0]["unique"] = json!(false);
+    plain["entities"][0]["fields"][1]["indexed"] = json!(false);
+    let applied = server.put("/api/meta", plain.clone()).await;
+    assert_eq!(applied.status, 200, "{:?}", applied.body);
+    assert_eq!(ops(&applied), ["drop_index", "drop_index"]);
+
+    // The old key is free again, indexes included.
+    let mut both = plain;
+    both["entities"]
+        .as_array_mut()
+        .unwrap()
+        .push(accounts("customer", None));
+    let applied = server.put("/api/meta", both).await;
+    assert_eq!(applied.status, 200, "{:?}", applied.body);
+    assert_eq!(
+        index_names(&server, "e_customer").await,
+        [
+            "ix_customer_created_at",
+            "ix_customer_owner",
+            "ix_customer_region",
+            "ix_customer_stage",
+            "ux_customer_name"
+        ]
+    );
+    assert_eq!(
+        index_names(&server, "e_client").await,
+        ["ix_client_created_at", "ix_client_owner", "ix_client_stage"]
+    );
+    server.create("customer", json!({"name": "甲"})).await;
+    server.create("client", json!({"name": "甲"})).await;
+
+    // Archiving and restoring a table keeps its indexes as they were.
+    let only_client = server.get("/api/meta").await.body["entities"][0].clone();
+    let archived = server
+        .put(
+            "/api/meta",
+            json!({"format": 1, "entities": [only_client.clone()]}),
+        )
+        .await;
+    assert_eq!(archived.status, 200, "{:?}", archived.body);
+    let restored = server
+        .put(
+            "/api/meta",
+            json!({"format": 1, "entities": [only_client, accounts("customer", None)]}),
+        )
+        .await;
+    assert_eq!(restored.status, 200, "{:?}", restored.body);
+    assert_eq!(ops(&restored), ["restore_table"]);
+    assert_eq!(
+        index_names(&server, "e_customer").await,
+        [
+            "ix_customer_created_at",
+            "ix_customer_owner",
+            "ix_customer_region",
+            "ix_customer_stage",
+            "ux_customer_name"
+        ]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn renaming_onto_an_archived_key_is_refused() {
+    let server = TestServer::start(json!({"format": 1, "entities": [
+        accounts("customer", None), accounts("client", None)]}))
+    .await;
+    let before_archive = server
+        .put(
+            "/api/meta",
+            json!({"format": 1, "entities": [accounts("client", None)]}),
+        )
+        .await;
+    assert_eq!(before_archive.status, 200, "{:?}", before_archive.body);
+    let before = server.get("/api/meta").await.body;
+    let reply = server
+        .put(
+            "/api/meta",
+            json!({"format": 1, "entities": [accounts("customer", Some("client"))]}),
+        )
+        .await;
+    assert_eq!(reply.status, 422, "{:?}", reply.body);
+    assert_eq!(
+        reply.body["error"]["details"][0]["path"],
+        json!("entities[0].key")
+    );
+    assert!(
+        reply.body["error"]["details"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("archived entity"),
+        "{:?}",
+        reply.body
+    );
+    assert_eq!(server.get("/api/meta").await.body, before);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn auto_numbers_go_on_after_renames_and_restores() {
+    let quote = |key: &str, from: Option<&str>, number: Option<(&str, Option<&str>)>| {
+        let mut fields = vec![json!({"key": "title", "type": "text"})];
+        if let Some((field, field_from)) = number {
+            let mut f = json!({"key": field, "type": "auto_number", "format": "Q{000}"});
+            if let Some(field_from) = field_from {
+                f["renamed_from"] = json!(field_from);
+            }
+            fields.push(f);
+        }
+        let mut entity = json!({"key": key, "fields": fields});
+        if let Some(from) = from {
+            entity["renamed_from"] = json!(from);
+        }
+        json!({"format": 1, "entities": [entity]})
+    };
+    let server = TestServer::start(quote("quote", None, Some(("code", None)))).await;
+    assert_eq!(
+        server.create("quote", json!({})).await["code"],
+        json!("Q001")
+    );
+    assert_eq!(
+        server.create("quote", json!({})).await["code"],
+        json!("Q002")
+    );
+
+    // Entity and field renamed in one publish: numbering goes on.
+    let applied = server
+        .put(
+            "/api/meta",
+            quote("offer", Some("quote"), Some(("number", Some("code")))),
+        )
+        .await;
+    assert_eq!(applied.status, 200, "{:?}", applied.body);
+    assert!(
+        ops(&applied).contains(&"rename_sequence".to_string()),
+        "{:?}",
+        applied.body
+    );
+    assert_eq!(
+        server.create("offer", json!({})).await["number"],
+        json!("Q003")
+    );
+
+    // Archived, the entity renamed meanwhile, then restored: the counter comes back too.
+    let archived = server.put("/api/meta", quote("offer", None, None)).await;
+    assert_eq!(archived.status, 200, "{:?}", archived.body);
+    server.create("offer", json!({})).await;
+    let renamed = server
+        .put("/api/meta", quote("deal", Some("offer"), None))
+        .await;
+    assert_eq!(renamed.status, 200, "{:?}", renamed.body);
+    let restored = server
+        .put(
+            "/api/meta",
+            quote("deal", Some("offer"), Some(("number", None))),
+        )
+        .await;
+    assert_eq!(restored.status, 200, "{:?}", restored.body);
+    assert_eq!(
+        server.create("deal", json!({})).await["number"],
+        json!("Q004")
+    );
+    assert_eq!(
+        server.create("deal", json!({})).await["number"],
+        json!("Q005")
+    );
+
+    // A new entity under the old key starts its own numbering.
+    let mut both = quote("deal", Some("offer"), Some(("number", None)));
+    both["entities"]
+        .as_array_mut()
+        .unwrap()
+        .push(quote("quote", None, Some(("code", None)))["entities"][0].clone());
+    assert_eq!(server.put("/api/meta", both).await.status, 200);
+    assert_eq!(
+        server.create("quote", json!({})).await["code"],
+        json!("Q001")
+    );
+    assert_eq!(
+        server.create("deal", json!({})).await["number"],
+        json!("Q006")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_pipeline_added_later_gets_its_stage_index() {
+    let plain = json!({"format": 1, "entities": [{"key": "lead", "fields": [{"key": "name", "type": "text"}]}]});
+    let server = TestServer::start(plain.clone()).await;
+    server.create("lead", json!({"name": "甲"})).await;
+    let mut staged = plain.clone();
+    staged["entities"][0]["pipeline"] = json!({"stages": [{"key": "open"}, {"key": "closed"}]});
+
+    let added = server.put("/api/meta", staged.clone()).await;
+    assert_eq!(added.status, 200, "{:?}", added.body);
+    assert_eq!(ops(&added), ["add_column", "add_index"]);
+    assert!(
+        index_names(&server, "e_lead")
+            .await
+            .contains(&"ix_lead_stage".to_string())
+    );
+
+    let removed = server.put("/api/meta", plain.clone()).await;
+    assert_eq!(removed.status, 200, "{:?}", removed.body);
+    assert_eq!(ops(&removed), ["drop_index", "archive_column"]);
+    assert!(
+        !index_names(&server, "e_lead")
+            .await
+            .contains(&"ix_lead_stage".to_string())
+    );
+
+    let restored = server.put("/api/meta", staged.clone()).await;
+    assert_eq!(restored.status, 200, "{:?}", restored.body);
+    assert_eq!(ops(&restored), ["restore_column", "add_index"]);
+    assert!(
+        index_names(&server, "e_lead")
+            .await
+            .contains(&"ix_lead_stage".to_string())
+    );
+    let lead = server.create("lead", json!({"name": "乙"})).await;
+    assert_eq!(lead["stage"], json!("open"));
+
+    // A table created with its pipeline has the same index, archived and restored alike.
+    let mut both = staged.clone();
+    both["entities"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"key": "deal", "fields": [], "pipeline": {"stages": [{"key": "a"}]}}));
+    assert_eq!(server.put("/api/meta", both.clone()).await.status, 200);
+    assert!(
+        index_names(&server, "e_deal")
+            .await
+            .contains(&"ix_deal_stage".to_string())
+    );
+    let mut no_pipeline = both.clone();
+    no_pipeline["entities"][1]
+        .as_object_mut()
+        .unwrap()
+        .remove("pipeline");
+    let removed = server.put("/api/meta", no_pipeline).await;
+    assert_eq!(removed.status, 200, "{:?}", removed.body);
+    assert!(
+        !index_names(&server, "e_deal")
+            .await
+            .contains(&"ix_deal_stage".to_string())
+    );
+    assert_eq!(server.put("/api/meta", both).await.status, 200);
+    assert!(
+        index_names(&server, "e_deal")
+            .await
+            .contains(&"ix_deal_stage".to_string())
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

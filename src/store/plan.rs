@@ -13,6 +13,7 @@ use sea_orm::sea_query::{
 
 use crate::meta::{Entity, Field, FieldType, Package, Problem};
 use crate::store::db::{Backend, TenantDb};
+use crate::store::records::sequence_name;
 use crate::store::schema::{self, Storage};
 
 /// What has been archived, kept with each metadata version so that a later package can
@@ -45,6 +46,8 @@ pub enum Op {
     ConvertColumn,
     AddIndex,
     DropIndex,
+    RenameIndex,
+    RenameSequence,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -98,10 +101,33 @@ struct Planner<'a> {
 }
 
 /// The stage column is archived and restored like a field when a pipeline is removed
-/// or added back.
+/// or added back; like a field marked `indexed`, its index goes and comes with it.
 fn stage_field() -> Field {
-    serde_json::from_value(serde_json::json!({"key": schema::STAGE, "type": "text"}))
-        .expect("static field definition")
+    serde_json::from_value(
+        serde_json::json!({"key": schema::STAGE, "type": "text", "indexed": true}),
+    )
+    .expect("static field definition")
+}
+
+/// The indexes a table built for `entity` has, as (column, unique): the system
+/// indexes, then each field's.
+fn entity_indexes(entity: &Entity) -> Vec<(String, bool)> {
+    let mut indexes = vec![
+        (schema::OWNER.to_string(), false),
+        (schema::CREATED_AT.to_string(), false),
+    ];
+    if entity.pipeline.is_some() {
+        indexes.push((schema::STAGE.to_string(), false));
+    }
+    for field in &entity.fields {
+        if field.indexed {
+            indexes.push((field.key.clone(), false));
+        }
+        if field.unique {
+            indexes.push((field.key.clone(), true));
+        }
+    }
+    indexes
 }
 
 /// The last-contact column comes and goes with a follow-up cycle or a pool, indexed
@@ -131,7 +157,17 @@ impl Planner<'_> {
                 .filter(|from| renamed.contains(from))
                 .and_then(|from| old.entity(from))
             {
-                self.rename_table(&previous.key, &entity.key);
+                if self.archive.entities.iter().any(|e| e.key == entity.key) {
+                    self.refuse(
+                        format!("{path}.key"),
+                        format!(
+                            "cannot rename entity {:?} to {:?}: an archived entity has that key; add {:?} back without renamed_from to restore it, or choose another key",
+                            previous.key, entity.key, entity.key
+                        ),
+                    );
+                    continue;
+                }
+                self.rename_table(previous, &entity.key);
                 self.entity(&path, previous, entity);
             } else if let Some(position) = self
                 .archive
@@ -182,8 +218,26 @@ impl Planner<'_> {
                 .filter(|from| renamed.contains(from))
                 .and_then(|from| old.field(from))
             {
+                if self
+                    .archive
+                    .fields
+                    .iter()
+                    .any(|a| a.entity == new.key && a.field.key == field.key)
+                {
+                    self.refuse(
+                        format!("{path}.key"),
+                        format!(
+                            "cannot rename field {:?} to {:?}: an archived field of {:?} has that key; add {:?} back without renamed_from to restore it, or choose another key",
+                            previous.key, field.key, new.key, field.key
+                        ),
+                    );
+                    continue;
+                }
                 self.drop_indexes(&new.key, previous);
                 self.rename_column(&new.key, &previous.key, &field.key);
+                if previous.field_type == FieldType::AutoNumber {
+                    self.rename_sequence(&new.key, &new.key, &previous.key, &field.key);
+                }
                 self.convert(&path, &new.key, previous, field);
                 self.create_indexes(&new.key, field);
             } else {
@@ -367,7 +421,10 @@ impl Planner<'_> {
         }
     }
 
-    fn rename_table(&mut self, from: &str, to: &str) {
+    /// Renames the table, its indexes (their names carry the entity key) and the
+    /// sequences of its auto-number fields, archived ones included.
+    fn rename_table(&mut self, previous: &Entity, to: &str) {
+        let from = previous.key.as_str();
         let rename = Table::rename()
             .table(
                 self.db.table(&schema::table_name(from)),
@@ -375,11 +432,68 @@ impl Planner<'_> {
             )
             .to_owned();
         self.push(Op::RenameTable, to, None, vec![self.render(&rename)]);
+        for (column, unique) in entity_indexes(previous) {
+            self.rename_index(from, to, &column, unique);
+        }
+        let numbered: Vec<String> = previous
+            .fields
+            .iter()
+            .chain(
+                self.archive
+                    .fields
+                    .iter()
+                    .filter(|a| a.entity == from)
+                    .map(|a| &a.field),
+            )
+            .filter(|f| f.field_type == FieldType::AutoNumber)
+            .map(|f| f.key.clone())
+            .collect();
+        for field in numbered {
+            self.rename_sequence(from, to, &field, &field);
+        }
         for archived in &mut self.archive.fields {
             if archived.entity == from {
                 archived.entity = to.to_string();
             }
         }
+    }
+
+    /// Gives an index of a renamed table the name derived from the new entity key:
+    /// `ALTER INDEX … RENAME` on PostgreSQL; SQLite cannot rename an index, so it is
+    /// dropped and created again. Tolerates a missing index (tables renamed before
+    /// indexes followed their tables).
+    fn rename_index(&mut self, from: &str, to: &str, column: &str, unique: bool) {
+        let old_name = schema::index_name(from, column, unique);
+        let new_name = schema::index_name(to, column, unique);
+        let statements = match self.db.schema() {
+            Some(namespace) => vec![format!(
+                "ALTER INDEX IF EXISTS \"{namespace}\".\"{old_name}\" RENAME TO \"{new_name}\""
+            )],
+            None => {
+                let mut create = schema::create_index(self.db, to, column, unique);
+                create.if_not_exists();
+                vec![
+                    format!("DROP INDEX IF EXISTS \"{old_name}\""),
+                    self.render(&create),
+                ]
+            }
+        };
+        self.push(Op::RenameIndex, to, Some(column), statements);
+    }
+
+    /// Moves an auto-number's counter to the sequence name of its new entity or field
+    /// key, so numbering goes on where it was.
+    fn rename_sequence(&mut self, from_entity: &str, to_entity: &str, from: &str, to: &str) {
+        let update = Query::update()
+            .table(self.db.table("sequences"))
+            .value(Alias::new("name"), sequence_name(to_entity, to))
+            .and_where(Expr::col(Alias::new("name")).eq(sequence_name(from_entity, from)))
+            .to_owned();
+        let sql = match self.db.backend() {
+            Backend::Sqlite => update.to_string(SqliteQueryBuilder),
+            Backend::Postgres => update.to_string(PostgresQueryBuilder),
+        };
+        self.push(Op::RenameSequence, to_entity, Some(to), vec![sql]);
     }
 
     fn archive_table(&mut self, entity: &Entity) {
@@ -462,3 +576,4 @@ impl Planner<'_> {
         self.problems.push(Problem { path, message });
     }
 }
+
