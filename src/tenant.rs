@@ -111,6 +111,10 @@ impl Tenant {
             .map_err(Error::InvalidPackage)?;
         let changed = catalog.package != current.package;
         if dry_run || !changed {
+            let problems = plan::check_conversions(&self.db, &self.db.conn(), &plan).await?;
+            if !problems.is_empty() {
+                return Err(Error::InvalidPackage(problems));
+            }
             return Ok(Applied {
                 version: current.version,
                 dry_run,
@@ -119,6 +123,11 @@ impl Tenant {
             });
         }
         let txn = self.db.begin_write().await?;
+        // Checked in the publish transaction, before any step changes a value.
+        let problems = plan::check_conversions(&self.db, &txn, &plan).await?;
+        if !problems.is_empty() {
+            return Err(Error::InvalidPackage(problems));
+        }
         for (index, step) in plan.steps.iter().enumerate() {
             for statement in &step.statements {
                 txn.execute_unprepared(statement).await.map_err(|e| {

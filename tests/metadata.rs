@@ -884,6 +884,109 @@ async fn auto_numbers_go_on_after_renames_and_restores() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn widenings_that_would_overflow_are_refused_and_change_nothing() {
+    let package = json!({"format": 1, "entities": [{"key": "ledger", "fields": [
+        {"key": "name", "type": "text"},
+        {"key": "units", "type": "integer"},
+        {"key": "amount", "type": "decimal", "scale": 0}
+    ]}]});
+    let server = TestServer::start(package.clone()).await;
+    let big = server
+        .create(
+            "ledger",
+            json!({"name": "big", "units": 100_000_000_000_000_000i64, "amount": "-1000000000000000"}),
+        )
+        .await;
+    server
+        .create("ledger", json!({"name": "small", "units": 5, "amount": 7}))
+        .await;
+    let records = || async {
+        server
+            .post("/api/data/ledger/query", json!({"sort": ["id"]}))
+            .await
+    };
+    let meta = server.get("/api/meta").await.body;
+    let before = records().await;
+    assert_eq!(before.status, 200);
+
+    let widen = |units: Value, amount: Value| {
+        let mut p = package.clone();
+        p["entities"][0]["fields"][1] = units;
+        p["entities"][0]["fields"][2] = amount;
+        p
+    };
+    let cases = [
+        (
+            widen(
+                json!({"key": "units", "type": "decimal", "scale": 2}),
+                json!({"key": "amount", "type": "decimal", "scale": 0}),
+            ),
+            "entities[0].fields[1].type",
+            "100000000000000000",
+        ),
+        (
+            widen(
+                json!({"key": "units", "type": "integer"}),
+                json!({"key": "amount", "type": "decimal", "scale": 4}),
+            ),
+            "entities[0].fields[2].scale",
+            "-1000000000000000",
+        ),
+        // Renamed and widened in one publish: checked where the values are now.
+        (
+            widen(
+                json!({"key": "quantity", "renamed_from": "units", "type": "decimal", "scale": 3}),
+                json!({"key": "amount", "type": "decimal", "scale": 0}),
+            ),
+            "entities[0].fields[1].type",
+            "100000000000000000",
+        ),
+    ];
+    for dry_run in [true, false] {
+        for (package, path, largest) in &cases {
+            let url = if dry_run {
+                "/api/meta?dry_run=true"
+            } else {
+                "/api/meta"
+            };
+            let reply = server.put(url, package.clone()).await;
+            assert_eq!(reply.status, 422, "{path}: {:?}", reply.body);
+            let problem = &reply.body["error"]["details"][0];
+            assert_eq!(problem["path"], json!(path), "{:?}", reply.body);
+            let message = problem["message"].as_str().unwrap();
+            assert!(message.contains(largest), "{message}");
+            assert_eq!(server.get("/api/meta").await.body, meta);
+            assert_eq!(records().await.body, before.body, "{path} changed records");
+        }
+    }
+
+    // Once the big values are smaller, the same widenings go through.
+    let id = big["id"].as_i64().unwrap();
+    let patched = server
+        .patch(
+            &format!("/api/data/ledger/{id}"),
+            json!({"units": 12, "amount": -3}),
+            None,
+        )
+        .await;
+    assert_eq!(patched.status, 200, "{:?}", patched.body);
+    let applied = server
+        .put(
+            "/api/meta",
+            widen(
+                json!({"key": "units", "type": "decimal", "scale": 2}),
+                json!({"key": "amount", "type": "decimal", "scale": 4}),
+            ),
+        )
+        .await;
+    assert_eq!(applied.status, 200, "{:?}", applied.body);
+    let after = records().await.body;
+    assert_eq!(after["items"][0]["units"], json!(12));
+    assert_eq!(after["items"][0]["amount"], json!(-3));
+    assert_eq!(after["items"][1]["units"], json!(5));
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn a_pipeline_added_later_gets_its_stage_index() {
     let plain = json!({"format": 1, "entities": [{"key": "lead", "fields": [{"key": "name", "type": "text"}]}]});
     let server = TestServer::start(plain.clone()).await;

@@ -11,8 +11,12 @@ use sea_orm::sea_query::{
     SqliteQueryBuilder, Table,
 };
 
+use rust_decimal::Decimal;
+use sea_orm::ConnectionTrait;
+
+use crate::error::Result;
 use crate::meta::{Entity, Field, FieldType, Package, Problem};
-use crate::store::db::{Backend, TenantDb};
+use crate::store::db::{Backend, TenantDb, query_first};
 use crate::store::records::sequence_name;
 use crate::store::schema::{self, Storage};
 
@@ -59,6 +63,23 @@ pub struct Step {
     pub sql: String,
     #[serde(skip)]
     pub statements: Vec<String>,
+    /// For `convert_column`: what must hold before the values are multiplied.
+    #[serde(skip)]
+    pub check: Option<ConvertCheck>,
+}
+
+/// A widening multiplies the stored (scaled) integers by 10^Δscale; every value must
+/// still fit a 64-bit integer afterwards. Checked against the column as it is before
+/// the plan runs (`table` and `column` name it there).
+#[derive(Debug, Clone)]
+pub struct ConvertCheck {
+    /// Metadata path of the offending option (`….type` or `….scale`).
+    pub path: String,
+    pub field: String,
+    pub table: String,
+    pub column: String,
+    pub old_scale: u32,
+    pub new_scale: u32,
 }
 
 #[derive(Debug, Clone, Default, Serialize)]
@@ -81,6 +102,7 @@ pub fn diff(
         steps: Vec::new(),
         archive: old_archive.clone(),
         problems: Vec::new(),
+        source_table: String::new(),
     };
     planner.plan(old, new);
     if planner.problems.is_empty() {
@@ -98,6 +120,9 @@ struct Planner<'a> {
     steps: Vec<Step>,
     archive: Archive,
     problems: Vec<Problem>,
+    /// The table of the entity being planned as it is named before the plan runs
+    /// (renames and restores come earlier in the plan), for conversion checks.
+    source_table: String,
 }
 
 /// The stage column is archived and restored like a field when a pipeline is removed
@@ -150,6 +175,7 @@ impl Planner<'_> {
         for (index, entity) in new.entities.iter().enumerate() {
             let path = format!("entities[{index}]");
             if let Some(previous) = old.entity(&entity.key) {
+                self.source_table = schema::table_name(&entity.key);
                 self.entity(&path, previous, entity);
             } else if let Some(previous) = entity
                 .renamed_from
@@ -167,6 +193,7 @@ impl Planner<'_> {
                     );
                     continue;
                 }
+                self.source_table = schema::table_name(&previous.key);
                 self.rename_table(previous, &entity.key);
                 self.entity(&path, previous, entity);
             } else if let Some(position) = self
@@ -176,6 +203,7 @@ impl Planner<'_> {
                 .position(|e| e.key == entity.key)
             {
                 let archived = self.archive.entities.remove(position);
+                self.source_table = schema::archived_table_name(&entity.key);
                 self.restore_table(&entity.key);
                 self.entity(&path, &archived, entity);
             } else {
@@ -238,7 +266,7 @@ impl Planner<'_> {
                 if previous.field_type == FieldType::AutoNumber {
                     self.rename_sequence(&new.key, &new.key, &previous.key, &field.key);
                 }
-                self.convert(&path, &new.key, previous, field);
+                self.convert(&path, &new.key, previous, field, &previous.key);
                 self.create_indexes(&new.key, field);
             } else {
                 self.add_or_restore_column(&path, &new.key, field);
@@ -252,7 +280,7 @@ impl Planner<'_> {
     }
 
     fn field(&mut self, path: &str, entity: &str, old: &Field, new: &Field) {
-        self.convert(path, entity, old, new);
+        self.convert(path, entity, old, new, &new.key);
         if old.indexed && !new.indexed {
             self.drop_index(entity, &new.key, false);
         }
@@ -290,7 +318,8 @@ impl Planner<'_> {
                     Some(&field.key),
                     vec![self.render(&rename)],
                 );
-                self.convert(path, entity, &archived, field);
+                let source_column = schema::archived_column_name(&field.key);
+                self.convert(path, entity, &archived, field, &source_column);
             }
             None => {
                 let table = self.db.table(&schema::table_name(entity));
@@ -351,7 +380,8 @@ impl Planner<'_> {
     }
 
     /// Converts a column between field types, refusing anything that could lose data.
-    fn convert(&mut self, path: &str, entity: &str, old: &Field, new: &Field) {
+    /// `source_column` is the column's name before the plan runs.
+    fn convert(&mut self, path: &str, entity: &str, old: &Field, new: &Field, source_column: &str) {
         let (from, to) = (old.field_type, new.field_type);
         let (old_scale, new_scale) = (old.decimal_scale(), new.decimal_scale());
         if from == to && old_scale == new_scale {
@@ -406,6 +436,15 @@ impl Planner<'_> {
             Backend::Postgres => update.to_string(PostgresQueryBuilder),
         };
         self.push(Op::ConvertColumn, entity, Some(&new.key), vec![sql]);
+        let suffix = if from == to { "scale" } else { "type" };
+        self.steps.last_mut().expect("just pushed").check = Some(ConvertCheck {
+            path: format!("{path}.{suffix}"),
+            field: new.key.clone(),
+            table: self.source_table.clone(),
+            column: source_column.to_string(),
+            old_scale,
+            new_scale,
+        });
     }
 
     fn create_table(&mut self, entity: &Entity) {
@@ -569,6 +608,7 @@ impl Planner<'_> {
             field: field.map(str::to_string),
             sql: statements.join(";\n"),
             statements,
+            check: None,
         });
     }
 
@@ -577,3 +617,46 @@ impl Planner<'_> {
     }
 }
 
+/// Runs the checks of the plan's conversions against the data as it is, before any
+/// step: a widening whose largest value would overflow is refused, naming the field
+/// and that value.
+pub async fn check_conversions(
+    db: &TenantDb,
+    conn: &impl ConnectionTrait,
+    plan: &Plan,
+) -> Result<Vec<Problem>> {
+    let mut problems = Vec::new();
+    for check in plan.steps.iter().filter_map(|s| s.check.as_ref()) {
+        let column = Alias::new(&check.column);
+        let select = Query::select()
+            .expr(Expr::col(column.clone()).max())
+            .expr(Expr::col(column).min())
+            .from(db.table(&check.table))
+            .to_owned();
+        let Some(row) = query_first(conn, &select).await? else {
+            continue;
+        };
+        let max: Option<i64> = row.try_get_by_index(0)?;
+        let min: Option<i64> = row.try_get_by_index(1)?;
+        let factor = 10i64.pow(check.new_scale - check.old_scale);
+        let limit = i64::MAX / factor;
+        let largest = [max, min]
+            .into_iter()
+            .flatten()
+            .max_by_key(|v| i128::from(*v).abs());
+        if let Some(largest) = largest.filter(|v| i128::from(*v).abs() > i128::from(limit)) {
+            problems.push(Problem {
+                path: check.path.clone(),
+                message: format!(
+                    "cannot widen field {:?} to decimal with scale {}: its largest value {} would not fit (a decimal with scale {} holds at most ±{}); nothing was changed",
+                    check.field,
+                    check.new_scale,
+                    Decimal::new(largest, check.old_scale),
+                    check.new_scale,
+                    Decimal::new(i64::MAX, check.new_scale),
+                ),
+            });
+        }
+    }
+    Ok(problems)
+}
