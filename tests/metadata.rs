@@ -653,7 +653,8 @@ fn accounts(key: &str, renamed_from: Option<&str>) -> Value {
     let mut entity = json!({"key": key, "title_field": "name", "fields": [
         {"key": "name", "type": "text", "required": true, "unique": true},
         {"key": "region", "type": "text", "indexed": true}
-    ], "pipeline": {"stages": [{"key": "new"}, {"key": "won"}]}});
+    ], "pipeline": {"stages": [{"key": "new"}, {"key": "won"}]},
+       "pool": {"reclaim_after_days": 30}});
     if let Some(from) = renamed_from {
         entity["renamed_from"] = json!(from);
     }
@@ -678,6 +679,7 @@ async fn renamed_entities_take_their_index_names_along() {
             "rename_index",
             "rename_index",
             "rename_index",
+            "rename_index",
             "rename_index"
         ]
     );
@@ -685,6 +687,7 @@ async fn renamed_entities_take_their_index_names_along() {
         index_names(&server, "e_client").await,
         [
             "ix_client_created_at",
+            "ix_client_last_contact_at",
             "ix_client_owner",
             "ix_client_region",
             "ix_client_stage",
@@ -720,6 +723,7 @@ async fn renamed_entities_take_their_index_names_along() {
         index_names(&server, "e_customer").await,
         [
             "ix_customer_created_at",
+            "ix_customer_last_contact_at",
             "ix_customer_owner",
             "ix_customer_region",
             "ix_customer_stage",
@@ -728,7 +732,12 @@ async fn renamed_entities_take_their_index_names_along() {
     );
     assert_eq!(
         index_names(&server, "e_client").await,
-        ["ix_client_created_at", "ix_client_owner", "ix_client_stage"]
+        [
+            "ix_client_created_at",
+            "ix_client_last_contact_at",
+            "ix_client_owner",
+            "ix_client_stage"
+        ]
     );
     server.create("customer", json!({"name": "甲"})).await;
     server.create("client", json!({"name": "甲"})).await;
@@ -754,6 +763,7 @@ async fn renamed_entities_take_their_index_names_along() {
         index_names(&server, "e_customer").await,
         [
             "ix_customer_created_at",
+            "ix_customer_last_contact_at",
             "ix_customer_owner",
             "ix_customer_region",
             "ix_customer_stage",

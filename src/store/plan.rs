@@ -137,13 +137,10 @@ fn stage_field() -> Field {
 /// The indexes a table built for `entity` has, as (column, unique): the system
 /// indexes, then each field's.
 fn entity_indexes(entity: &Entity) -> Vec<(String, bool)> {
-    let mut indexes = vec![
-        (schema::OWNER.to_string(), false),
-        (schema::CREATED_AT.to_string(), false),
-    ];
-    if entity.pipeline.is_some() {
-        indexes.push((schema::STAGE.to_string(), false));
-    }
+    let mut indexes: Vec<(String, bool)> = schema::system_index_columns(entity)
+        .into_iter()
+        .map(|column| (column.to_string(), false))
+        .collect();
     for field in &entity.fields {
         if field.indexed {
             indexes.push((field.key.clone(), false));

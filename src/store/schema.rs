@@ -170,15 +170,21 @@ pub fn drop_index(db: &TenantDb, entity: &str, column: &str, unique: bool) -> In
 
 /// Indexes every entity table gets: owner (row scopes), created_at (default sort).
 pub fn system_indexes(db: &TenantDb, entity: &Entity) -> Vec<IndexCreateStatement> {
-    let mut indexes = vec![
-        create_index(db, &entity.key, OWNER, false),
-        create_index(db, &entity.key, CREATED_AT, false),
-    ];
+    system_index_columns(entity)
+        .into_iter()
+        .map(|column| create_index(db, &entity.key, column, false))
+        .collect()
+}
+
+/// The system columns that have an index (`ix_<entity>_<column>`) on the entity's
+/// table; renames carry these indexes along.
+pub fn system_index_columns(entity: &Entity) -> Vec<&'static str> {
+    let mut columns = vec![OWNER, CREATED_AT];
     if entity.pipeline.is_some() {
-        indexes.push(create_index(db, &entity.key, STAGE, false));
+        columns.push(STAGE);
     }
     if entity.tracks_contacts() {
-        indexes.push(create_index(db, &entity.key, LAST_CONTACT_AT, false));
+        columns.push(LAST_CONTACT_AT);
     }
-    indexes
+    columns
 }
