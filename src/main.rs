@@ -52,6 +52,16 @@ enum Command {
         #[arg(long, env = "METACRM_JOBS_INTERVAL", default_value_t = 600)]
         jobs_interval: u64,
     },
+    /// Rebuild search indexes from the database (all entities of all tenants by
+    /// default), with progress and rate.
+    Reindex {
+        /// Only this tenant.
+        #[arg(long)]
+        tenant: Option<String>,
+        /// Only this entity.
+        #[arg(long)]
+        entity: Option<String>,
+    },
     /// Background jobs.
     Jobs {
         #[command(subcommand)]
@@ -153,8 +163,10 @@ async fn run(cli: Cli) -> Result<()> {
             if jobs_interval > 0 {
                 tokio::spawn(run_jobs_every(tenants.clone(), jobs_interval));
             }
+            tokio::spawn(index_continuously(tenants.clone()));
             serve(tenants, &bind).await
         }
+        Command::Reindex { tenant, entity } => reindex(&tenants, tenant, entity).await,
         Command::Jobs {
             command: JobsCommand::Run { tenant },
         } => {
@@ -285,6 +297,86 @@ fn random_password() -> String {
     (0..14)
         .map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char)
         .collect()
+}
+
+/// `metacrm reindex`: rebuilds indexes with a progress bar per entity.
+async fn reindex(tenants: &Tenants, tenant: Option<String>, entity: Option<String>) -> Result<()> {
+    let keys = match tenant {
+        Some(key) => vec![key],
+        None => tenants.keys().await?,
+    };
+    for key in keys {
+        let tenant = tenants.get(&key).await?;
+        let catalog = tenant.catalog().await;
+        if let Some(only) = &entity {
+            catalog
+                .entity(only)
+                .ok_or_else(|| Error::NotFound(format!("entity {only:?} not found in {key}")))?;
+        }
+        for entity_catalog in catalog.entities() {
+            if entity
+                .as_deref()
+                .is_some_and(|e| e != entity_catalog.def.key)
+                || !entity_catalog.def.fields.iter().any(|f| f.searchable)
+            {
+                continue;
+            }
+            let bar = indicatif::ProgressBar::new_spinner()
+                .with_message(format!("{key}/{}", entity_catalog.def.key));
+            bar.set_style(
+                indicatif::ProgressStyle::with_template(
+                    "{spinner} {msg}: {pos} records ({per_sec}, {elapsed})",
+                )
+                .expect("static template"),
+            );
+            let started = std::time::Instant::now();
+            let count = metacrm::search::indexer::reindex(
+                &tenant,
+                &catalog,
+                tenants.search.as_ref(),
+                entity_catalog,
+                &|done| bar.set_position(done),
+            )
+            .await?;
+            bar.finish();
+            let seconds = started.elapsed().as_secs_f64().max(0.001);
+            println!(
+                "{key}/{}: {count} records in {seconds:.1}s ({:.0}/s)",
+                entity_catalog.def.key,
+                count as f64 / seconds
+            );
+        }
+        // Everything written so far is in the index now: skip it in the outbox.
+        metacrm::search::indexer::drain(&tenant, &catalog, tenants.search.as_ref()).await?;
+    }
+    Ok(())
+}
+
+/// The indexer inside `serve`: drains every tenant's outbox into the search index
+/// once a second.
+async fn index_continuously(tenants: Arc<Tenants>) {
+    let mut interval = tokio::time::interval(std::time::Duration::from_secs(1));
+    loop {
+        interval.tick().await;
+        let keys = match tenants.keys().await {
+            Ok(keys) => keys,
+            Err(error) => {
+                tracing::error!(%error, "indexer cannot list tenants");
+                continue;
+            }
+        };
+        for key in keys {
+            let result = async {
+                let tenant = tenants.get(&key).await?;
+                let catalog = tenant.catalog().await;
+                metacrm::search::indexer::drain(&tenant, &catalog, tenants.search.as_ref()).await
+            }
+            .await;
+            if let Err(error) = result {
+                tracing::error!(tenant = %key, %error, "indexing failed; retrying");
+            }
+        }
+    }
 }
 
 /// The scheduler inside `serve`: runs the background jobs on a fixed interval; a

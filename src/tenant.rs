@@ -20,6 +20,8 @@ use crate::catalog::Catalog;
 use crate::error::{Error, Result};
 use crate::meta::validate::check_identifier;
 use crate::meta::{FieldType, Package, Problem, parse_package};
+use crate::search::SearchIndex;
+use crate::search::embedded::EmbeddedIndex;
 use crate::store::db::query_first;
 use crate::store::db::{DbConfig, Platform, TenantDb};
 use crate::store::plan::{self, Archive, Plan};
@@ -36,6 +38,8 @@ pub struct Tenant {
     /// while the catalog's write lock is held, so a request that holds the catalog
     /// sees the policy of the same version.
     policy: RwLock<Arc<Policy>>,
+    /// One search indexer run at a time per tenant.
+    pub indexing: Mutex<()>,
 }
 
 /// The outcome of applying a package.
@@ -281,6 +285,7 @@ impl Tenant {
             db,
             catalog: RwLock::new(Arc::new(catalog)),
             policy: RwLock::new(Arc::new(policy)),
+            indexing: Mutex::new(()),
         })
     }
 }
@@ -320,6 +325,8 @@ fn step_path(package: &Package, entity: &str, field: Option<&str>) -> String {
 /// The platform and its tenants, loaded on first use.
 pub struct Tenants {
     pub platform: Platform,
+    /// The search backend every tenant's indexes live in.
+    pub search: Arc<dyn SearchIndex>,
     loaded: Mutex<HashMap<String, Arc<Tenant>>>,
 }
 
@@ -336,6 +343,7 @@ impl Tenants {
     pub async fn open(config: &DbConfig) -> Result<Arc<Tenants>> {
         Ok(Arc::new(Tenants {
             platform: Platform::connect(config).await?,
+            search: Arc::new(EmbeddedIndex::new(config.data_dir.join("search"))),
             loaded: Mutex::new(HashMap::new()),
         }))
     }

@@ -13,6 +13,7 @@ mod m0002_system;
 mod m0002_tenant;
 mod m0003_tenant;
 mod m0004_tenant;
+mod m0005_tenant;
 
 pub use sea_orm_migration::MigratorTrait;
 
@@ -38,6 +39,7 @@ impl MigratorTrait for TenantMigrator {
             Box::new(m0002_tenant::Migration),
             Box::new(m0003_tenant::Migration),
             Box::new(m0004_tenant::Migration),
+            Box::new(m0005_tenant::Migration),
         ]
     }
 }

@@ -6,6 +6,7 @@ pub mod error;
 mod meta;
 mod openapi;
 mod records;
+mod search;
 mod security;
 mod users;
 mod workflow;
@@ -36,6 +37,8 @@ enum Tag {
     Users,
     /// Stages, approvals and notifications
     Workflow,
+    /// Full-text search and duplicate checks
+    Search,
 }
 
 type Apis = (
@@ -44,6 +47,7 @@ type Apis = (
     records::RecordsApi,
     users::UsersApi,
     workflow::WorkflowApi,
+    search::SearchApi,
 );
 
 fn service() -> OpenApiService<Apis, ()> {
@@ -54,6 +58,7 @@ fn service() -> OpenApiService<Apis, ()> {
             records::RecordsApi,
             users::UsersApi,
             workflow::WorkflowApi,
+            search::SearchApi,
         ),
         "metacrm",
         env!("CARGO_PKG_VERSION"),

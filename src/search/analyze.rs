@@ -1,0 +1,378 @@
+//! Text analysis for customer search, shared by every backend: Chinese text becomes
+//! single characters, character bigrams (so fragments across word boundaries match:
+//! 华信 in 震华信息), pinyin syllables and adjacent syllable pairs (zhenhua), and a
+//! string of pinyin initials per field (szszhxx…) for abbreviation queries; latin text
+//! becomes lowercase words (matched with typo tolerance); digit runs become 4-grams,
+//! so any 4+ digit run of a phone number finds it.
+//!
+//! Terms carry their field and kind (`name:c:震华`), so a search names exactly the
+//! fields the user may read.
+
+use std::collections::{BTreeSet, HashSet};
+use std::sync::LazyLock;
+
+use pinyin::ToPinyin;
+
+fn is_cjk(c: char) -> bool {
+    matches!(c, '\u{4e00}'..='\u{9fff}' | '\u{3400}'..='\u{4dbf}')
+}
+
+fn syllable(c: char) -> Option<&'static str> {
+    c.to_pinyin().map(|p| p.plain())
+}
+
+/// Every pinyin syllable (without tone) of the common CJK block.
+static SYLLABLES: LazyLock<HashSet<&'static str>> =
+    LazyLock::new(|| ('\u{4e00}'..='\u{9fff}').filter_map(syllable).collect());
+
+/// The longest syllable, bounding the segmentation search.
+const MAX_SYLLABLE: usize = 6;
+
+/// Splits a run of latin letters into pinyin syllables if it is one (`zhenhua` →
+/// `zhen hua`), preferring fewer, longer syllables.
+pub fn split_syllables(text: &str) -> Option<Vec<&str>> {
+    let n = text.len();
+    // best[i]: fewest syllables covering text[..i], and where the last one starts.
+    let mut best: Vec<Option<(usize, usize)>> = vec![None; n + 1];
+    best[0] = Some((0, 0));
+    for end in 1..=n {
+        for start in end.saturating_sub(MAX_SYLLABLE)..end {
+            if let Some((count, _)) = best[start]
+                && text.is_char_boundary(start)
+                && SYLLABLES.contains(&text[start..end])
+                && best[end].is_none_or(|(c, _)| count + 1 < c)
+            {
+                best[end] = Some((count + 1, start));
+            }
+        }
+    }
+    best[n]?;
+    let mut parts = Vec::new();
+    let mut end = n;
+    while end > 0 {
+        let (_, start) = best[end]?;
+        parts.push(&text[start..end]);
+        end = start;
+    }
+    parts.reverse();
+    Some(parts)
+}
+
+/// What one field's text is indexed under (without the field prefix).
+pub fn terms(text: &str) -> BTreeSet<String> {
+    let mut terms = BTreeSet::new();
+    // Phone numbers are written with separators in every style: their digits
+    // together also make 4-grams, so any 4+ digit run typed finds them.
+    let digits: String = text.chars().filter(char::is_ascii_digit).collect();
+    if digits.len() >= 4 {
+        for start in 0..=digits.len() - 4 {
+            terms.insert(format!("d:{}", &digits[start..start + 4]));
+        }
+    }
+    let lower = text.to_lowercase();
+    let chars: Vec<char> = lower.chars().collect();
+    let mut index = 0;
+    while index < chars.len() {
+        let c = chars[index];
+        let run_end = chars[index..]
+            .iter()
+            .position(|x| kind(*x) != kind(c))
+            .map_or(chars.len(), |p| index + p);
+        let run = &chars[index..run_end];
+        match kind(c) {
+            Kind::Cjk => {
+                for (i, ch) in run.iter().enumerate() {
+                    terms.insert(format!("c:{ch}"));
+                    if let Some(next) = run.get(i + 1) {
+                        terms.insert(format!("c:{ch}{next}"));
+                    }
+                    if let Some(s) = syllable(*ch) {
+                        terms.insert(format!("p:{s}"));
+                        if let Some(next) = run.get(i + 1).and_then(|n| syllable(*n)) {
+                            terms.insert(format!("pp:{s}{next}"));
+                        }
+                    }
+                }
+            }
+            Kind::Digit => {
+                let digits: String = run.iter().collect();
+                if digits.len() >= 4 {
+                    for start in 0..=digits.len() - 4 {
+                        terms.insert(format!("d:{}", &digits[start..start + 4]));
+                    }
+                } else {
+                    terms.insert(format!("w:{digits}"));
+                }
+            }
+            Kind::Letter => {
+                terms.insert(format!("w:{}", run.iter().collect::<String>()));
+            }
+            Kind::Other => {}
+        }
+        index = run_end;
+    }
+    terms
+}
+
+/// The pinyin initials of a text's Chinese characters, in order (`szszhxxjsyxgs`).
+pub fn initials(text: &str) -> String {
+    text.chars()
+        .filter(|c| is_cjk(*c))
+        .filter_map(|c| c.to_pinyin().map(|p| p.first_letter()))
+        .collect()
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Cjk,
+    Digit,
+    Letter,
+    Other,
+}
+
+fn kind(c: char) -> Kind {
+    if is_cjk(c) {
+        Kind::Cjk
+    } else if c.is_ascii_digit() {
+        Kind::Digit
+    } else if c.is_alphanumeric() {
+        Kind::Letter
+    } else {
+        Kind::Other
+    }
+}
+
+/// One way a query piece may match a field.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Match {
+    /// The term exactly (`c:震华`, `pp:zhenhua`, `d:8888`).
+    Term(String),
+    /// A latin word, allowing this many typos.
+    Fuzzy(String, u8),
+    /// Any pinyin syllable starting with this (`zh` → zhen, zhang, …).
+    SyllablePrefix(String),
+    /// The field's initials contain these letters in order (`szzh`).
+    Initials(String),
+}
+
+/// A query as pieces that must all match; each piece lists its alternatives, every
+/// alternative a list of matches that must all hold.
+pub type Plan = Vec<Vec<Vec<Match>>>;
+
+/// Plans a query: whitespace separates pieces; within a piece, Chinese characters
+/// match by bigrams (a single character by itself), digits by 4-grams, latin letters
+/// as a word (typo-tolerant), as pinyin (syllables, a syllable prefix, or initials).
+pub fn plan(query: &str) -> Plan {
+    let mut pieces: Plan = Vec::new();
+    for raw in query.split_whitespace() {
+        let lower = raw.to_lowercase();
+        let chars: Vec<char> = lower.chars().collect();
+        let mut index = 0;
+        while index < chars.len() {
+            let c = chars[index];
+            let run_end = chars[index..]
+                .iter()
+                .position(|x| kind(*x) != kind(c))
+                .map_or(chars.len(), |p| index + p);
+            let run: String = chars[index..run_end].iter().collect();
+            match kind(c) {
+                Kind::Cjk => {
+                    let cs: Vec<char> = run.chars().collect();
+                    let all: Vec<Match> = if cs.len() == 1 {
+                        vec![Match::Term(format!("c:{}", cs[0]))]
+                    } else {
+                        cs.windows(2)
+                            .map(|w| Match::Term(format!("c:{}{}", w[0], w[1])))
+                            .collect()
+                    };
+                    pieces.push(vec![all]);
+                }
+                Kind::Digit if run.len() >= 4 => {
+                    let grams = (0..=run.len() - 4)
+                        .map(|s| Match::Term(format!("d:{}", &run[s..s + 4])))
+                        .collect();
+                    pieces.push(vec![grams]);
+                }
+                Kind::Digit => pieces.push(vec![vec![Match::Term(format!("w:{run}"))]]),
+                Kind::Letter => pieces.push(latin(&run)),
+                Kind::Other => {}
+            }
+            index = run_end;
+        }
+    }
+    pieces
+}
+
+fn latin(word: &str) -> Vec<Vec<Match>> {
+    let typos = match word.chars().count() {
+        0..=3 => 0,
+        4..=7 => 1,
+        _ => 2,
+    };
+    let mut alternatives = vec![vec![if typos == 0 {
+        Match::Term(format!("w:{word}"))
+    } else {
+        Match::Fuzzy(format!("w:{word}"), typos)
+    }]];
+    if !word.is_ascii() {
+        return alternatives;
+    }
+    match split_syllables(word) {
+        Some(syllables) if syllables.len() == 1 => {
+            alternatives.push(vec![Match::Term(format!("p:{}", syllables[0]))]);
+        }
+        Some(syllables) => alternatives.push(
+            syllables
+                .windows(2)
+                .map(|w| Match::Term(format!("pp:{}{}", w[0], w[1])))
+                .collect(),
+        ),
+        None => {}
+    }
+    if word.len() < MAX_SYLLABLE {
+        alternatives.push(vec![Match::SyllablePrefix(word.to_string())]);
+    }
+    if (2..=8).contains(&word.len()) {
+        alternatives.push(vec![Match::Initials(word.to_string())]);
+    }
+    alternatives
+}
+
+/// Text with every occurrence of the query's literal pieces and of the characters
+/// whose pinyin it spells wrapped in `<em>`, HTML-escaped; `None` when nothing in the
+/// text matches literally or by pinyin.
+pub fn highlight(text: &str, query: &str) -> Option<String> {
+    let chars: Vec<char> = text.chars().collect();
+    let lower: Vec<char> = text.to_lowercase().chars().collect();
+    if lower.len() != chars.len() {
+        return None;
+    }
+    let mut marked = vec![false; chars.len()];
+    for piece in query.split_whitespace() {
+        let needle: Vec<char> = piece.to_lowercase().chars().collect();
+        if needle.is_empty() {
+            continue;
+        }
+        let mut found = false;
+        for start in 0..chars.len().saturating_sub(needle.len() - 1) {
+            if lower[start..start + needle.len()] == needle[..] {
+                marked[start..start + needle.len()].fill(true);
+                found = true;
+            }
+        }
+        if found || !piece.is_ascii() {
+            continue;
+        }
+        // Pinyin: mark the characters whose syllables spell the piece.
+        let piece = piece.to_lowercase();
+        for start in 0..chars.len() {
+            let mut spelled = String::new();
+            for end in start..chars.len() {
+                let Some(s) = syllable(chars[end]) else { break };
+                spelled.push_str(s);
+                if spelled == piece {
+                    marked[start..=end].fill(true);
+                    break;
+                }
+                if !piece.starts_with(&spelled) {
+                    break;
+                }
+            }
+        }
+    }
+    if !marked.contains(&true) {
+        return None;
+    }
+    let mut out = String::new();
+    let mut open = false;
+    for (c, m) in chars.iter().zip(&marked) {
+        if *m && !open {
+            out.push_str("<em>");
+            open = true;
+        } else if !*m && open {
+            out.push_str("</em>");
+            open = false;
+        }
+        match c {
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '&' => out.push_str("&amp;"),
+            '"' => out.push_str("&quot;"),
+            c => out.push(*c),
+        }
+    }
+    if open {
+        out.push_str("</em>");
+    }
+    Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const NAME: &str = "深圳市震华信息技术有限公司";
+
+    #[test]
+    fn chinese_text_is_indexed_by_characters_bigrams_and_pinyin() {
+        let terms = terms(NAME);
+        for expected in [
+            "c:震华",
+            "c:华信",
+            "c:震",
+            "p:zhen",
+            "pp:zhenhua",
+            "pp:shenzhen",
+        ] {
+            assert!(
+                terms.contains(expected),
+                "{expected} missing from {terms:?}"
+            );
+        }
+        assert_eq!(initials(NAME), "szszhxxjsyxgs");
+    }
+
+    #[test]
+    fn digits_become_four_grams_and_words_lowercase() {
+        let terms = terms("Tel 0755-8888 6666, ACME Ltd");
+        assert!(terms.contains("d:0755") && terms.contains("d:8888") && terms.contains("w:acme"));
+        assert!(terms.contains("d:8886"), "digits across separators");
+        let phone = super::terms("13800138000");
+        assert!(phone.contains("d:0013") && phone.contains("d:8000"));
+    }
+
+    #[test]
+    fn syllables_split_like_a_user_types_them() {
+        assert_eq!(split_syllables("zhenhua"), Some(vec!["zhen", "hua"]));
+        assert_eq!(split_syllables("shenzhen"), Some(vec!["shen", "zhen"]));
+        assert_eq!(split_syllables("xyz"), None);
+    }
+
+    #[test]
+    fn queries_plan_every_way_a_piece_may_match() {
+        let plan = plan("zh hua");
+        assert_eq!(plan.len(), 2);
+        assert!(plan[0].contains(&vec![Match::SyllablePrefix("zh".into())]));
+        assert!(plan[0].contains(&vec![Match::Initials("zh".into())]));
+        assert!(plan[1].contains(&vec![Match::Term("p:hua".into())]));
+        assert_eq!(
+            super::plan("震华")[0],
+            vec![vec![Match::Term("c:震华".into())]]
+        );
+        assert!(super::plan("zhenhua")[0].contains(&vec![Match::Term("pp:zhenhua".into())]));
+    }
+
+    #[test]
+    fn highlights_literal_and_pinyin_matches() {
+        assert_eq!(
+            highlight(NAME, "震华").unwrap(),
+            "深圳市<em>震华</em>信息技术有限公司"
+        );
+        assert_eq!(
+            highlight(NAME, "zhenhua").unwrap(),
+            "深圳市<em>震华</em>信息技术有限公司"
+        );
+        assert_eq!(highlight("<b>", "b").unwrap(), "&lt;<em>b</em>&gt;");
+        assert!(highlight(NAME, "nothing").is_none());
+    }
+}

@@ -1,0 +1,321 @@
+//! The embedded search backend: one tantivy index per tenant and entity under
+//! `<data>/search/<tenant>/<entity>/`. Documents hold pre-analysed terms
+//! (`search::analyze`) in one whitespace-tokenized field, the pinyin initials of each
+//! field, the owner as a filterable number, and the texts for snippets.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use tantivy::collector::TopDocs;
+use tantivy::query::{
+    BooleanQuery, FuzzyTermQuery, Occur, Query, RegexQuery, TermQuery, TermSetQuery,
+};
+use tantivy::schema::{
+    Field, INDEXED, IndexRecordOption, STORED, STRING, Schema, TextFieldIndexing, TextOptions,
+    Value,
+};
+use tantivy::{Index, IndexReader, IndexWriter, ReloadPolicy, TantivyDocument, Term};
+
+use crate::error::{Error, Result};
+use crate::search::analyze::{self, Match};
+use crate::search::{Document, Hit, SearchIndex, SearchQuery};
+
+struct Fields {
+    id: Field,
+    owner: Field,
+    terms: Field,
+    initials: Field,
+    title: Field,
+    texts: Field,
+}
+
+fn schema() -> (Schema, Fields) {
+    let mut builder = Schema::builder();
+    let id = builder.add_i64_field("id", INDEXED | STORED);
+    let owner = builder.add_i64_field("owner", INDEXED);
+    let indexing = TextFieldIndexing::default()
+        .set_tokenizer("whitespace")
+        .set_index_option(IndexRecordOption::WithFreqs);
+    let terms = builder.add_text_field(
+        "terms",
+        TextOptions::default().set_indexing_options(indexing),
+    );
+    let initials = builder.add_text_field("initials", STRING);
+    let title = builder.add_text_field("title", STORED);
+    let texts = builder.add_text_field("texts", STORED);
+    let fields = Fields {
+        id,
+        owner,
+        terms,
+        initials,
+        title,
+        texts,
+    };
+    (builder.build(), fields)
+}
+
+/// Owner value for records without owner (the public pool).
+const NO_OWNER: i64 = 0;
+
+struct EntityIndex {
+    fields: Fields,
+    writer: Mutex<IndexWriter>,
+    reader: IndexReader,
+}
+
+pub struct EmbeddedIndex {
+    root: PathBuf,
+    open: Mutex<HashMap<(String, String), Arc<EntityIndex>>>,
+}
+
+fn search_error(error: impl std::fmt::Display) -> Error {
+    Error::Internal(format!("search index: {error}"))
+}
+
+impl EmbeddedIndex {
+    pub fn new(root: PathBuf) -> Self {
+        EmbeddedIndex {
+            root,
+            open: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn index(&self, tenant: &str, entity: &str) -> Result<Arc<EntityIndex>> {
+        let key = (tenant.to_string(), entity.to_string());
+        let mut open = self.open.lock().expect("search index registry");
+        if let Some(index) = open.get(&key) {
+            return Ok(index.clone());
+        }
+        let dir = self.root.join(tenant).join(entity);
+        std::fs::create_dir_all(&dir).map_err(search_error)?;
+        let (schema, fields) = schema();
+        let directory = tantivy::directory::MmapDirectory::open(&dir).map_err(search_error)?;
+        let index = Index::open_or_create(directory, schema).map_err(search_error)?;
+        let writer = index.writer(15_000_000).map_err(search_error)?;
+        let reader = index
+            .reader_builder()
+            .reload_policy(ReloadPolicy::Manual)
+            .try_into()
+            .map_err(search_error)?;
+        let entity_index = Arc::new(EntityIndex {
+            fields,
+            writer: Mutex::new(writer),
+            reader,
+        });
+        open.insert(key, entity_index.clone());
+        Ok(entity_index)
+    }
+
+    /// Runs blocking index work off the async executor.
+    async fn blocking<T: Send + 'static>(
+        &self,
+        tenant: &str,
+        entity: &str,
+        work: impl FnOnce(&EntityIndex) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        let index = self.index(tenant, entity)?;
+        tokio::task::spawn_blocking(move || work(&index))
+            .await
+            .map_err(search_error)?
+    }
+}
+
+impl EntityIndex {
+    fn commit(&self, change: impl FnOnce(&mut IndexWriter) -> Result<()>) -> Result<()> {
+        let mut writer = self.writer.lock().expect("index writer");
+        change(&mut writer)?;
+        writer.commit().map_err(search_error)?;
+        self.reader.reload().map_err(search_error)
+    }
+
+    fn document(&self, document: &Document) -> TantivyDocument {
+        let f = &self.fields;
+        let mut doc = TantivyDocument::default();
+        doc.add_i64(f.id, document.id);
+        doc.add_i64(f.owner, document.owner.unwrap_or(NO_OWNER));
+        doc.add_text(f.title, &document.title);
+        let mut terms = String::new();
+        for (field, text) in &document.fields {
+            for term in analyze::terms(text) {
+                terms.push_str(field);
+                terms.push(':');
+                terms.push_str(&term);
+                terms.push(' ');
+            }
+            let initials = analyze::initials(text);
+            if !initials.is_empty() {
+                doc.add_text(f.initials, format!("{field}:{initials}"));
+            }
+        }
+        doc.add_text(f.terms, terms);
+        doc.add_text(
+            f.texts,
+            serde_json::to_string(&document.fields).expect("texts serialize"),
+        );
+        doc
+    }
+
+    /// The query for one match on one field.
+    fn matcher(&self, field: &str, m: &Match) -> Result<Box<dyn Query>> {
+        let f = &self.fields;
+        Ok(match m {
+            Match::Term(term) => Box::new(TermQuery::new(
+                Term::from_field_text(f.terms, &format!("{field}:{term}")),
+                IndexRecordOption::WithFreqs,
+            )),
+            Match::Fuzzy(term, distance) => Box::new(FuzzyTermQuery::new(
+                Term::from_field_text(f.terms, &format!("{field}:{term}")),
+                *distance,
+                true,
+            )),
+            Match::SyllablePrefix(prefix) => Box::new(
+                RegexQuery::from_pattern(&format!("{field}:p:{}.*", regex_escape(prefix)), f.terms)
+                    .map_err(search_error)?,
+            ),
+            Match::Initials(letters) => {
+                let pattern: String = letters
+                    .chars()
+                    .map(|c| format!(".*{}", regex_escape(&c.to_string())))
+                    .collect();
+                Box::new(
+                    RegexQuery::from_pattern(&format!("{field}:{pattern}.*"), f.initials)
+                        .map_err(search_error)?,
+                )
+            }
+        })
+    }
+
+    fn search(&self, query: &SearchQuery) -> Result<Vec<Hit>> {
+        let plan = analyze::plan(&query.text);
+        if plan.is_empty() || query.fields.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut must: Vec<(Occur, Box<dyn Query>)> = Vec::new();
+        for piece in &plan {
+            // A piece matches if any alternative matches all its terms in one field.
+            let mut any: Vec<(Occur, Box<dyn Query>)> = Vec::new();
+            for field in &query.fields {
+                for alternative in piece {
+                    let all = alternative
+                        .iter()
+                        .map(|m| Ok((Occur::Must, self.matcher(field, m)?)))
+                        .collect::<Result<Vec<_>>>()?;
+                    any.push((Occur::Should, Box::new(BooleanQuery::new(all))));
+                }
+            }
+            must.push((Occur::Must, Box::new(BooleanQuery::new(any))));
+        }
+        if let Some(owners) = &query.owners {
+            let terms = owners
+                .iter()
+                .map(|o| Term::from_field_i64(self.fields.owner, *o));
+            must.push((Occur::Must, Box::new(TermSetQuery::new(terms))));
+        }
+        let searcher = self.reader.searcher();
+        let top = searcher
+            .search(
+                &BooleanQuery::new(must),
+                &TopDocs::with_limit(query.limit.max(1)).order_by_score(),
+            )
+            .map_err(search_error)?;
+        let mut hits = Vec::with_capacity(top.len());
+        for (score, address) in top {
+            let doc: TantivyDocument = searcher.doc(address).map_err(search_error)?;
+            let text = |field: Field| {
+                doc.get_first(field)
+                    .and_then(|v| v.as_str())
+                    .unwrap_or_default()
+                    .to_string()
+            };
+            let texts: std::collections::BTreeMap<String, String> =
+                serde_json::from_str(&text(self.fields.texts)).unwrap_or_default();
+            let title = text(self.fields.title);
+            let snippet = query
+                .fields
+                .iter()
+                .filter_map(|f| texts.get(f))
+                .find_map(|t| analyze::highlight(t, &query.text))
+                .unwrap_or_else(|| {
+                    analyze::highlight(&title, &query.text).unwrap_or_else(|| escape(&title))
+                });
+            hits.push(Hit {
+                id: doc
+                    .get_first(self.fields.id)
+                    .and_then(|v| v.as_i64())
+                    .unwrap_or_default(),
+                score,
+                title,
+                snippet,
+            });
+        }
+        Ok(hits)
+    }
+}
+
+fn regex_escape(text: &str) -> String {
+    text.chars()
+        .flat_map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' || !c.is_ascii() {
+                vec![c]
+            } else {
+                vec!['\\', c]
+            }
+        })
+        .collect()
+}
+
+fn escape(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+}
+
+#[async_trait]
+impl SearchIndex for EmbeddedIndex {
+    async fn upsert(&self, tenant: &str, entity: &str, documents: Vec<Document>) -> Result<()> {
+        self.blocking(tenant, entity, move |index| {
+            index.commit(|writer| {
+                for document in &documents {
+                    writer.delete_term(Term::from_field_i64(index.fields.id, document.id));
+                    writer
+                        .add_document(index.document(document))
+                        .map_err(search_error)?;
+                }
+                Ok(())
+            })
+        })
+        .await
+    }
+
+    async fn delete(&self, tenant: &str, entity: &str, ids: Vec<i64>) -> Result<()> {
+        self.blocking(tenant, entity, move |index| {
+            index.commit(|writer| {
+                for id in ids {
+                    writer.delete_term(Term::from_field_i64(index.fields.id, id));
+                }
+                Ok(())
+            })
+        })
+        .await
+    }
+
+    async fn clear(&self, tenant: &str, entity: &str) -> Result<()> {
+        self.blocking(tenant, entity, |index| {
+            index.commit(|writer| {
+                writer
+                    .delete_all_documents()
+                    .map(|_| ())
+                    .map_err(search_error)
+            })
+        })
+        .await
+    }
+
+    async fn search(&self, tenant: &str, entity: &str, query: &SearchQuery) -> Result<Vec<Hit>> {
+        let query = query.clone();
+        self.blocking(tenant, entity, move |index| index.search(&query))
+            .await
+    }
+}

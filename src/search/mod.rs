@@ -1,0 +1,57 @@
+//! Customer search: the [`SearchIndex`] trait with its embedded backend (tantivy under
+//! `data/search/`), the Chinese/pinyin analysis every backend shares, the indexer that
+//! drains the outbox, and the permission-filtered search the API calls.
+
+pub mod analyze;
+pub mod embedded;
+pub mod indexer;
+pub mod service;
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use async_trait::async_trait;
+
+use crate::error::Result;
+
+/// One record as the search index holds it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Document {
+    pub id: i64,
+    /// `None` for records in the public pool.
+    pub owner: Option<i64>,
+    pub title: String,
+    /// The entity's searchable fields, as text.
+    pub fields: BTreeMap<String, String>,
+}
+
+/// What to look for, and within what.
+#[derive(Debug, Clone)]
+pub struct SearchQuery {
+    pub text: String,
+    /// Fields the caller may search (searchable and not masked from them).
+    pub fields: Vec<String>,
+    /// Owners whose records the caller may read; `None` means all.
+    pub owners: Option<BTreeSet<i64>>,
+    pub limit: usize,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Hit {
+    pub id: i64,
+    pub score: f32,
+    pub title: String,
+    /// The best matching field's text with matches in `<em>`, HTML-escaped.
+    pub snippet: String,
+}
+
+/// A search backend: one index per tenant and entity.
+#[async_trait]
+pub trait SearchIndex: Send + Sync {
+    /// Adds or replaces documents (by id).
+    async fn upsert(&self, tenant: &str, entity: &str, documents: Vec<Document>) -> Result<()>;
+    async fn delete(&self, tenant: &str, entity: &str, ids: Vec<i64>) -> Result<()>;
+    /// Removes every document of an entity (before a rebuild).
+    async fn clear(&self, tenant: &str, entity: &str) -> Result<()>;
+    /// The best hits, filtered by owner inside the engine so a page is always full.
+    async fn search(&self, tenant: &str, entity: &str, query: &SearchQuery) -> Result<Vec<Hit>>;
+}
