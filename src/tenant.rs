@@ -268,7 +268,7 @@ impl Tenant {
         // The `p` lines are derived from the published package: repair them if they
         // are missing or stale (e.g. a tenant published before roles compiled).
         let expected = policy::compile(&catalog.package, key);
-        let stored: Vec<Vec<String>> = load_rules(&db.conn(), &db)
+        let stored: Vec<Vec<String>> = load_rules(&db.conn(), &db, None)
             .await?
             .into_iter()
             .filter(|(ptype, _)| ptype == "p")

@@ -27,17 +27,24 @@ fn adapter_error(error: impl std::error::Error + Send + Sync + 'static) -> casbi
     casbin::Error::AdapterError(AdapterError(Box::new(error)))
 }
 
-/// Every rule of a tenant, in insertion order, as `(ptype, values)`.
+/// The rules of a tenant, in insertion order, as `(ptype, values)`: all of them, or
+/// those of one ptype whose first value is the given subject (one user's roles).
 pub async fn load_rules(
     conn: &impl ConnectionTrait,
     db: &TenantDb,
+    only: Option<(&str, &str)>,
 ) -> Result<Vec<(String, Vec<String>)>, sea_orm::DbErr> {
-    let select = Query::select()
+    let mut select = Query::select();
+    select
         .column(Alias::new("ptype"))
         .columns(VALUES.map(Alias::new))
         .from(db.table(TABLE))
-        .order_by(Alias::new("id"), Order::Asc)
-        .to_owned();
+        .order_by(Alias::new("id"), Order::Asc);
+    if let Some((ptype, subject)) = only {
+        select
+            .and_where(Expr::col(Alias::new("ptype")).eq(ptype))
+            .and_where(Expr::col(Alias::new("v0")).eq(subject));
+    }
     let rows = conn.query_all(&select).await?;
     rows.iter()
         .map(|row| {
@@ -112,7 +119,7 @@ fn section(ptype: &str) -> String {
 #[async_trait]
 impl Adapter for RuleAdapter {
     async fn load_policy(&mut self, m: &mut dyn Model) -> casbin::Result<()> {
-        for (ptype, values) in load_rules(&self.db.conn(), &self.db)
+        for (ptype, values) in load_rules(&self.db.conn(), &self.db, None)
             .await
             .map_err(adapter_error)?
         {
@@ -126,7 +133,7 @@ impl Adapter for RuleAdapter {
         m: &mut dyn Model,
         f: Filter<'a>,
     ) -> casbin::Result<()> {
-        for (ptype, values) in load_rules(&self.db.conn(), &self.db)
+        for (ptype, values) in load_rules(&self.db.conn(), &self.db, None)
             .await
             .map_err(adapter_error)?
         {

@@ -101,13 +101,17 @@ fn decode(row: &QueryResult, roles: &HashMap<i64, Vec<String>>) -> Result<User> 
     })
 }
 
-/// Every user's role keys, from the `g` lines.
+/// Role keys by user, from the `g` lines: every user's, or one user's (a request
+/// resolving its user reads only that user's lines).
 async fn roles_by_user(
     conn: &impl ConnectionTrait,
     db: &TenantDb,
+    only: Option<i64>,
 ) -> Result<HashMap<i64, Vec<String>>> {
+    let subject = only.map(user_subject);
+    let filter = subject.as_deref().map(|s| ("g", s));
     let mut roles: HashMap<i64, Vec<String>> = HashMap::new();
-    for (ptype, values) in load_rules(conn, db).await? {
+    for (ptype, values) in load_rules(conn, db, filter).await? {
         if ptype != "g" {
             continue;
         }
@@ -324,7 +328,7 @@ pub async fn get(db: &TenantDb, id: i64) -> Result<User> {
         .and_where(Expr::col(Alias::new("id")).eq(id))
         .to_owned();
     match query_first(&conn, &query).await? {
-        Some(row) => decode(&row, &roles_by_user(&conn, db).await?),
+        Some(row) => decode(&row, &roles_by_user(&conn, db, Some(id)).await?),
         None => Err(Error::not_found(format!("user {id}"))),
     }
 }
@@ -335,7 +339,13 @@ pub async fn find_by_username(db: &TenantDb, username: &str) -> Result<Option<Us
         .and_where(Expr::col(Alias::new("username")).eq(username))
         .to_owned();
     match query_first(&conn, &query).await? {
-        Some(row) => Ok(Some(decode(&row, &roles_by_user(&conn, db).await?)?)),
+        Some(row) => {
+            let id: i64 = row.try_get("", "id")?;
+            Ok(Some(decode(
+                &row,
+                &roles_by_user(&conn, db, Some(id)).await?,
+            )?))
+        }
         None => Ok(None),
     }
 }
@@ -343,7 +353,7 @@ pub async fn find_by_username(db: &TenantDb, username: &str) -> Result<Option<Us
 pub async fn list(db: &TenantDb) -> Result<Vec<User>> {
     let conn = db.conn();
     let query = select(db).order_by(Alias::new("id"), Order::Asc).to_owned();
-    let roles = roles_by_user(&conn, db).await?;
+    let roles = roles_by_user(&conn, db, None).await?;
     conn.query_all(&query)
         .await?
         .iter()

@@ -164,11 +164,12 @@ impl<'a> Records<'a> {
         select
     }
 
-    fn decode(&self, row: &QueryResult) -> Result<Value> {
-        let mut record = Map::new();
-        for (column, field_type, scale) in self.columns() {
-            let value = value::from_row(row, &column, field_type, scale)?;
-            record.insert(column, value);
+    /// A row as a record; `columns` is `self.columns()`, computed once per query.
+    fn decode(&self, row: &QueryResult, columns: &[(String, FieldType, u32)]) -> Result<Value> {
+        let mut record = Map::with_capacity(columns.len());
+        for (column, field_type, scale) in columns {
+            let value = value::from_row(row, column, *field_type, *scale)?;
+            record.insert(column.clone(), value);
         }
         Ok(Value::Object(record))
     }
@@ -186,7 +187,7 @@ impl<'a> Records<'a> {
             select.cond_where(rows.clone());
         }
         match query_first(conn, &select).await? {
-            Some(row) => Ok(Some(self.decode(&row)?)),
+            Some(row) => Ok(Some(self.decode(&row, &self.columns())?)),
             None => Ok(None),
         }
     }
@@ -229,7 +230,8 @@ impl<'a> Records<'a> {
         }
 
         let txn = self.db.begin_write().await?;
-        self.check_constraints(&txn, &record, None).await?;
+        self.check_constraints(&txn, &record, None, access.user_id)
+            .await?;
         self.assign_auto_numbers(&txn, &mut record).await?;
         let now = crate::clock::now();
         let mut insert = Query::insert();
@@ -436,7 +438,8 @@ impl<'a> Records<'a> {
         if changes.is_empty() {
             return Ok(mask(current, access));
         }
-        self.check_constraints(txn, &record, Some(id)).await?;
+        self.check_constraints(txn, &record, Some(id), access.user_id)
+            .await?;
         let mut update = Query::update();
         update
             .table(self.table())
@@ -592,6 +595,7 @@ impl<'a> Records<'a> {
         }
         select.limit(limit + 1);
         let rows = self.db.conn().query_all(&select).await?;
+        let columns = self.columns();
         let mut items = Vec::with_capacity(rows.len());
         let mut next = None;
         for (index, row) in rows.iter().enumerate() {
@@ -600,7 +604,7 @@ impl<'a> Records<'a> {
                 next = Some(cursor_for(&keys, last)?);
                 break;
             }
-            items.push(mask(self.decode(row)?, access));
+            items.push(mask(self.decode(row, &columns)?, access));
         }
         Ok(Page { items, next })
     }
@@ -654,6 +658,7 @@ impl<'a> Records<'a> {
             ));
         }
         let rows = txn.query_all(&select).await?;
+        let columns = self.columns();
         if rows.len() > MAX_ASSIGN {
             return Err(Error::BadRequest(format!(
                 "filter: matches more than {MAX_ASSIGN} records; narrow it and assign in parts"
@@ -662,7 +667,7 @@ impl<'a> Records<'a> {
         let mut outcome = Assigned::default();
         let mut found = std::collections::BTreeSet::new();
         for row in &rows {
-            let current = self.decode(row)?;
+            let current = self.decode(row, &columns)?;
             let id = current[schema::ID].as_i64().unwrap_or_default();
             found.insert(id);
             if current[schema::OWNER].as_i64() == Some(new_owner) {
@@ -849,6 +854,7 @@ impl<'a> Records<'a> {
         txn: &DatabaseTransaction,
         record: &Map<String, Value>,
         id: Option<i64>,
+        actor: i64,
     ) -> Result<()> {
         let mut errors = Vec::new();
         for field in &self.entity.def.fields {
@@ -896,7 +902,10 @@ impl<'a> Records<'a> {
                 _ => {}
             }
         }
-        if let Some(owner) = record.get(schema::OWNER).filter(|v| !v.is_null())
+        // The acting user exists (the session resolved them): only others are looked up.
+        if let Some(owner) = record
+            .get(schema::OWNER)
+            .filter(|v| !v.is_null() && v.as_i64() != Some(actor))
             && !self.user_exists(txn, owner).await?
         {
             errors.push(FieldError::new(
