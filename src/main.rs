@@ -352,22 +352,20 @@ async fn reindex(tenants: &Tenants, tenant: Option<String>, entity: Option<Strin
     Ok(())
 }
 
-/// The indexer inside `serve`: drains every tenant's outbox into the search index
-/// once a second.
+/// The indexer inside `serve`: at start, drains every tenant's outbox (writes left
+/// from before a restart); then, once a second, those of the tenants this node has
+/// loaded — the only ones it can have written to.
 async fn index_continuously(tenants: Arc<Tenants>) {
     let mut interval = tokio::time::interval(std::time::Duration::from_secs(1));
+    let mut keys = tenants.keys().await.unwrap_or_else(|error| {
+        tracing::error!(%error, "indexer cannot list tenants");
+        Vec::new()
+    });
     loop {
         interval.tick().await;
-        let keys = match tenants.keys().await {
-            Ok(keys) => keys,
-            Err(error) => {
-                tracing::error!(%error, "indexer cannot list tenants");
-                continue;
-            }
-        };
-        for key in keys {
+        for key in &keys {
             let result = async {
-                let tenant = tenants.get(&key).await?;
+                let tenant = tenants.get(key).await?;
                 let catalog = tenant.catalog().await;
                 metacrm::search::indexer::drain(&tenant, &catalog, tenants.search.as_ref()).await
             }
@@ -376,6 +374,7 @@ async fn index_continuously(tenants: Arc<Tenants>) {
                 tracing::error!(tenant = %key, %error, "indexing failed; retrying");
             }
         }
+        keys = tenants.loaded_keys().await;
     }
 }
 

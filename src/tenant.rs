@@ -375,6 +375,11 @@ impl Tenants {
             .collect()
     }
 
+    /// The keys of the tenants this process has loaded.
+    pub async fn loaded_keys(&self) -> Vec<String> {
+        self.loaded.lock().await.keys().cloned().collect()
+    }
+
     /// The tenant, loading its catalog on first use.
     pub async fn get(&self, key: &str) -> Result<Arc<Tenant>> {
         let mut loaded = self.loaded.lock().await;
