@@ -129,15 +129,14 @@ impl RecordsApi {
         body: Json<Value>,
     ) -> poem::Result<Json<Value>> {
         let ctx = auth.0;
-        let request: QueryRequest =
-            serde_json::from_value(body.0).map_err(|e| Error::BadRequest(format!("query: {e}")))?;
+        let request = QueryRequest::from_json(body.0)?;
         let catalog = ctx.tenant.catalog().await;
         let entity = ctx.entity(&catalog, &entity.0)?;
         let access = ctx.authorize(entity, Action::Read).await?;
         let page = Records::new(&ctx.tenant.db, &catalog, entity)
             .query(&request, &access)
             .await?;
-        Ok(Json(json!({"items": page.items, "next": page.next})))
+        Ok(Json(page.into_json()))
     }
 
     /// The record's timeline: the audit trail (who changed which fields from what to

@@ -236,8 +236,7 @@ impl WorkflowApi {
         body: Json<Value>,
     ) -> poem::Result<Json<Value>> {
         let ctx = auth.0;
-        let request: QueryRequest =
-            serde_json::from_value(body.0).map_err(|e| Error::BadRequest(format!("query: {e}")))?;
+        let request = QueryRequest::from_json(body.0)?;
         let catalog = ctx.tenant.catalog().await;
         let entity = ctx.entity(&catalog, &entity.0)?;
         if entity.def.pool.is_none() {
@@ -247,7 +246,7 @@ impl WorkflowApi {
         let page = Records::new(&ctx.tenant.db, &catalog, entity)
             .query(&request, &access)
             .await?;
-        Ok(Json(json!({"items": page.items, "next": page.next})))
+        Ok(Json(page.into_json()))
     }
 
     /// Claim a record from the pool (the entity's daily claim limit applies).

@@ -106,10 +106,24 @@ pub struct Assigned {
     pub not_found: Vec<i64>,
 }
 
+impl QueryRequest {
+    /// A query from a request body; unknown keys are refused naming them.
+    pub fn from_json(body: Value) -> Result<QueryRequest> {
+        serde_json::from_value(body).map_err(|e| Error::BadRequest(format!("query: {e}")))
+    }
+}
+
 #[derive(Debug)]
 pub struct Page {
     pub items: Vec<Value>,
     pub next: Option<String>,
+}
+
+impl Page {
+    /// The contract's list shape: `{items, next}`.
+    pub fn into_json(self) -> Value {
+        json!({"items": self.items, "next": self.next})
+    }
 }
 
 impl<'a> Records<'a> {
