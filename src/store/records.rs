@@ -356,13 +356,12 @@ impl<'a> Records<'a> {
         let updated = self
             .update_in(&txn, current, input, expected_version, access, "update")
             .await?;
-        let full = self.fetch_in(&txn, id, &Access::system()).await?;
-        if full[schema::VERSION] != version {
-            self.after_write(&txn, &full, TriggerOn::Update, access.user_id)
+        if updated[schema::VERSION] != version {
+            self.after_write(&txn, &updated, TriggerOn::Update, access.user_id)
                 .await?;
         }
         txn.commit().await?;
-        Ok(updated)
+        Ok(mask(updated, access))
     }
 
     /// Gives a record a new owner (`None`: the public pool) inside `txn`, audited as
@@ -426,7 +425,9 @@ impl<'a> Records<'a> {
     /// Writes checked `input` over `current` inside `txn`: formulas, required fields,
     /// constraints, the version check, audit (as `action`), outbox, and stage history
     /// when the stage changes. The stage transition and the workflow's effects use it
-    /// directly; it enforces no owner, stage or lock rule of its own.
+    /// directly; it enforces no owner, stage or lock rule of its own. Answers the
+    /// record unmasked (conditions and triggers read every field); callers mask what
+    /// they return.
     pub async fn update_in(
         &self,
         txn: &DatabaseTransaction,
@@ -450,7 +451,7 @@ impl<'a> Records<'a> {
         self.complete(&mut record, &input)?;
         let changes = diff_records(current.as_object().expect("records are objects"), &record);
         if changes.is_empty() {
-            return Ok(mask(current, access));
+            return Ok(current);
         }
         self.check_constraints(txn, &record, Some(id), access.user_id)
             .await?;
@@ -502,7 +503,7 @@ impl<'a> Records<'a> {
             &updated,
         )
         .await?;
-        Ok(mask(updated, access))
+        Ok(updated)
     }
 
     /// Moves a record to the recycle bin; refused while other records reference it.

@@ -106,7 +106,7 @@ pub async fn move_to(
         )
         .await?;
     txn.commit().await?;
-    let mut reply = moved;
+    let mut reply = crate::store::records::mask(moved, access);
     reply["approval"] = json!(approval);
     Ok(reply)
 }
