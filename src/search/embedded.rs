@@ -34,7 +34,7 @@ struct Fields {
 fn schema() -> (Schema, Fields) {
     let mut builder = Schema::builder();
     let id = builder.add_i64_field("id", INDEXED | STORED);
-    let owner = builder.add_i64_field("owner", INDEXED);
+    let owner = builder.add_i64_field("owner", INDEXED | STORED);
     let indexing = TextFieldIndexing::default()
         .set_tokenizer("whitespace")
         .set_index_option(IndexRecordOption::WithFreqs);
@@ -240,11 +240,10 @@ impl EntityIndex {
                 .unwrap_or_else(|| {
                     analyze::highlight(&title, &query.text).unwrap_or_else(|| escape(&title))
                 });
+            let number = |field: Field| doc.get_first(field).and_then(|v| v.as_i64());
             hits.push(Hit {
-                id: doc
-                    .get_first(self.fields.id)
-                    .and_then(|v| v.as_i64())
-                    .unwrap_or_default(),
+                id: number(self.fields.id).unwrap_or_default(),
+                owner: number(self.fields.owner).filter(|o| *o != NO_OWNER),
                 score,
                 title,
                 snippet,

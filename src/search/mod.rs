@@ -38,6 +38,8 @@ pub struct SearchQuery {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Hit {
     pub id: i64,
+    /// `None` for records in the public pool.
+    pub owner: Option<i64>,
     pub score: f32,
     pub title: String,
     /// The best matching field's text with matches in `<em>`, HTML-escaped.

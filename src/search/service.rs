@@ -84,7 +84,8 @@ pub async fn duplicates(
 ) -> Result<Value> {
     ctx.authorize(entity, Action::Read).await?;
     indexer::drain(&ctx.tenant, catalog, index).await?;
-    let mut found: std::collections::BTreeMap<i64, (f32, String, Vec<String>)> = Default::default();
+    let mut found: std::collections::BTreeMap<i64, (f32, Value, String, Vec<String>)> =
+        Default::default();
     for field in entity.def.fields.iter().filter(|f| f.searchable) {
         let Some(text) = values
             .get(&field.key)
@@ -103,29 +104,28 @@ pub async fn duplicates(
             .search(&ctx.tenant.key, &entity.def.key, &query)
             .await?
         {
-            let slot = found
-                .entry(hit.id)
-                .or_insert((0.0, hit.title.clone(), Vec::new()));
+            let slot = found.entry(hit.id).or_insert((
+                0.0,
+                json!(hit.owner),
+                hit.title.clone(),
+                Vec::new(),
+            ));
             slot.0 += hit.score;
-            slot.2.push(field.key.clone());
+            slot.3.push(field.key.clone());
         }
     }
-    let mut items: Vec<(i64, f32, String, Vec<String>)> = found
+    let mut items: Vec<_> = found.into_iter().collect();
+    items.sort_by(|a, b| {
+        b.1.0
+            .partial_cmp(&a.1.0)
+            .unwrap_or(std::cmp::Ordering::Equal)
+    });
+    let items: Vec<Value> = items
         .into_iter()
-        .map(|(id, (score, title, fields))| (id, score, title, fields))
+        .take(10)
+        .map(|(id, (score, owner, title, fields))| {
+            json!({"id": id, "title": title, "owner": owner, "score": score, "fields": fields})
+        })
         .collect();
-    items.sort_by(|a, b| b.1.partial_cmp(&a.1).unwrap_or(std::cmp::Ordering::Equal));
-    let records = crate::store::records::Records::new(&ctx.tenant.db, catalog, entity);
-    let mut out = Vec::new();
-    for (id, score, title, fields) in items.into_iter().take(10) {
-        let owner = records
-            .get(id, &crate::auth::Access::system())
-            .await
-            .map(|r| r["owner"].clone())
-            .unwrap_or(Value::Null);
-        out.push(
-            json!({"id": id, "title": title, "owner": owner, "score": score, "fields": fields}),
-        );
-    }
-    Ok(json!({ "items": out }))
+    Ok(json!({ "items": items }))
 }
