@@ -1,17 +1,26 @@
 //! Text analysis for customer search, shared by every backend: Chinese text becomes
 //! single characters, character bigrams (so fragments across word boundaries match:
-//! 华信 in 震华信息), pinyin syllables and adjacent syllable pairs (zhenhua), and a
-//! string of pinyin initials per field (szszhxx…) for abbreviation queries; latin text
-//! becomes lowercase words (matched with typo tolerance); digit runs become 4-grams,
-//! so any 4+ digit run of a phone number finds it.
+//! 华信 in 震华信息), pinyin syllables and adjacent syllable pairs (zhenhua), and pairs
+//! of pinyin initials (`sz`, and across one character: `s_z` is indexed as `sz` too)
+//! for abbreviation queries (szzh); latin text becomes lowercase words (matched with
+//! typo tolerance); digit runs become 4-grams, so any 4+ digit run of a phone number
+//! finds it.
+//!
+//! Every match a query plans is an exact term or a set of exact terms, except latin
+//! typos: a backend with a fuzzy term query (tantivy) uses it, a backend that only
+//! filters on exact terms (Meilisearch) indexes each word's [`typo_variants`] instead.
 //!
 //! Terms carry their field and kind (`name:c:震华`), so a search names exactly the
 //! fields the user may read.
 
-use std::collections::{BTreeSet, HashSet};
+use std::collections::BTreeSet;
 use std::sync::LazyLock;
 
 use pinyin::ToPinyin;
+
+/// Changes whenever what [`terms`] produces changes, so indexes built by an older
+/// analysis are rebuilt (it is part of each index's signature).
+pub const VERSION: u32 = 2;
 
 fn is_cjk(c: char) -> bool {
     matches!(c, '\u{4e00}'..='\u{9fff}' | '\u{3400}'..='\u{4dbf}')
@@ -22,7 +31,7 @@ fn syllable(c: char) -> Option<&'static str> {
 }
 
 /// Every pinyin syllable (without tone) of the common CJK block.
-static SYLLABLES: LazyLock<HashSet<&'static str>> =
+static SYLLABLES: LazyLock<BTreeSet<&'static str>> =
     LazyLock::new(|| ('\u{4e00}'..='\u{9fff}').filter_map(syllable).collect());
 
 /// The longest syllable, bounding the segmentation search.
@@ -111,15 +120,61 @@ pub fn terms(text: &str) -> BTreeSet<String> {
         }
         index = run_end;
     }
+    // Initials pairs, adjacent and across one character: users abbreviate 深圳市震华
+    // as szzh, skipping the 市.
+    let initials = initials(text);
+    for (i, first) in initials.iter().enumerate() {
+        for second in initials.iter().skip(i + 1).take(2) {
+            terms.insert(format!("i:{first}{second}"));
+        }
+    }
     terms
 }
 
 /// The pinyin initials of a text's Chinese characters, in order (`szszhxxjsyxgs`).
-pub fn initials(text: &str) -> String {
+fn initials(text: &str) -> Vec<&'static str> {
     text.chars()
         .filter(|c| is_cjk(*c))
         .filter_map(|c| c.to_pinyin().map(|p| p.first_letter()))
         .collect()
+}
+
+/// How many typos a latin word of this length tolerates.
+pub fn typos_allowed(word: &str) -> u8 {
+    match word.chars().count() {
+        0..=3 => 0,
+        4..=7 => 1,
+        _ => 2,
+    }
+}
+
+/// The word with up to `distance` characters deleted, itself included (`x:` terms):
+/// two words within `distance` edits share a variant (the symmetric-delete method),
+/// which lets a backend that only matches exact terms tolerate typos.
+pub fn typo_variants(word: &str, distance: u8) -> BTreeSet<String> {
+    let mut variants = BTreeSet::from([word.to_string()]);
+    let mut frontier = variants.clone();
+    for _ in 0..distance {
+        let mut next = BTreeSet::new();
+        for variant in &frontier {
+            let chars: Vec<char> = variant.chars().collect();
+            if chars.len() <= 1 {
+                continue;
+            }
+            for skip in 0..chars.len() {
+                let shorter: String = chars
+                    .iter()
+                    .enumerate()
+                    .filter(|(i, _)| *i != skip)
+                    .map(|(_, c)| c)
+                    .collect();
+                next.insert(shorter);
+            }
+        }
+        variants.extend(next.iter().cloned());
+        frontier = next;
+    }
+    variants.into_iter().map(|v| format!("x:{v}")).collect()
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -145,14 +200,12 @@ fn kind(c: char) -> Kind {
 /// One way a query piece may match a field.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Match {
-    /// The term exactly (`c:震华`, `pp:zhenhua`, `d:8888`).
+    /// The term exactly (`c:震华`, `pp:zhenhua`, `d:8888`, `i:sz`).
     Term(String),
-    /// A latin word, allowing this many typos.
+    /// Any one of these terms (`zh` → `p:zha`, `p:zhai`, … every syllable it starts).
+    AnyOf(Vec<String>),
+    /// A latin word (`w:acme`), allowing this many typos.
     Fuzzy(String, u8),
-    /// Any pinyin syllable starting with this (`zh` → zhen, zhang, …).
-    SyllablePrefix(String),
-    /// The field's initials contain these letters in order (`szzh`).
-    Initials(String),
 }
 
 /// A query as pieces that must all match; each piece lists its alternatives, every
@@ -204,15 +257,11 @@ pub fn plan(query: &str) -> Plan {
 }
 
 fn latin(word: &str) -> Vec<Vec<Match>> {
-    let typos = match word.chars().count() {
-        0..=3 => 0,
-        4..=7 => 1,
-        _ => 2,
-    };
+    let typos = typos_allowed(word);
     let mut alternatives = vec![vec![if typos == 0 {
         Match::Term(format!("w:{word}"))
     } else {
-        Match::Fuzzy(format!("w:{word}"), typos)
+        Match::Fuzzy(word.to_string(), typos)
     }]];
     if !word.is_ascii() {
         return alternatives;
@@ -229,11 +278,22 @@ fn latin(word: &str) -> Vec<Vec<Match>> {
         ),
         None => {}
     }
-    if word.len() < MAX_SYLLABLE {
-        alternatives.push(vec![Match::SyllablePrefix(word.to_string())]);
+    let started: Vec<String> = SYLLABLES
+        .iter()
+        .filter(|s| s.starts_with(word) && **s != word)
+        .map(|s| format!("p:{s}"))
+        .collect();
+    if !started.is_empty() {
+        alternatives.push(vec![Match::AnyOf(started)]);
     }
     if (2..=8).contains(&word.len()) {
-        alternatives.push(vec![Match::Initials(word.to_string())]);
+        let letters: Vec<char> = word.chars().collect();
+        alternatives.push(
+            letters
+                .windows(2)
+                .map(|w| Match::Term(format!("i:{}{}", w[0], w[1])))
+                .collect(),
+        );
     }
     alternatives
 }
@@ -329,7 +389,11 @@ mod tests {
                 "{expected} missing from {terms:?}"
             );
         }
-        assert_eq!(initials(NAME), "szszhxxjsyxgs");
+        assert_eq!(initials(NAME).concat(), "szszhxxjsyxgs");
+        for pair in ["i:sz", "i:zz", "i:zh", "i:ss"] {
+            assert!(terms.contains(pair), "{pair}");
+        }
+        assert!(!terms.contains("i:hj"), "initials pairs span at most one character");
     }
 
     #[test]
@@ -352,14 +416,39 @@ mod tests {
     fn queries_plan_every_way_a_piece_may_match() {
         let plan = plan("zh hua");
         assert_eq!(plan.len(), 2);
-        assert!(plan[0].contains(&vec![Match::SyllablePrefix("zh".into())]));
-        assert!(plan[0].contains(&vec![Match::Initials("zh".into())]));
+        let started = plan[0].iter().find_map(|a| match a.as_slice() {
+            [Match::AnyOf(terms)] => Some(terms),
+            _ => None,
+        });
+        assert!(started.unwrap().contains(&"p:zhen".to_string()));
+        assert!(plan[0].contains(&vec![Match::Term("i:zh".into())]));
+        assert_eq!(
+            super::plan("szzh")[0].last().unwrap(),
+            &["i:sz", "i:zz", "i:zh"].map(|t| Match::Term(t.into())).to_vec()
+        );
         assert!(plan[1].contains(&vec![Match::Term("p:hua".into())]));
         assert_eq!(
             super::plan("震华")[0],
             vec![vec![Match::Term("c:震华".into())]]
         );
         assert!(super::plan("zhenhua")[0].contains(&vec![Match::Term("pp:zhenhua".into())]));
+    }
+
+    #[test]
+    fn typo_variants_meet_within_the_allowed_distance() {
+        let shared = |a: &str, b: &str, d| {
+            typo_variants(a, d)
+                .intersection(&typo_variants(b, d))
+                .next()
+                .is_some()
+        };
+        assert!(shared("acme", "acne", 1), "substitution");
+        assert!(shared("acme", "acmes", 1), "insertion");
+        assert!(shared("acme", "amce", 1), "transposition");
+        assert!(!shared("acme", "bcnf", 1));
+        assert!(shared("precision", "prezicion", 2));
+        assert_eq!(typos_allowed("abc"), 0);
+        assert_eq!(typos_allowed("precision"), 2);
     }
 
     #[test]

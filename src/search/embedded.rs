@@ -1,7 +1,7 @@
 //! The embedded search backend: one tantivy index per tenant and entity under
-//! `<data>/search/<tenant>/<entity>/`. Documents hold pre-analysed terms
-//! (`search::analyze`) in one whitespace-tokenized field, the pinyin initials of each
-//! field, the owner as a filterable number, and the texts for snippets.
+//! `<data>/search/<tenant>/<index>/`. Documents hold pre-analysed terms
+//! (`search::analyze`) in one whitespace-tokenized field, the owner as a filterable
+//! number, and the texts for snippets.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -9,12 +9,9 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use tantivy::collector::TopDocs;
-use tantivy::query::{
-    BooleanQuery, FuzzyTermQuery, Occur, Query, RegexQuery, TermQuery, TermSetQuery,
-};
+use tantivy::query::{BooleanQuery, FuzzyTermQuery, Occur, Query, TermQuery, TermSetQuery};
 use tantivy::schema::{
-    Field, INDEXED, IndexRecordOption, STORED, STRING, Schema, TextFieldIndexing, TextOptions,
-    Value,
+    Field, INDEXED, IndexRecordOption, STORED, Schema, TextFieldIndexing, TextOptions, Value,
 };
 use tantivy::{Index, IndexReader, IndexWriter, ReloadPolicy, TantivyDocument, Term};
 
@@ -26,7 +23,6 @@ struct Fields {
     id: Field,
     owner: Field,
     terms: Field,
-    initials: Field,
     title: Field,
     texts: Field,
 }
@@ -42,14 +38,12 @@ fn schema() -> (Schema, Fields) {
         "terms",
         TextOptions::default().set_indexing_options(indexing),
     );
-    let initials = builder.add_text_field("initials", STRING);
     let title = builder.add_text_field("title", STORED);
     let texts = builder.add_text_field("texts", STORED);
     let fields = Fields {
         id,
         owner,
         terms,
-        initials,
         title,
         texts,
     };
@@ -144,10 +138,6 @@ impl EntityIndex {
                 terms.push_str(&term);
                 terms.push(' ');
             }
-            let initials = analyze::initials(text);
-            if !initials.is_empty() {
-                doc.add_text(f.initials, format!("{field}:{initials}"));
-            }
         }
         doc.add_text(f.terms, terms);
         doc.add_text(
@@ -158,33 +148,15 @@ impl EntityIndex {
     }
 
     /// The query for one match on one field.
-    fn matcher(&self, field: &str, m: &Match) -> Result<Box<dyn Query>> {
-        let f = &self.fields;
-        Ok(match m {
-            Match::Term(term) => Box::new(TermQuery::new(
-                Term::from_field_text(f.terms, &format!("{field}:{term}")),
-                IndexRecordOption::WithFreqs,
-            )),
-            Match::Fuzzy(term, distance) => Box::new(FuzzyTermQuery::new(
-                Term::from_field_text(f.terms, &format!("{field}:{term}")),
-                *distance,
-                true,
-            )),
-            Match::SyllablePrefix(prefix) => Box::new(
-                RegexQuery::from_pattern(&format!("{field}:p:{}.*", regex_escape(prefix)), f.terms)
-                    .map_err(search_error)?,
-            ),
-            Match::Initials(letters) => {
-                let pattern: String = letters
-                    .chars()
-                    .map(|c| format!(".*{}", regex_escape(&c.to_string())))
-                    .collect();
-                Box::new(
-                    RegexQuery::from_pattern(&format!("{field}:{pattern}.*"), f.initials)
-                        .map_err(search_error)?,
-                )
+    fn matcher(&self, field: &str, m: &Match) -> Box<dyn Query> {
+        let term = |t: &str| Term::from_field_text(self.fields.terms, &format!("{field}:{t}"));
+        match m {
+            Match::Term(t) => Box::new(TermQuery::new(term(t), IndexRecordOption::WithFreqs)),
+            Match::AnyOf(terms) => Box::new(TermSetQuery::new(terms.iter().map(|t| term(t)))),
+            Match::Fuzzy(word, distance) => {
+                Box::new(FuzzyTermQuery::new(term(&format!("w:{word}")), *distance, true))
             }
-        })
+        }
     }
 
     fn search(&self, query: &SearchQuery) -> Result<Vec<Hit>> {
@@ -200,8 +172,8 @@ impl EntityIndex {
                 for alternative in piece {
                     let all = alternative
                         .iter()
-                        .map(|m| Ok((Occur::Must, self.matcher(field, m)?)))
-                        .collect::<Result<Vec<_>>>()?;
+                        .map(|m| (Occur::Must, self.matcher(field, m)))
+                        .collect();
                     any.push((Occur::Should, Box::new(BooleanQuery::new(all))));
                 }
             }
@@ -251,18 +223,6 @@ impl EntityIndex {
         }
         Ok(hits)
     }
-}
-
-fn regex_escape(text: &str) -> String {
-    text.chars()
-        .flat_map(|c| {
-            if c.is_ascii_alphanumeric() || c == '_' || !c.is_ascii() {
-                vec![c]
-            } else {
-                vec!['\\', c]
-            }
-        })
-        .collect()
 }
 
 fn escape(text: &str) -> String {

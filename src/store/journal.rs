@@ -43,6 +43,16 @@ pub async fn record_write(
         ])
         .to_owned();
     txn.execute(&audit).await?;
+    if let Some(schema) = db.schema() {
+        // Outbox ids must become visible in order, or the indexer's cursor could pass
+        // an id whose transaction commits later and skip it for good. Holding this
+        // lock from taking the id to the commit makes commits follow id order.
+        // (SQLite serializes writers already.)
+        txn.execute_unprepared(&format!(
+            "SELECT pg_advisory_xact_lock(7461003, hashtext('{schema}'))"
+        ))
+        .await?;
+    }
     let outbox = Query::insert()
         .into_table(db.table("outbox"))
         .columns(["entity", "record_id", "op", "payload", "created_at"].map(Alias::new))
