@@ -9,7 +9,7 @@ use poem::listener::{Listener, TcpListener};
 use tracing_subscriber::EnvFilter;
 
 use metacrm::error::{Error, Result};
-use metacrm::store::db::DbConfig;
+use metacrm::store::db::{DbConfig, MeiliConfig};
 use metacrm::tenant::{NewTenant, Tenants};
 use metacrm::workflow::jobs;
 use metacrm::{api, templates};
@@ -26,6 +26,17 @@ struct Cli {
     /// PostgreSQL URL (postgres://user:pw@host/db). Unset: SQLite under --data.
     #[arg(long, env = "DATABASE_URL", global = true)]
     database_url: Option<String>,
+    /// Meilisearch URL (http://host:7700). Unset: embedded search under --data.
+    #[arg(long, env = "MEILISEARCH_URL", global = true)]
+    meilisearch_url: Option<String>,
+    /// Meilisearch API key (a key allowed to manage indexes and documents).
+    #[arg(
+        long,
+        env = "MEILISEARCH_API_KEY",
+        global = true,
+        hide_env_values = true
+    )]
+    meilisearch_api_key: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -143,6 +154,10 @@ async fn run(cli: Cli) -> Result<()> {
     let config = DbConfig {
         database_url: cli.database_url,
         data_dir: cli.data,
+        meilisearch: cli.meilisearch_url.map(|url| MeiliConfig {
+            url,
+            api_key: cli.meilisearch_api_key,
+        }),
     };
     let tenants = Tenants::open(&config).await?;
     match cli.command {

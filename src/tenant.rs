@@ -22,6 +22,7 @@ use crate::meta::validate::check_identifier;
 use crate::meta::{FieldType, Package, Problem, parse_package};
 use crate::search::SearchIndex;
 use crate::search::embedded::EmbeddedIndex;
+use crate::search::meili::MeiliIndex;
 use crate::store::db::query_first;
 use crate::store::db::{DbConfig, Platform, TenantDb};
 use crate::store::plan::{self, Archive, Plan};
@@ -343,7 +344,10 @@ impl Tenants {
     pub async fn open(config: &DbConfig) -> Result<Arc<Tenants>> {
         Ok(Arc::new(Tenants {
             platform: Platform::connect(config).await?,
-            search: Arc::new(EmbeddedIndex::new(config.data_dir.join("search"))),
+            search: match &config.meilisearch {
+                Some(meili) => Arc::new(MeiliIndex::new(&meili.url, meili.api_key.as_deref())?),
+                None => Arc::new(EmbeddedIndex::new(config.data_dir.join("search"))),
+            },
             loaded: Mutex::new(HashMap::new()),
         }))
     }

@@ -93,6 +93,7 @@ pub fn db_config(dir: &std::path::Path) -> DbConfig {
     DbConfig {
         database_url: database_url(),
         data_dir: dir.to_path_buf(),
+        meilisearch: None,
     }
 }
 

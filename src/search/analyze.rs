@@ -298,6 +298,14 @@ fn latin(word: &str) -> Vec<Vec<Match>> {
     alternatives
 }
 
+/// Text made safe to show inside HTML.
+pub fn escape(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
 /// Text with every occurrence of the query's literal pieces and of the characters
 /// whose pinyin it spells wrapped in `<em>`, HTML-escaped; `None` when nothing in the
 /// text matches literally or by pinyin.
@@ -393,7 +401,10 @@ mod tests {
         for pair in ["i:sz", "i:zz", "i:zh", "i:ss"] {
             assert!(terms.contains(pair), "{pair}");
         }
-        assert!(!terms.contains("i:hj"), "initials pairs span at most one character");
+        assert!(
+            !terms.contains("i:hj"),
+            "initials pairs span at most one character"
+        );
     }
 
     #[test]
@@ -424,7 +435,9 @@ mod tests {
         assert!(plan[0].contains(&vec![Match::Term("i:zh".into())]));
         assert_eq!(
             super::plan("szzh")[0].last().unwrap(),
-            &["i:sz", "i:zz", "i:zh"].map(|t| Match::Term(t.into())).to_vec()
+            &["i:sz", "i:zz", "i:zh"]
+                .map(|t| Match::Term(t.into()))
+                .to_vec()
         );
         assert!(plan[1].contains(&vec![Match::Term("p:hua".into())]));
         assert_eq!(

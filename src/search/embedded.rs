@@ -153,9 +153,11 @@ impl EntityIndex {
         match m {
             Match::Term(t) => Box::new(TermQuery::new(term(t), IndexRecordOption::WithFreqs)),
             Match::AnyOf(terms) => Box::new(TermSetQuery::new(terms.iter().map(|t| term(t)))),
-            Match::Fuzzy(word, distance) => {
-                Box::new(FuzzyTermQuery::new(term(&format!("w:{word}")), *distance, true))
-            }
+            Match::Fuzzy(word, distance) => Box::new(FuzzyTermQuery::new(
+                term(&format!("w:{word}")),
+                *distance,
+                true,
+            )),
         }
     }
 
@@ -210,7 +212,8 @@ impl EntityIndex {
                 .filter_map(|f| texts.get(f))
                 .find_map(|t| analyze::highlight(t, &query.text))
                 .unwrap_or_else(|| {
-                    analyze::highlight(&title, &query.text).unwrap_or_else(|| escape(&title))
+                    analyze::highlight(&title, &query.text)
+                        .unwrap_or_else(|| analyze::escape(&title))
                 });
             let number = |field: Field| doc.get_first(field).and_then(|v| v.as_i64());
             hits.push(Hit {
@@ -223,12 +226,6 @@ impl EntityIndex {
         }
         Ok(hits)
     }
-}
-
-fn escape(text: &str) -> String {
-    text.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
 }
 
 #[async_trait]
@@ -270,6 +267,20 @@ impl SearchIndex for EmbeddedIndex {
             })
         })
         .await
+    }
+
+    async fn drop_index(&self, tenant: &str, index: &str) -> Result<()> {
+        let key = (tenant.to_string(), index.to_string());
+        // Searches still holding the index finish on their open files.
+        self.open
+            .lock()
+            .expect("search index registry")
+            .remove(&key);
+        let dir = self.root.join(tenant).join(index);
+        match std::fs::remove_dir_all(&dir) {
+            Err(error) if error.kind() != std::io::ErrorKind::NotFound => Err(search_error(error)),
+            _ => Ok(()),
+        }
     }
 
     async fn search(&self, tenant: &str, entity: &str, query: &SearchQuery) -> Result<Vec<Hit>> {

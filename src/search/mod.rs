@@ -1,10 +1,11 @@
 //! Customer search: the [`SearchIndex`] trait with its embedded backend (tantivy under
-//! `data/search/`), the Chinese/pinyin analysis every backend shares, the indexer that
+//! `data/search/`) and its Meilisearch backend, the Chinese/pinyin analysis both share, the indexer that
 //! drains the outbox, and the permission-filtered search the API calls.
 
 pub mod analyze;
 pub mod embedded;
 pub mod indexer;
+pub mod meili;
 pub mod service;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -54,6 +55,9 @@ pub trait SearchIndex: Send + Sync {
     async fn delete(&self, tenant: &str, entity: &str, ids: Vec<i64>) -> Result<()>;
     /// Removes every document of an entity (before a rebuild).
     async fn clear(&self, tenant: &str, entity: &str) -> Result<()>;
+    /// Deletes an index altogether (a generation replaced by a rebuild); dropping an
+    /// index that does not exist succeeds.
+    async fn drop_index(&self, tenant: &str, index: &str) -> Result<()>;
     /// The best hits, filtered by owner inside the engine so a page is always full.
     async fn search(&self, tenant: &str, entity: &str, query: &SearchQuery) -> Result<Vec<Hit>>;
 }

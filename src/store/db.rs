@@ -31,6 +31,15 @@ pub struct DbConfig {
     /// `postgres://…` selects PostgreSQL; `None` means SQLite files under `data_dir`.
     pub database_url: Option<String>,
     pub data_dir: PathBuf,
+    /// Search in Meilisearch; `None` keeps it embedded under `data_dir/search`.
+    pub meilisearch: Option<MeiliConfig>,
+}
+
+/// Where Meilisearch answers, and the key to use.
+#[derive(Debug, Clone)]
+pub struct MeiliConfig {
+    pub url: String,
+    pub api_key: Option<String>,
 }
 
 /// The platform database: the system namespace plus a factory for tenant namespaces.

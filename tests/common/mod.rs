@@ -21,6 +21,7 @@ pub fn db_config(dir: &std::path::Path) -> DbConfig {
     DbConfig {
         database_url: url,
         data_dir: dir.to_path_buf(),
+        meilisearch: None,
     }
 }
 
