@@ -178,7 +178,7 @@ async fn run(cli: Cli) -> Result<()> {
             if jobs_interval > 0 {
                 tokio::spawn(run_jobs_every(tenants.clone(), jobs_interval));
             }
-            tokio::spawn(index_continuously(tenants.clone()));
+            tokio::spawn(metacrm::search::indexer::serve_forever(tenants.clone()));
             serve(tenants, &bind).await
         }
         Command::Reindex { tenant, entity } => reindex(&tenants, tenant, entity).await,
@@ -345,7 +345,7 @@ async fn reindex(tenants: &Tenants, tenant: Option<String>, entity: Option<Strin
                 .expect("static template"),
             );
             let started = std::time::Instant::now();
-            let count = metacrm::search::indexer::reindex(
+            let count = metacrm::search::indexer::rebuild(
                 &tenant,
                 &catalog,
                 tenants.search.as_ref(),
@@ -361,36 +361,8 @@ async fn reindex(tenants: &Tenants, tenant: Option<String>, entity: Option<Strin
                 count as f64 / seconds
             );
         }
-        // Everything written so far is in the index now: skip it in the outbox.
-        metacrm::search::indexer::drain(&tenant, &catalog, tenants.search.as_ref()).await?;
     }
     Ok(())
-}
-
-/// The indexer inside `serve`: at start, drains every tenant's outbox (writes left
-/// from before a restart); then, once a second, those of the tenants this node has
-/// loaded — the only ones it can have written to.
-async fn index_continuously(tenants: Arc<Tenants>) {
-    let mut interval = tokio::time::interval(std::time::Duration::from_secs(1));
-    let mut keys = tenants.keys().await.unwrap_or_else(|error| {
-        tracing::error!(%error, "indexer cannot list tenants");
-        Vec::new()
-    });
-    loop {
-        interval.tick().await;
-        for key in &keys {
-            let result = async {
-                let tenant = tenants.get(key).await?;
-                let catalog = tenant.catalog().await;
-                metacrm::search::indexer::drain(&tenant, &catalog, tenants.search.as_ref()).await
-            }
-            .await;
-            if let Err(error) = result {
-                tracing::error!(tenant = %key, %error, "indexing failed; retrying");
-            }
-        }
-        keys = tenants.loaded_keys().await;
-    }
 }
 
 /// The scheduler inside `serve`: runs the background jobs on a fixed interval; a

@@ -341,13 +341,24 @@ pub struct NewTenant<'a> {
 }
 
 impl Tenants {
+    /// The platform with the search backend the configuration names.
     pub async fn open(config: &DbConfig) -> Result<Arc<Tenants>> {
+        let search: Arc<dyn SearchIndex> = match &config.meilisearch {
+            Some(meili) => Arc::new(MeiliIndex::new(&meili.url, meili.api_key.as_deref())?),
+            None => Arc::new(EmbeddedIndex::new(config.data_dir.join("search"))),
+        };
+        Self::open_with_search(config, search).await
+    }
+
+    /// The platform with a search backend of the caller's making (an embedding
+    /// application's own, or a test's).
+    pub async fn open_with_search(
+        config: &DbConfig,
+        search: Arc<dyn SearchIndex>,
+    ) -> Result<Arc<Tenants>> {
         Ok(Arc::new(Tenants {
             platform: Platform::connect(config).await?,
-            search: match &config.meilisearch {
-                Some(meili) => Arc::new(MeiliIndex::new(&meili.url, meili.api_key.as_deref())?),
-                None => Arc::new(EmbeddedIndex::new(config.data_dir.join("search"))),
-            },
+            search,
             loaded: Mutex::new(HashMap::new()),
         }))
     }

@@ -14,6 +14,7 @@ mod m0002_tenant;
 mod m0003_tenant;
 mod m0004_tenant;
 mod m0005_tenant;
+mod m0006_tenant;
 
 pub use sea_orm_migration::MigratorTrait;
 
@@ -40,6 +41,7 @@ impl MigratorTrait for TenantMigrator {
             Box::new(m0003_tenant::Migration),
             Box::new(m0004_tenant::Migration),
             Box::new(m0005_tenant::Migration),
+            Box::new(m0006_tenant::Migration),
         ]
     }
 }

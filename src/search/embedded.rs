@@ -76,13 +76,18 @@ impl EmbeddedIndex {
         }
     }
 
-    fn index(&self, tenant: &str, entity: &str) -> Result<Arc<EntityIndex>> {
+    /// The open index, opening (and with `create`, creating) it on first use; `None`
+    /// when it does not exist and may not be created.
+    fn index(&self, tenant: &str, entity: &str, create: bool) -> Result<Option<Arc<EntityIndex>>> {
         let key = (tenant.to_string(), entity.to_string());
         let mut open = self.open.lock().expect("search index registry");
         if let Some(index) = open.get(&key) {
-            return Ok(index.clone());
+            return Ok(Some(index.clone()));
         }
         let dir = self.root.join(tenant).join(entity);
+        if !create && !dir.exists() {
+            return Ok(None);
+        }
         std::fs::create_dir_all(&dir).map_err(search_error)?;
         let (schema, fields) = schema();
         let directory = tantivy::directory::MmapDirectory::open(&dir).map_err(search_error)?;
@@ -99,7 +104,7 @@ impl EmbeddedIndex {
             reader,
         });
         open.insert(key, entity_index.clone());
-        Ok(entity_index)
+        Ok(Some(entity_index))
     }
 
     /// Runs blocking index work off the async executor.
@@ -109,7 +114,9 @@ impl EmbeddedIndex {
         entity: &str,
         work: impl FnOnce(&EntityIndex) -> Result<T> + Send + 'static,
     ) -> Result<T> {
-        let index = self.index(tenant, entity)?;
+        let index = self
+            .index(tenant, entity, true)?
+            .expect("created on demand");
         tokio::task::spawn_blocking(move || work(&index))
             .await
             .map_err(search_error)?
@@ -230,6 +237,10 @@ impl EntityIndex {
 
 #[async_trait]
 impl SearchIndex for EmbeddedIndex {
+    fn backend(&self) -> &'static str {
+        "embedded"
+    }
+
     async fn upsert(&self, tenant: &str, entity: &str, documents: Vec<Document>) -> Result<()> {
         self.blocking(tenant, entity, move |index| {
             index.commit(|writer| {
@@ -284,8 +295,14 @@ impl SearchIndex for EmbeddedIndex {
     }
 
     async fn search(&self, tenant: &str, entity: &str, query: &SearchQuery) -> Result<Vec<Hit>> {
+        // Searching never creates an index: one not built yet (or just dropped by a
+        // rebuild's switch) has no hits.
+        let Some(index) = self.index(tenant, entity, false)? else {
+            return Ok(Vec::new());
+        };
         let query = query.clone();
-        self.blocking(tenant, entity, move |index| index.search(&query))
+        tokio::task::spawn_blocking(move || index.search(&query))
             .await
+            .map_err(search_error)?
     }
 }

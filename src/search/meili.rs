@@ -205,6 +205,10 @@ fn rank(document: MeiliDocument, query: &SearchQuery) -> Hit {
 
 #[async_trait]
 impl SearchIndex for MeiliIndex {
+    fn backend(&self) -> &'static str {
+        "meilisearch"
+    }
+
     async fn upsert(&self, tenant: &str, index: &str, documents: Vec<Document>) -> Result<()> {
         if documents.is_empty() {
             return Ok(());
@@ -264,15 +268,25 @@ impl SearchIndex for MeiliIndex {
         let Some(filter) = filter(query) else {
             return Ok(Vec::new());
         };
-        let handle = self.prepared(tenant, index).await?;
+        // Not `prepared`: searching never creates an index, and one that exists got
+        // its settings when it was created.
+        let handle = self.client.index(Self::uid(tenant, index));
         let results = handle
             .search()
             .with_filter(&filter)
             .with_limit(CANDIDATES)
             .with_attributes_to_retrieve(Selectors::Some(&["id", "owner", "title", "fields"]))
             .execute::<MeiliDocument>()
-            .await
-            .map_err(search_error)?;
+            .await;
+        let results = match results {
+            Ok(results) => results,
+            Err(meilisearch_sdk::errors::Error::Meilisearch(error))
+                if error.error_code == meilisearch_sdk::errors::ErrorCode::IndexNotFound =>
+            {
+                return Ok(Vec::new());
+            }
+            Err(error) => return Err(search_error(error)),
+        };
         let mut hits: Vec<Hit> = results
             .hits
             .into_iter()

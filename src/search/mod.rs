@@ -50,6 +50,9 @@ pub struct Hit {
 /// A search backend: one index per tenant and entity.
 #[async_trait]
 pub trait SearchIndex: Send + Sync {
+    /// The backend's name, part of each index's signature: switching backends
+    /// rebuilds every index in the new one.
+    fn backend(&self) -> &'static str;
     /// Adds or replaces documents (by id).
     async fn upsert(&self, tenant: &str, entity: &str, documents: Vec<Document>) -> Result<()>;
     async fn delete(&self, tenant: &str, entity: &str, ids: Vec<i64>) -> Result<()>;

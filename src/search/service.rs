@@ -8,7 +8,8 @@ use crate::auth::Context;
 use crate::catalog::{Catalog, EntityCatalog};
 use crate::error::Result;
 use crate::meta::Action;
-use crate::search::{SearchIndex, SearchQuery, indexer};
+use crate::search::indexer::{self, Serving};
+use crate::search::{SearchIndex, SearchQuery};
 
 /// Most hits one search answers.
 pub const MAX_LIMIT: usize = 100;
@@ -33,6 +34,7 @@ pub async fn search(
     limit: usize,
 ) -> Result<Value> {
     indexer::drain(&ctx.tenant, catalog, index).await?;
+    let serving = Serving::load(&ctx.tenant.db).await?;
     let limit = limit.clamp(1, MAX_LIMIT);
     let mut hits = Vec::new();
     for entity in catalog.entities() {
@@ -53,7 +55,7 @@ pub async fn search(
             limit,
         };
         for hit in index
-            .search(&ctx.tenant.key, &entity.def.key, &query)
+            .search(&ctx.tenant.key, &serving.index(&entity.def.key), &query)
             .await?
         {
             hits.push(
@@ -84,6 +86,7 @@ pub async fn duplicates(
 ) -> Result<Value> {
     ctx.authorize(entity, Action::Read).await?;
     indexer::drain(&ctx.tenant, catalog, index).await?;
+    let serving = Serving::load(&ctx.tenant.db).await?;
     let mut found: std::collections::BTreeMap<i64, (f32, Value, String, Vec<String>)> =
         Default::default();
     for field in entity.def.fields.iter().filter(|f| f.searchable) {
@@ -101,7 +104,7 @@ pub async fn duplicates(
             limit: 10,
         };
         for hit in index
-            .search(&ctx.tenant.key, &entity.def.key, &query)
+            .search(&ctx.tenant.key, &serving.index(&entity.def.key), &query)
             .await?
         {
             let slot = found.entry(hit.id).or_insert((

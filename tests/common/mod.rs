@@ -6,6 +6,9 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 
+use metacrm::search::SearchIndex;
+use metacrm::search::embedded::EmbeddedIndex;
+use metacrm::search::meili::MeiliIndex;
 use metacrm::store::db::DbConfig;
 use metacrm::tenant::{NewTenant, Tenant, Tenants};
 use poem::listener::{Acceptor, Listener, TcpListener};
@@ -22,6 +25,44 @@ pub fn db_config(dir: &std::path::Path) -> DbConfig {
         database_url: url,
         data_dir: dir.to_path_buf(),
         meilisearch: None,
+    }
+}
+
+/// A search backend the search conformance suite runs against.
+#[derive(Debug, Clone)]
+pub enum SearchBackend {
+    Embedded,
+    Meilisearch {
+        url: String,
+        api_key: Option<String>,
+    },
+}
+
+impl SearchBackend {
+    /// The embedded backend always; Meilisearch too when `METACRM_TEST_MEILI_URL`
+    /// names a server (`METACRM_TEST_MEILI_KEY` its key). Says so when it is skipped.
+    pub fn all() -> Vec<SearchBackend> {
+        let mut backends = vec![SearchBackend::Embedded];
+        match std::env::var("METACRM_TEST_MEILI_URL") {
+            Ok(url) if !url.is_empty() => backends.push(SearchBackend::Meilisearch {
+                url,
+                api_key: std::env::var("METACRM_TEST_MEILI_KEY").ok(),
+            }),
+            _ => eprintln!(
+                "NOTICE: METACRM_TEST_MEILI_URL is not set: the Meilisearch backend is skipped, only the embedded one is tested"
+            ),
+        }
+        backends
+    }
+
+    /// The backend's index, embedded ones under `dir`.
+    pub fn open(&self, dir: &std::path::Path) -> Arc<dyn SearchIndex> {
+        match self {
+            SearchBackend::Embedded => Arc::new(EmbeddedIndex::new(dir.join("search"))),
+            SearchBackend::Meilisearch { url, api_key } => {
+                Arc::new(MeiliIndex::new(url, api_key.as_deref()).unwrap())
+            }
+        }
     }
 }
 
@@ -76,8 +117,18 @@ pub struct Reply {
 impl TestServer {
     /// Starts a server with a fresh tenant that has `package` applied.
     pub async fn start(package: Value) -> TestServer {
+        Self::start_with(package, |dir| SearchBackend::Embedded.open(dir)).await
+    }
+
+    /// Starts a server whose search index `search` makes (given the data folder).
+    pub async fn start_with(
+        package: Value,
+        search: impl FnOnce(&std::path::Path) -> Arc<dyn SearchIndex>,
+    ) -> TestServer {
         let dir = tempfile::tempdir().unwrap();
-        let tenants = Tenants::open(&db_config(dir.path())).await.unwrap();
+        let tenants = Tenants::open_with_search(&db_config(dir.path()), search(dir.path()))
+            .await
+            .unwrap();
         let key = unique_key("t");
         let tenant = tenants
             .create(&NewTenant {
