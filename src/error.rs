@@ -33,6 +33,9 @@ pub enum Error {
     NotFound(String),
     #[error("{0}")]
     Conflict(String),
+    /// Creating a certain duplicate (查重): the matches, as `duplicates::Match::to_json`.
+    #[error("{} already exist(s) like this record: {}", .0.len(), .0.iter().filter_map(|m| m["title"].as_str()).collect::<Vec<_>>().join(", "))]
+    Duplicate(Vec<serde_json::Value>),
     #[error("the record was changed by someone else (current version {current})")]
     VersionConflict { current: i64 },
     #[error("the record is invalid")]
@@ -69,7 +72,7 @@ impl Error {
             Error::Unauthorized(_) => 401,
             Error::Forbidden(_) | Error::ForbiddenFields(_) => 403,
             Error::NotFound(_) => 404,
-            Error::Conflict(_) | Error::VersionConflict { .. } => 409,
+            Error::Conflict(_) | Error::VersionConflict { .. } | Error::Duplicate(_) => 409,
             Error::PayloadTooLarge { .. } => 413,
             Error::TooManyRequests { .. } => 429,
             Error::Validation(_) | Error::InvalidPackage(_) => 422,
@@ -85,6 +88,7 @@ impl Error {
             Error::Forbidden(_) | Error::ForbiddenFields(_) => "forbidden",
             Error::NotFound(_) => "not_found",
             Error::Conflict(_) => "conflict",
+            Error::Duplicate(_) => "duplicate",
             Error::VersionConflict { .. } => "version_conflict",
             Error::PayloadTooLarge { .. } => "payload_too_large",
             Error::TooManyRequests { .. } => "too_many_requests",
@@ -102,6 +106,7 @@ impl Error {
                 serde_json::to_value(errors).ok()
             }
             Error::InvalidPackage(problems) => serde_json::to_value(problems).ok(),
+            Error::Duplicate(matches) => Some(serde_json::json!({ "matches": matches })),
             Error::VersionConflict { current } => {
                 Some(serde_json::json!({ "current_version": current }))
             }

@@ -504,3 +504,135 @@ async fn changing_searchable_fields_rebuilds_in_the_background_while_search_answ
         );
     }
 }
+
+async fn count_customers(server: &TestServer) -> usize {
+    let reply = server
+        .post("/api/data/customer/query", json!({"limit": 1000}))
+        .await;
+    assert_eq!(reply.status, 200, "{:?}", reply.body);
+    reply.body["items"].as_array().unwrap().len()
+}
+
+/// The test package with a blocking duplicate check on customers that managers may
+/// override.
+fn blocking_package() -> Value {
+    let mut package = package();
+    package["entities"][0]["duplicate_check"] = json!({"block": true, "force_roles": ["manager"]});
+    package["roles"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"key": "manager", "permissions": [
+            {"entity": "customer", "actions": ["create", "read"], "scope": "all"}]}));
+    package
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn certain_duplicates_are_refused_unless_an_allowed_user_forces_them() {
+    for backend in SearchBackend::all() {
+        let server = TestServer::start_with(blocking_package(), |dir| backend.open(dir)).await;
+        let (rep, rep_token) = server.user("rep", &["sales"], None).await;
+        let (_, manager_token) = server.user("boss", &["manager"], None).await;
+        let existing = server
+            .create(
+                "customer",
+                json!({"name": ZHENHUA, "phone": "0755-8888 6666", "owner": rep}),
+            )
+            .await["id"]
+            .as_i64()
+            .unwrap();
+        let check = |values: Value| {
+            let server = &server;
+            async move {
+                let reply = server.post("/api/data/customer/duplicates", values).await;
+                assert_eq!(reply.status, 200, "{:?}", reply.body);
+                reply.body["items"].as_array().unwrap().clone()
+            }
+        };
+        let same = check(json!({"name": "深圳震华信息技术有限公司"})).await;
+        assert_eq!(same[0]["id"], json!(existing));
+        assert_eq!(same[0]["verdict"], json!("certain"));
+        assert_eq!(same[0]["reasons"], json!({"name": "same_name"}));
+        let near = check(json!({"name": "震华信息"})).await;
+        assert_eq!(near[0]["verdict"], json!("likely"), "{near:?}");
+        let phone = check(json!({"phone": "+86 755 8888 6666"})).await;
+        assert_eq!(phone[0]["reasons"], json!({"phone": "same_phone"}));
+
+        // The rep typing the same company differently is refused, with the match.
+        for values in [
+            json!({"name": "震华信息技术（深圳）有限公司"}),
+            json!({"name": "另一个名字", "phone": "+86 755 8888 6666"}),
+        ] {
+            let refused = server
+                .call(&rep_token, Method::POST, "/api/data/customer", Some(values))
+                .await;
+            assert_eq!(refused.status, 409, "{:?}", refused.body);
+            assert_eq!(refused.body["error"]["code"], json!("duplicate"));
+            assert_eq!(
+                refused.body["error"]["details"]["matches"][0]["id"],
+                json!(existing)
+            );
+            assert!(
+                refused.body["error"]["message"]
+                    .as_str()
+                    .unwrap()
+                    .contains(ZHENHUA)
+            );
+        }
+        assert_eq!(count_customers(&server).await, 1, "nothing was created");
+        // Forcing is for administrators and the check's roles.
+        let forced = server
+            .call(
+                &rep_token,
+                Method::POST,
+                "/api/data/customer?force=true",
+                Some(json!({"name": "深圳震华信息技术有限公司"})),
+            )
+            .await;
+        assert_eq!(forced.status, 403, "{:?}", forced.body);
+        for token in [&manager_token, &server.token] {
+            let forced = server
+                .call(
+                    token,
+                    Method::POST,
+                    "/api/data/customer?force=true",
+                    Some(json!({"name": "深圳震华信息技术有限公司"})),
+                )
+                .await;
+            assert_eq!(forced.status, 201, "{:?}", forced.body);
+        }
+        // Something new goes through without forcing.
+        let new = server
+            .call(
+                &rep_token,
+                Method::POST,
+                "/api/data/customer",
+                Some(json!({"name": "广州市宏达贸易有限公司", "phone": "020-1234 5678"})),
+            )
+            .await;
+        assert_eq!(new.status, 201, "{:?}", new.body);
+        assert_eq!(count_customers(&server).await, 4);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_duplicate_check_naming_an_unknown_role_is_rejected_with_its_path() {
+    let server = TestServer::start(package()).await;
+    let mut bad = package();
+    bad["entities"][0]["duplicate_check"] = json!({"block": true, "force_roles": ["ceo"]});
+    bad["entities"][1]["duplicate_check"] = json!({"block": true});
+    bad["entities"][1]["fields"][0]["searchable"] = json!(false);
+    let reply = server
+        .call(&server.token.clone(), Method::PUT, "/api/meta", Some(bad))
+        .await;
+    assert_eq!(reply.status, 422, "{:?}", reply.body);
+    let problems = reply.body["error"]["details"].to_string();
+    assert!(
+        problems.contains("entities[0].duplicate_check.force_roles[0]"),
+        "{problems}"
+    );
+    assert!(problems.contains("unknown role \\\"ceo\\\""), "{problems}");
+    assert!(
+        problems.contains("entities[1].duplicate_check.block"),
+        "{problems}"
+    );
+}

@@ -505,6 +505,20 @@ async fn crm_base_template_loads_with_samples() {
             json!({"name": "深圳市震华信息技术有限公司", "region": "south"}),
         )
         .await;
+    // The duplicate check answers first, naming the existing customer; forcing past
+    // it still meets the unique name.
+    assert_eq!(reply.status, 409, "duplicate customer: {:?}", reply.body);
+    assert_eq!(
+        reply.body["error"]["details"]["matches"][0]["verdict"],
+        "certain"
+    );
+    let reply = t
+        .server
+        .post(
+            "/api/data/customer?force=true",
+            json!({"name": "深圳市震华信息技术有限公司", "region": "south"}),
+        )
+        .await;
     assert_eq!(reply.status, 422, "duplicate customer: {:?}", reply.body);
     assert_eq!(TestServer::fields_of(&reply), ["name"]);
 

@@ -1,6 +1,9 @@
 //! `/api/data/{entity}`: records of the tenant's entities.
 
-use poem_openapi::param::{Header, Path};
+use std::sync::Arc;
+
+use poem::web::Data;
+use poem_openapi::param::{Header, Path, Query};
 use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, OpenApi};
 use serde_json::{Value, json};
@@ -9,8 +12,10 @@ use super::Tag;
 use super::security::Bearer;
 use crate::error::Error;
 use crate::meta::Action;
+use crate::search::service;
 use crate::store::journal;
 use crate::store::records::{AssignRequest, QueryRequest, Records};
+use crate::tenant::Tenants;
 use crate::workflow::approvals::Engine;
 use crate::workflow::shares;
 
@@ -43,18 +48,32 @@ pub struct RecordsApi;
 
 #[OpenApi(tag = "Tag::Records")]
 impl RecordsApi {
-    /// Create a record.
+    /// Create a record. On an entity whose duplicate check blocks, a certain
+    /// duplicate answers 409 `duplicate` with the matches in `details.matches`;
+    /// `force=true` creates it anyway, for administrators and the check's
+    /// `force_roles` (403 for anyone else).
     #[oai(path = "/data/:entity", method = "post")]
     async fn create(
         &self,
         auth: Bearer,
+        tenants: Data<&Arc<Tenants>>,
         entity: Path<String>,
+        force: Query<Option<bool>>,
         body: Json<Value>,
     ) -> poem::Result<Created> {
         let ctx = auth.0;
         let catalog = ctx.tenant.catalog().await;
         let entity = ctx.entity(&catalog, &entity.0)?;
         let access = ctx.authorize(entity, Action::Create).await?;
+        service::refuse_duplicates(
+            &ctx,
+            &catalog,
+            entity,
+            tenants.search.as_ref(),
+            &body.0,
+            force.0.unwrap_or(false),
+        )
+        .await?;
         let record = Records::new(&ctx.tenant.db, &catalog, entity)
             .create(&body.0, &access)
             .await?;

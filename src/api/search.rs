@@ -52,7 +52,11 @@ impl SearchApi {
 
     /// Likely duplicates of a record about to be created (查重): send the values
     /// typed so far (`{name, phone, …}`); answers `{items: [{id, title, owner,
-    /// score, fields}]}` across all owners.
+    /// verdict, score, reasons, fields}]}` across all owners, surest first. `verdict`
+    /// is `certain` (same phone, email, or name once region and company form are
+    /// stripped), `likely` (near-identical name) or `possible` (a search match);
+    /// `reasons` says per field why (`same_phone`, `same_email`, `same_name`,
+    /// `similar_name`, `matching_text`).
     #[oai(path = "/data/:entity/duplicates", method = "post")]
     async fn duplicates(
         &self,

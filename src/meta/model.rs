@@ -64,6 +64,8 @@ pub struct Entity {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pool: Option<Pool>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duplicate_check: Option<DuplicateCheck>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub layout: Option<Layout>,
 }
 
@@ -379,6 +381,20 @@ pub struct Pool {
     /// Records one user may claim from the pool per day (unlimited when absent).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub claim_limit: Option<u32>,
+}
+
+/// Duplicate check (查重) when creating records: the title field and phone and email
+/// fields are compared with existing records; a certain duplicate (same phone, same
+/// email, same name once region and company-form words are stripped) is refused
+/// when `block` is on, unless a user allowed to override asks to (`?force=true`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DuplicateCheck {
+    #[serde(default)]
+    pub block: bool,
+    /// Roles that may create a certain duplicate anyway (besides administrators).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub force_roles: Vec<String>,
 }
 
 impl Entity {

@@ -593,6 +593,18 @@ impl<'p> Validator<'p> {
                 "must be at least 1 day",
             );
         }
+        if let Some(check) = &entity.duplicate_check {
+            self.roles_exist(
+                &format!("{path}.duplicate_check.force_roles"),
+                &check.force_roles,
+            );
+            if check.block && !entity.fields.iter().any(|f| f.searchable) {
+                self.report(
+                    format!("{path}.duplicate_check.block"),
+                    "needs at least one searchable field to compare",
+                );
+            }
+        }
     }
 
     fn formula_cycles(&mut self, path: &str, entity: &Entity) {

@@ -229,6 +229,10 @@ impl EntityIndex {
                 score,
                 title,
                 snippet,
+                fields: texts
+                    .into_iter()
+                    .filter(|(field, _)| query.fields.contains(field))
+                    .collect(),
             });
         }
         Ok(hits)

@@ -200,6 +200,11 @@ fn rank(document: MeiliDocument, query: &SearchQuery) -> Hit {
         score,
         title: document.title,
         snippet,
+        fields: document
+            .fields
+            .into_iter()
+            .filter(|(field, _)| query.fields.contains(field))
+            .collect(),
     }
 }
 

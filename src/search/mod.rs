@@ -3,6 +3,7 @@
 //! drains the outbox, and the permission-filtered search the API calls.
 
 pub mod analyze;
+pub mod duplicates;
 pub mod embedded;
 pub mod indexer;
 pub mod meili;
@@ -45,6 +46,9 @@ pub struct Hit {
     pub title: String,
     /// The best matching field's text with matches in `<em>`, HTML-escaped.
     pub snippet: String,
+    /// The texts of the fields searched (the query's fields only), for comparisons
+    /// such as the duplicate check.
+    pub fields: BTreeMap<String, String>,
 }
 
 /// A search backend: one index per tenant and entity.

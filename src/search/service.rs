@@ -1,13 +1,15 @@
 //! Search as the API offers it: across the entities the caller may read, with their
 //! row scope as an owner filter inside the engine and masked fields left out of both
-//! matching and snippets; and the duplicate check before creating a record.
+//! matching and snippets; and the duplicate check before creating a record, which
+//! may refuse a certain duplicate.
 
 use serde_json::{Map, Value, json};
 
 use crate::auth::Context;
 use crate::catalog::{Catalog, EntityCatalog};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::meta::Action;
+use crate::search::duplicates::{self, Match, Verdict};
 use crate::search::indexer::{self, Serving};
 use crate::search::{SearchIndex, SearchQuery};
 
@@ -75,8 +77,8 @@ pub async fn search(
 }
 
 /// `POST /api/data/{e}/duplicates`: records of any owner that look like the given
-/// values (查重 before creating). Answers only `{id, title, owner, score, fields}` —
-/// enough to ask the owner, nothing more.
+/// values (查重 before creating), surest first. Answers who has each one and why —
+/// `duplicates::Match::to_json` — nothing more of the records.
 pub async fn duplicates(
     ctx: &Context,
     catalog: &Catalog,
@@ -85,50 +87,59 @@ pub async fn duplicates(
     values: &Map<String, Value>,
 ) -> Result<Value> {
     ctx.authorize(entity, Action::Read).await?;
+    let matches = find_duplicates(ctx, catalog, entity, index, values).await?;
+    let items: Vec<Value> = matches.iter().map(Match::to_json).collect();
+    Ok(json!({ "items": items }))
+}
+
+async fn find_duplicates(
+    ctx: &Context,
+    catalog: &Catalog,
+    entity: &EntityCatalog,
+    index: &dyn SearchIndex,
+    values: &Map<String, Value>,
+) -> Result<Vec<Match>> {
     indexer::drain(&ctx.tenant, catalog, index).await?;
     let serving = Serving::load(&ctx.tenant.db).await?;
-    let mut found: std::collections::BTreeMap<i64, (f32, Value, String, Vec<String>)> =
-        Default::default();
-    for field in entity.def.fields.iter().filter(|f| f.searchable) {
-        let Some(text) = values
-            .get(&field.key)
-            .and_then(Value::as_str)
-            .filter(|t| !t.trim().is_empty())
-        else {
-            continue;
+    duplicates::find(&ctx.tenant.key, &serving, entity, index, values).await
+}
+
+/// Before a create on an entity whose duplicate check blocks: refuses (409 with the
+/// matches) when a certain duplicate exists, unless `force` is asked by a user
+/// allowed to override (an administrator or one of the check's `force_roles`).
+pub async fn refuse_duplicates(
+    ctx: &Context,
+    catalog: &Catalog,
+    entity: &EntityCatalog,
+    index: &dyn SearchIndex,
+    record: &Value,
+    force: bool,
+) -> Result<()> {
+    let Some(check) = entity.def.duplicate_check.as_ref().filter(|c| c.block) else {
+        return Ok(());
+    };
+    if force {
+        let allowed = ctx.require_admin().await.is_ok()
+            || ctx.user.roles.iter().any(|r| check.force_roles.contains(r));
+        return match allowed {
+            true => Ok(()),
+            false => Err(Error::Forbidden(format!(
+                "you may not override the duplicate check of {}",
+                entity.def.key
+            ))),
         };
-        let query = SearchQuery {
-            text: text.to_string(),
-            fields: vec![field.key.clone()],
-            owners: None,
-            limit: 10,
-        };
-        for hit in index
-            .search(&ctx.tenant.key, &serving.index(&entity.def.key), &query)
-            .await?
-        {
-            let slot = found.entry(hit.id).or_insert((
-                0.0,
-                json!(hit.owner),
-                hit.title.clone(),
-                Vec::new(),
-            ));
-            slot.0 += hit.score;
-            slot.3.push(field.key.clone());
-        }
     }
-    let mut items: Vec<_> = found.into_iter().collect();
-    items.sort_by(|a, b| {
-        b.1.0
-            .partial_cmp(&a.1.0)
-            .unwrap_or(std::cmp::Ordering::Equal)
-    });
-    let items: Vec<Value> = items
-        .into_iter()
-        .take(10)
-        .map(|(id, (score, owner, title, fields))| {
-            json!({"id": id, "title": title, "owner": owner, "score": score, "fields": fields})
-        })
+    let Some(values) = record.as_object() else {
+        return Ok(());
+    };
+    let certain: Vec<Value> = find_duplicates(ctx, catalog, entity, index, values)
+        .await?
+        .iter()
+        .filter(|m| m.verdict == Verdict::Certain)
+        .map(Match::to_json)
         .collect();
-    Ok(json!({ "items": items }))
+    match certain.is_empty() {
+        true => Ok(()),
+        false => Err(Error::Duplicate(certain)),
+    }
 }
