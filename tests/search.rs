@@ -218,18 +218,24 @@ async fn changes_reach_the_index_through_the_outbox() {
     }
 }
 
+/// A sales rep owning 深圳市震华信息技术有限公司: the rep's id and token, the record's id.
+async fn rep_with_zhenhua(server: &TestServer) -> (i64, String, i64) {
+    let (rep, token) = server.user("rep", &["sales"], None).await;
+    let existing = server
+        .create(
+            "customer",
+            json!({"name": ZHENHUA, "phone": "0755-8888 6666", "owner": rep}),
+        )
+        .await["id"]
+        .as_i64()
+        .unwrap();
+    (rep, token, existing)
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn duplicates_are_found_before_creating() {
     for server in servers().await {
-        let (rep, rep_token) = server.user("rep", &["sales"], None).await;
-        let existing = server
-            .create(
-                "customer",
-                json!({"name": ZHENHUA, "phone": "0755-8888 6666", "owner": rep}),
-            )
-            .await["id"]
-            .as_i64()
-            .unwrap();
+        let (rep, rep_token, existing) = rep_with_zhenhua(&server).await;
         server.create("customer", json!({"name": "无关公司"})).await;
         // The front desk (admin here) and the rep both see the likely duplicate.
         for token in [server.token.clone(), rep_token] {
@@ -530,16 +536,8 @@ fn blocking_package() -> Value {
 async fn certain_duplicates_are_refused_unless_an_allowed_user_forces_them() {
     for backend in SearchBackend::all() {
         let server = TestServer::start_with(blocking_package(), |dir| backend.open(dir)).await;
-        let (rep, rep_token) = server.user("rep", &["sales"], None).await;
+        let (_, rep_token, existing) = rep_with_zhenhua(&server).await;
         let (_, manager_token) = server.user("boss", &["manager"], None).await;
-        let existing = server
-            .create(
-                "customer",
-                json!({"name": ZHENHUA, "phone": "0755-8888 6666", "owner": rep}),
-            )
-            .await["id"]
-            .as_i64()
-            .unwrap();
         let check = |values: Value| {
             let server = &server;
             async move {

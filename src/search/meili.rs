@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use meilisearch_sdk::client::Client;
+use meilisearch_sdk::errors::ErrorCode;
 use meilisearch_sdk::search::Selectors;
 use meilisearch_sdk::settings::Settings;
 use meilisearch_sdk::task_info::TaskInfo;
@@ -65,8 +66,9 @@ impl MeiliIndex {
     }
 
     /// Waits until Meilisearch has applied a write, so the indexer's cursor only moves
-    /// past what is really searchable.
-    async fn applied(&self, task: TaskInfo) -> Result<()> {
+    /// past what is really searchable. A failure with the `harmless` code counts as
+    /// done.
+    async fn applied(&self, task: TaskInfo, harmless: Option<ErrorCode>) -> Result<()> {
         let task = task
             .wait_for_completion(
                 &self.client,
@@ -76,7 +78,10 @@ impl MeiliIndex {
             .await
             .map_err(search_error)?;
         if task.is_failure() {
-            return Err(search_error(task.unwrap_failure()));
+            let error = task.unwrap_failure();
+            if Some(error.error_code.clone()) != harmless {
+                return Err(search_error(error));
+            }
         }
         Ok(())
     }
@@ -91,8 +96,8 @@ impl MeiliIndex {
                 .with_filterable_attributes(["terms", "owner"])
                 .with_searchable_attributes(["title"])
                 .with_displayed_attributes(["id", "owner", "title", "fields"]);
-            self.applied(handle.set_settings(&settings).await.map_err(search_error)?)
-                .await?;
+            let task = handle.set_settings(&settings).await.map_err(search_error)?;
+            self.applied(task, None).await?;
             prepared.insert(uid);
         }
         Ok(handle)
@@ -224,7 +229,7 @@ impl SearchIndex for MeiliIndex {
             .add_or_replace(&documents, Some("id"))
             .await
             .map_err(search_error)?;
-        self.applied(task).await
+        self.applied(task, None).await
     }
 
     async fn delete(&self, tenant: &str, index: &str, ids: Vec<i64>) -> Result<()> {
@@ -233,13 +238,13 @@ impl SearchIndex for MeiliIndex {
         }
         let handle = self.prepared(tenant, index).await?;
         let task = handle.delete_documents(&ids).await.map_err(search_error)?;
-        self.applied(task).await
+        self.applied(task, None).await
     }
 
     async fn clear(&self, tenant: &str, index: &str) -> Result<()> {
         let handle = self.prepared(tenant, index).await?;
         let task = handle.delete_all_documents().await.map_err(search_error)?;
-        self.applied(task).await
+        self.applied(task, None).await
     }
 
     async fn drop_index(&self, tenant: &str, index: &str) -> Result<()> {
@@ -251,22 +256,8 @@ impl SearchIndex for MeiliIndex {
             .delete()
             .await
             .map_err(search_error)?;
-        let task = task
-            .wait_for_completion(
-                &self.client,
-                Some(Duration::from_millis(20)),
-                Some(TASK_TIMEOUT),
-            )
-            .await
-            .map_err(search_error)?;
-        if task.is_failure() {
-            let error = task.unwrap_failure();
-            // An index that never existed is as dropped as can be.
-            if error.error_code != meilisearch_sdk::errors::ErrorCode::IndexNotFound {
-                return Err(search_error(error));
-            }
-        }
-        Ok(())
+        // An index that never existed is as dropped as can be.
+        self.applied(task, Some(ErrorCode::IndexNotFound)).await
     }
 
     async fn search(&self, tenant: &str, index: &str, query: &SearchQuery) -> Result<Vec<Hit>> {
@@ -286,7 +277,7 @@ impl SearchIndex for MeiliIndex {
         let results = match results {
             Ok(results) => results,
             Err(meilisearch_sdk::errors::Error::Meilisearch(error))
-                if error.error_code == meilisearch_sdk::errors::ErrorCode::IndexNotFound =>
+                if error.error_code == ErrorCode::IndexNotFound =>
             {
                 return Ok(Vec::new());
             }
