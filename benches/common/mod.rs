@@ -564,6 +564,287 @@ pub async fn ensure_loaded(tenant: &Tenant, rows: usize, owner: i64) -> Option<D
     Some(bulk_load(tenant, rows, owner).await)
 }
 
+/// Loads rows `0..rows` into the tenant's `table` the way [`bulk_load`] does (multi-row
+/// INSERTs of 500 rows in 50,000-row transactions, not through the API), with
+/// `values(i)` the stored values of row `i` for `columns`. Returns the time it took.
+pub async fn bulk_insert(
+    tenant: &Tenant,
+    table: &str,
+    columns: &[&str],
+    rows: usize,
+    values: impl Fn(usize) -> Vec<Expr>,
+) -> Duration {
+    const PER_STATEMENT: usize = 500;
+    const PER_TRANSACTION: usize = 50_000;
+    let started = Instant::now();
+    let columns: Vec<Alias> = columns.iter().map(|c| Alias::new(*c)).collect();
+    let mut next = 0usize;
+    while next < rows {
+        let txn = tenant.db.begin_write().await.expect("begin");
+        let end = (next + PER_TRANSACTION).min(rows);
+        while next < end {
+            let n = PER_STATEMENT.min(end - next);
+            let mut insert = Query::insert();
+            insert
+                .into_table(tenant.db.table(table))
+                .columns(columns.clone());
+            for i in next..next + n {
+                insert.values_panic(values(i));
+            }
+            txn.execute(&insert).await.expect("bulk insert");
+            next += n;
+        }
+        txn.commit().await.expect("commit");
+        eprint!(
+            "\r  loaded {next}/{rows} rows ({:.0} rows/s)   ",
+            next as f64 / started.elapsed().as_secs_f64()
+        );
+    }
+    eprintln!();
+    started.elapsed()
+}
+
+// ---------------------------------------------------------------------------------
+// Chinese company names, people and phone numbers
+// ---------------------------------------------------------------------------------
+
+/// Where a company is registered: the prefix of its name and its landlines' area code.
+pub const LOCALITIES: [(&str, &str); 36] = [
+    ("深圳市", "0755"),
+    ("广州市", "020"),
+    ("苏州工业园区", "0512"),
+    ("上海市", "021"),
+    ("北京市", "010"),
+    ("杭州市", "0571"),
+    ("成都市", "028"),
+    ("武汉市", "027"),
+    ("南京市", "025"),
+    ("西安市", "029"),
+    ("东莞市", "0769"),
+    ("佛山市", "0757"),
+    ("宁波市", "0574"),
+    ("青岛市", "0532"),
+    ("厦门市", "0592"),
+    ("天津市", "022"),
+    ("重庆市", "023"),
+    ("长沙市", "0731"),
+    ("郑州市", "0371"),
+    ("合肥市", "0551"),
+    ("无锡市", "0510"),
+    ("常州市", "0519"),
+    ("昆山市", "0512"),
+    ("中山市", "0760"),
+    ("珠海市", "0756"),
+    ("惠州市", "0752"),
+    ("温州市", "0577"),
+    ("济南市", "0531"),
+    ("沈阳市", "024"),
+    ("大连市", "0411"),
+    ("福州市", "0591"),
+    ("深圳市南山区", "0755"),
+    ("上海浦东新区", "021"),
+    ("广东", "020"),
+    ("江苏", "025"),
+    ("浙江", "0571"),
+];
+
+/// Characters of trade names (字号), roughly most used first.
+const TRADE_NAME_CHARS: &str = "华信达通宏恒新科盛天成瑞丰嘉和明德中联金桥远航星辰创同舟兴业利民安泰\
+    永晟长城海纳世振东方南北美佳宇泽润源鑫磊晶光辉腾飞龙凤祥福顺昌隆旺发益康健宁静云峰山川江河湖林\
+    森茂荣耀卓越锦绣彩雅致精诚义仁智勇强力伟图亿万千百众合融汇聚宝玉银铭惠普博鼎立志正大亚洲环球国\
+    际汉唐宋元凯威斯特奥迪雷克尔高地人泉清澄蓝绿青红紫白橙朗馨夏神九州四八三友五六七开启晨曦朝阳旭\
+    日升石铁钢铜锐捷迅速乐欣悦怡然乾坤震巽离艮兑柏松竹梅兰菊荷桂樟楠杉桐";
+
+/// Trade-name characters without repeats, in order.
+pub fn trade_name_chars() -> &'static [char] {
+    static CHARS: std::sync::LazyLock<Vec<char>> = std::sync::LazyLock::new(|| {
+        let mut seen = std::collections::HashSet::new();
+        TRADE_NAME_CHARS
+            .chars()
+            .filter(|c| !c.is_whitespace() && seen.insert(*c))
+            .collect()
+    });
+    &CHARS
+}
+
+pub const INDUSTRIES: [&str; 36] = [
+    "信息技术",
+    "机械制造",
+    "贸易",
+    "电子科技",
+    "环保科技",
+    "医疗器械",
+    "物流",
+    "建材",
+    "食品",
+    "自动化设备",
+    "新材料",
+    "生物科技",
+    "网络科技",
+    "软件",
+    "实业",
+    "投资",
+    "建筑工程",
+    "装饰工程",
+    "化工",
+    "纺织",
+    "服饰",
+    "家具",
+    "汽车配件",
+    "精密机械",
+    "光电",
+    "能源",
+    "农业科技",
+    "文化传媒",
+    "教育科技",
+    "供应链管理",
+    "电气",
+    "五金制品",
+    "塑胶制品",
+    "包装材料",
+    "检测技术",
+    "进出口",
+];
+
+/// Legal-form suffixes with their weights (of 100).
+pub const COMPANY_SUFFIXES: [(&str, u64); 5] = [
+    ("有限公司", 60),
+    ("股份有限公司", 15),
+    ("有限责任公司", 10),
+    ("集团有限公司", 10),
+    ("集团", 5),
+];
+
+/// Surnames, roughly most common first (compound ones at the end).
+const SURNAMES: &str = "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗郑梁谢宋唐许韩冯邓曹彭曾肖田董袁潘\
+    于蒋蔡余杜叶程苏魏吕丁任沈姚卢姜崔钟谭陆汪范金石廖贾夏韦付方白邹孟熊秦邱江尹薛闫段雷侯龙史陶黎\
+    贺顾毛郝龚邵万钱严覃武戴莫孔向汤";
+const COMPOUND_SURNAMES: [&str; 4] = ["欧阳", "司马", "诸葛", "上官"];
+const GIVEN_NAME_CHARS: &str = "伟芳娜敏静丽强磊军洋勇艳杰娟涛明超兰霞平刚英华玉萍红玲芬燕彬斌宇浩凯\
+    健俊帆帅旭宁博文志鹏辉建国海波晓东晨阳子涵梓萱一诺欣怡雨桐思远佳琪嘉雅婷鑫瑞泽轩然昊天颖慧琳婉清";
+const FORMS_OF_ADDRESS: [&str; 4] = ["经理", "总", "先生", "女士"];
+
+/// A pick in `0..n` skewed towards the start: index `k` or lower with probability
+/// `sqrt((k + 1) / n)`, so a few entries are common and most are rare.
+pub fn skewed(rng: &mut Rng, n: usize) -> usize {
+    let u = rng.unit();
+    ((u * u * n as f64) as usize).min(n - 1)
+}
+
+fn pick_char(rng: &mut Rng, chars: &str, skew: bool) -> char {
+    let n = chars.chars().filter(|c| !c.is_whitespace()).count();
+    let k = if skew {
+        skewed(rng, n)
+    } else {
+        rng.below(n as u64) as usize
+    };
+    chars
+        .chars()
+        .filter(|c| !c.is_whitespace())
+        .nth(k)
+        .expect("in range")
+}
+
+/// A generated company name, by part: `{locality}{core}{industry}{suffix}`, e.g.
+/// 深圳市 + 震华 + 信息技术 + 有限公司.
+#[derive(Debug, Clone)]
+pub struct CompanyName {
+    /// Index into [`LOCALITIES`].
+    pub locality: usize,
+    /// The trade name (字号), 2 or 3 characters.
+    pub core: String,
+    pub industry: &'static str,
+    pub suffix: &'static str,
+}
+
+impl CompanyName {
+    pub fn prefix(&self) -> &'static str {
+        LOCALITIES[self.locality].0
+    }
+
+    pub fn area_code(&self) -> &'static str {
+        LOCALITIES[self.locality].1
+    }
+
+    pub fn full(&self) -> String {
+        format!(
+            "{}{}{}{}",
+            self.prefix(),
+            self.core,
+            self.industry,
+            self.suffix
+        )
+    }
+}
+
+/// A company name: any of 36 localities (skewed towards the big cities), a trade name
+/// of 2 (two thirds) or 3 characters from ~250, skewed so that some are common, an
+/// industry and a legal form.
+pub fn company_name(rng: &mut Rng) -> CompanyName {
+    let locality = skewed(rng, LOCALITIES.len());
+    let pool = trade_name_chars();
+    let length = if rng.below(3) < 2 { 2 } else { 3 };
+    let mut core: Vec<char> = Vec::with_capacity(length);
+    while core.len() < length {
+        let c = pool[skewed(rng, pool.len())];
+        if core.last() != Some(&c) {
+            core.push(c);
+        }
+    }
+    let industry = INDUSTRIES[rng.below(INDUSTRIES.len() as u64) as usize];
+    let mut roll = rng.below(100);
+    let mut suffix = COMPANY_SUFFIXES[0].0;
+    for (s, weight) in COMPANY_SUFFIXES {
+        if roll < weight {
+            suffix = s;
+            break;
+        }
+        roll -= weight;
+    }
+    CompanyName {
+        locality,
+        core: core.into_iter().collect(),
+        industry,
+        suffix,
+    }
+}
+
+/// A person's name as a contact field holds it: a surname (now and then a compound
+/// one) and a one- or two-character given name, or the surname and a form of address
+/// (王经理, 李总) for one contact in ten.
+pub fn person_name(rng: &mut Rng) -> String {
+    let mut name = if rng.below(200) == 0 {
+        COMPOUND_SURNAMES[rng.below(COMPOUND_SURNAMES.len() as u64) as usize].to_string()
+    } else {
+        pick_char(rng, SURNAMES, true).to_string()
+    };
+    if rng.below(10) == 0 {
+        name.push_str(FORMS_OF_ADDRESS[rng.below(FORMS_OF_ADDRESS.len() as u64) as usize]);
+        return name;
+    }
+    let given = if rng.below(10) < 3 { 1 } else { 2 };
+    for _ in 0..given {
+        name.push(pick_char(rng, GIVEN_NAME_CHARS, false));
+    }
+    name
+}
+
+/// A mobile number: `1[3-9]` and nine digits, written without separators.
+pub fn mobile_number(rng: &mut Rng) -> String {
+    format!("1{}{:09}", 3 + rng.below(7), rng.below(1_000_000_000))
+}
+
+/// A landline in the area: eight digits after the area code, written `0755-8888 6666`
+/// or `0755-88886666`.
+pub fn landline_number(rng: &mut Rng, area_code: &str) -> String {
+    let local = 20_000_000 + rng.below(70_000_000);
+    if rng.below(2) == 0 {
+        format!("{area_code}-{} {:04}", local / 10_000, local % 10_000)
+    } else {
+        format!("{area_code}-{local}")
+    }
+}
+
 // ---------------------------------------------------------------------------------
 // Statistics and output
 // ---------------------------------------------------------------------------------
@@ -674,7 +955,8 @@ pub fn hwm_kib() -> u64 {
     proc_status_kib("VmHWM:")
 }
 
-fn proc_status_kib(key: &str) -> u64 {
+/// A `kB` line of /proc/self/status (`VmRSS:`, `RssAnon:`, `RssFile:` …) in KiB.
+pub fn proc_status_kib(key: &str) -> u64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|status| {
