@@ -67,19 +67,20 @@ pub fn split_syllables(text: &str) -> Option<Vec<&str>> {
     Some(parts)
 }
 
-/// What one field's text is indexed under (without the field prefix).
-pub fn terms(text: &str) -> BTreeSet<String> {
-    let mut terms = BTreeSet::new();
+/// What one field's text is indexed under (without the field prefix), sorted and
+/// without repeats.
+///
+/// This runs for every document the indexer writes, so it looks each character's
+/// pinyin up once and builds each term in one allocation.
+pub fn terms(text: &str) -> Vec<String> {
+    let mut terms = Vec::with_capacity(text.len() * 4);
     // Phone numbers are written with separators in every style: their digits
     // together also make 4-grams, so any 4+ digit run typed finds them.
     let digits: String = text.chars().filter(char::is_ascii_digit).collect();
-    if digits.len() >= 4 {
-        for start in 0..=digits.len() - 4 {
-            terms.insert(format!("d:{}", &digits[start..start + 4]));
-        }
-    }
+    push_four_grams(&digits, &mut terms);
     let lower = text.to_lowercase();
     let chars: Vec<char> = lower.chars().collect();
+    let mut initials: Vec<&'static str> = Vec::new();
     let mut index = 0;
     while index < chars.len() {
         let c = chars[index];
@@ -90,53 +91,63 @@ pub fn terms(text: &str) -> BTreeSet<String> {
         let run = &chars[index..run_end];
         match kind(c) {
             Kind::Cjk => {
+                let syllables: Vec<Option<&'static str>> =
+                    run.iter().map(|ch| syllable(*ch)).collect();
+                let (mut this, mut next) = ([0u8; 4], [0u8; 4]);
                 for (i, ch) in run.iter().enumerate() {
-                    terms.insert(format!("c:{ch}"));
-                    if let Some(next) = run.get(i + 1) {
-                        terms.insert(format!("c:{ch}{next}"));
+                    let this = &*ch.encode_utf8(&mut this);
+                    terms.push(term("c:", &[this]));
+                    if let Some(following) = run.get(i + 1) {
+                        terms.push(term("c:", &[this, following.encode_utf8(&mut next)]));
                     }
-                    if let Some(s) = syllable(*ch) {
-                        terms.insert(format!("p:{s}"));
-                        if let Some(next) = run.get(i + 1).and_then(|n| syllable(*n)) {
-                            terms.insert(format!("pp:{s}{next}"));
+                    if let Some(s) = syllables[i] {
+                        terms.push(term("p:", &[s]));
+                        initials.push(&s[..1]);
+                        if let Some(Some(following)) = syllables.get(i + 1) {
+                            terms.push(term("pp:", &[s, following]));
                         }
                     }
                 }
             }
             Kind::Digit => {
-                let digits: String = run.iter().collect();
-                if digits.len() >= 4 {
-                    for start in 0..=digits.len() - 4 {
-                        terms.insert(format!("d:{}", &digits[start..start + 4]));
-                    }
+                let run: String = run.iter().collect();
+                if run.len() >= 4 {
+                    push_four_grams(&run, &mut terms);
                 } else {
-                    terms.insert(format!("w:{digits}"));
+                    terms.push(term("w:", &[&run]));
                 }
             }
-            Kind::Letter => {
-                terms.insert(format!("w:{}", run.iter().collect::<String>()));
-            }
+            Kind::Letter => terms.push(term("w:", &[&run.iter().collect::<String>()])),
             Kind::Other => {}
         }
         index = run_end;
     }
     // Initials pairs, adjacent and across one character: users abbreviate 深圳市震华
     // as szzh, skipping the 市.
-    let initials = initials(text);
     for (i, first) in initials.iter().enumerate() {
         for second in initials.iter().skip(i + 1).take(2) {
-            terms.insert(format!("i:{first}{second}"));
+            terms.push(term("i:", &[first, second]));
         }
     }
+    terms.sort_unstable();
+    terms.dedup();
     terms
 }
 
-/// The pinyin initials of a text's Chinese characters, in order (`szszhxxjsyxgs`).
-fn initials(text: &str) -> Vec<&'static str> {
-    text.chars()
-        .filter(|c| is_cjk(*c))
-        .filter_map(|c| c.to_pinyin().map(|p| p.first_letter()))
-        .collect()
+/// A term of this kind (`c:`, `p:`, …) made of these parts, in one allocation.
+fn term(kind: &str, parts: &[&str]) -> String {
+    let mut term = String::with_capacity(kind.len() + parts.iter().map(|p| p.len()).sum::<usize>());
+    term.push_str(kind);
+    parts.iter().for_each(|p| term.push_str(p));
+    term
+}
+
+fn push_four_grams(digits: &str, terms: &mut Vec<String>) {
+    if digits.len() >= 4 {
+        for start in 0..=digits.len() - 4 {
+            terms.push(term("d:", &[&digits[start..start + 4]]));
+        }
+    }
 }
 
 /// How many typos a latin word of this length tolerates.
@@ -257,7 +268,17 @@ pub fn plan(query: &str) -> Plan {
 }
 
 fn latin(word: &str) -> Vec<Vec<Match>> {
-    let typos = typos_allowed(word);
+    let syllables = if word.is_ascii() {
+        split_syllables(word)
+    } else {
+        None
+    };
+    // A word that spells pinyin is most likely pinyin: as a latin word it keeps one
+    // typo, not two (two typos on a long word is also the costliest match there is).
+    let typos = match syllables {
+        Some(_) => typos_allowed(word).min(1),
+        None => typos_allowed(word),
+    };
     let mut alternatives = vec![vec![if typos == 0 {
         Match::Term(format!("w:{word}"))
     } else {
@@ -266,7 +287,7 @@ fn latin(word: &str) -> Vec<Vec<Match>> {
     if !word.is_ascii() {
         return alternatives;
     }
-    match split_syllables(word) {
+    match syllables {
         Some(syllables) if syllables.len() == 1 => {
             alternatives.push(vec![Match::Term(format!("p:{}", syllables[0]))]);
         }
@@ -393,27 +414,26 @@ mod tests {
             "pp:shenzhen",
         ] {
             assert!(
-                terms.contains(expected),
+                terms.iter().any(|t| t == expected),
                 "{expected} missing from {terms:?}"
             );
         }
-        assert_eq!(initials(NAME).concat(), "szszhxxjsyxgs");
         for pair in ["i:sz", "i:zz", "i:zh", "i:ss"] {
-            assert!(terms.contains(pair), "{pair}");
+            assert!(terms.iter().any(|t| t == pair), "{pair}");
         }
         assert!(
-            !terms.contains("i:hj"),
+            !terms.iter().any(|t| t == "i:hj"),
             "initials pairs span at most one character"
         );
     }
 
     #[test]
     fn digits_become_four_grams_and_words_lowercase() {
-        let terms = terms("Tel 0755-8888 6666, ACME Ltd");
-        assert!(terms.contains("d:0755") && terms.contains("d:8888") && terms.contains("w:acme"));
-        assert!(terms.contains("d:8886"), "digits across separators");
-        let phone = super::terms("13800138000");
-        assert!(phone.contains("d:0013") && phone.contains("d:8000"));
+        let has = |text: &str, term: &str| terms(text).iter().any(|t| t == term);
+        let text = "Tel 0755-8888 6666, ACME Ltd";
+        assert!(has(text, "d:0755") && has(text, "d:8888") && has(text, "w:acme"));
+        assert!(has(text, "d:8886"), "digits across separators");
+        assert!(has("13800138000", "d:0013") && has("13800138000", "d:8000"));
     }
 
     #[test]
@@ -445,6 +465,15 @@ mod tests {
             vec![vec![Match::Term("c:震华".into())]]
         );
         assert!(super::plan("zhenhua")[0].contains(&vec![Match::Term("pp:zhenhua".into())]));
+        assert_eq!(
+            super::plan("shenzhen")[0][0],
+            vec![Match::Fuzzy("shenzhen".into(), 1)],
+            "a pinyin word keeps one typo as a latin word"
+        );
+        assert_eq!(
+            super::plan("precision")[0][0],
+            vec![Match::Fuzzy("precision".into(), 2)]
+        );
     }
 
     #[test]
