@@ -6,6 +6,7 @@ pub mod error;
 mod meta;
 mod openapi;
 mod records;
+mod reports;
 mod search;
 mod security;
 mod users;
@@ -39,6 +40,8 @@ enum Tag {
     Workflow,
     /// Full-text search and duplicate checks
     Search,
+    /// Reports and dashboards
+    Reports,
 }
 
 type Apis = (
@@ -48,6 +51,7 @@ type Apis = (
     users::UsersApi,
     workflow::WorkflowApi,
     search::SearchApi,
+    reports::ReportsApi,
 );
 
 fn service() -> OpenApiService<Apis, ()> {
@@ -59,6 +63,7 @@ fn service() -> OpenApiService<Apis, ()> {
             users::UsersApi,
             workflow::WorkflowApi,
             search::SearchApi,
+            reports::ReportsApi,
         ),
         "metacrm",
         env!("CARGO_PKG_VERSION"),

@@ -6,4 +6,4 @@ pub mod model;
 pub mod validate;
 
 pub use model::*;
-pub use validate::{Problem, parse_package, validate};
+pub use validate::{Problem, parse_package, report_problems, validate};

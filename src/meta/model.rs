@@ -594,8 +594,19 @@ pub struct Report {
     pub limit: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub chart: Option<Chart>,
+    /// For a `comparison`: the period compared with the one before it (default year).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compare: Option<ComparePeriod>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub roles: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ComparePeriod {
+    Month,
+    Quarter,
+    Year,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -638,6 +649,16 @@ pub struct Measure {
     pub label: Option<String>,
 }
 
+impl Measure {
+    /// The measure's column key in a report's output: `count`, `sum:amount`, ….
+    pub fn key(&self) -> String {
+        match &self.field {
+            Some(field) => format!("{}:{field}", self.function.as_str()),
+            None => self.function.as_str().to_string(),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum MeasureFn {
@@ -647,6 +668,19 @@ pub enum MeasureFn {
     Avg,
     Min,
     Max,
+}
+
+impl MeasureFn {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MeasureFn::Count => "count",
+            MeasureFn::CountDistinct => "count_distinct",
+            MeasureFn::Sum => "sum",
+            MeasureFn::Avg => "avg",
+            MeasureFn::Min => "min",
+            MeasureFn::Max => "max",
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

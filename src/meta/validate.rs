@@ -13,9 +13,9 @@ use serde_json::Value;
 
 use super::expr::{self, Expr};
 use super::model::{
-    Approvers, Dashboard, DefaultSpec, Entity, FORMAT, Field, FieldType, Flow, FlowEffect,
-    FlowStep, Followup, GroupBy, Layout, Measure, MeasureFn, Package, Pipeline, Report, Role,
-    Transitions, Trigger, TriggerOn,
+    Approvers, ComparePeriod, Dashboard, DateBucket, DefaultSpec, Entity, FORMAT, Field, FieldType, Flow, FlowEffect,
+    FlowStep, Followup, GroupBy, Layout, Measure, MeasureFn, Package, Pipeline, Report, ReportKind,
+    Role, Transitions, Trigger, TriggerOn,
 };
 
 /// One thing wrong with a package, at a JSON path such as `entities[0].fields[3].key`.
@@ -148,6 +148,18 @@ pub fn validate(pkg: &Package) -> Vec<Problem> {
         problems: Vec::new(),
     };
     validator.package();
+    validator.problems
+}
+
+/// The problems of one report definition run outside a package (an ad hoc report from
+/// the report builder), against the package's entities and roles; paths start at
+/// `report`.
+pub fn report_problems(pkg: &Package, report: &Report) -> Vec<Problem> {
+    let mut validator = Validator {
+        pkg,
+        problems: Vec::new(),
+    };
+    validator.report_definition("report", report);
     validator.problems
 }
 
@@ -1185,8 +1197,62 @@ impl<'p> Validator<'p> {
             self.measure(&format!("{path}.measures[{i}]"), measure, entity);
         }
         for (i, sort) in report.sort.iter().enumerate() {
-            if let Err(message) = self.column_type(entity, &sort.field) {
+            let sortable = report.group_by.iter().any(|g| g.field == sort.field)
+                || report.measures.iter().any(|m| m.key() == sort.field);
+            if !sortable {
+                let message = format!(
+                    "sort by a group_by field or a measure key (such as count or sum:amount), not {:?}",
+                    sort.field
+                );
                 self.report(format!("{path}.sort[{i}].field"), message);
+            }
+        }
+        self.report_kind(path, report, entity);
+    }
+
+    /// What each built-in kind needs of the definition.
+    fn report_kind(&mut self, path: &str, report: &Report, entity: &Entity) {
+        let kind = report.kind.unwrap_or(ReportKind::Table);
+        if report.compare.is_some() && kind != ReportKind::Comparison {
+            self.report(format!("{path}.compare"), "only a comparison report compares periods");
+        }
+        match kind {
+            ReportKind::Table => {}
+            ReportKind::Funnel | ReportKind::Forecast if entity.pipeline.is_none() => {
+                let message = format!("a {} report needs an entity with a pipeline", kind_name(kind));
+                self.report(format!("{path}.kind"), message);
+            }
+            ReportKind::Funnel => {
+                if report.group_by.iter().any(|g| g.field != "stage") {
+                    let message = "a funnel groups by stage only (leave group_by out or give [{\"field\": \"stage\"}])";
+                    self.report(format!("{path}.group_by"), message);
+                }
+            }
+            ReportKind::Forecast => {
+                if !report.measures.iter().any(|m| m.function == MeasureFn::Sum) {
+                    let message = "a forecast weighs sums by stage probability: give a sum measure";
+                    self.report(format!("{path}.measures"), message);
+                }
+            }
+            ReportKind::Pivot => {
+                if report.group_by.len() < 2 {
+                    let message = "a pivot needs at least two group_by fields (rows, then columns)";
+                    self.report(format!("{path}.group_by"), message);
+                }
+            }
+            ReportKind::Comparison => {
+                let period = report.compare.unwrap_or(ComparePeriod::Year);
+                match report.group_by.first().and_then(|g| g.bucket) {
+                    None => self.report(
+                        format!("{path}.group_by"),
+                        "a comparison groups first by a date field with a bucket",
+                    ),
+                    Some(bucket) if bucket_is_coarser(bucket, period) => self.report(
+                        format!("{path}.group_by[0].bucket"),
+                        "the bucket must not be coarser than the compared period",
+                    ),
+                    Some(_) => {}
+                }
             }
         }
     }
@@ -1259,6 +1325,31 @@ impl<'p> Validator<'p> {
     }
 }
 
+fn kind_name(kind: ReportKind) -> &'static str {
+    match kind {
+        ReportKind::Table => "table",
+        ReportKind::Funnel => "funnel",
+        ReportKind::Forecast => "forecast",
+        ReportKind::Pivot => "pivot",
+        ReportKind::Comparison => "comparison",
+    }
+}
+
+fn bucket_is_coarser(bucket: DateBucket, period: ComparePeriod) -> bool {
+    let months = |b: DateBucket| match b {
+        DateBucket::Day | DateBucket::Week => 0,
+        DateBucket::Month => 1,
+        DateBucket::Quarter => 3,
+        DateBucket::Year => 12,
+    };
+    let period_months = match period {
+        ComparePeriod::Month => 1,
+        ComparePeriod::Quarter => 3,
+        ComparePeriod::Year => 12,
+    };
+    months(bucket) > period_months
+}
+
 /// The type of a field or of a system column reports may use.
 fn plain_column_type(entity: &Entity, column: &str) -> Result<FieldType, String> {
     if let Some(field) = entity.field(column) {
@@ -1266,7 +1357,7 @@ fn plain_column_type(entity: &Entity, column: &str) -> Result<FieldType, String>
     }
     match column {
         "created_at" | "updated_at" => Ok(FieldType::Datetime),
-        "owner" => Ok(FieldType::User),
+        "owner" | "created_by" => Ok(FieldType::User),
         "stage" if entity.pipeline.is_some() => Ok(FieldType::Select),
         "stage" => Err(no_pipeline(entity)),
         _ => Err(no_field(entity, column)),

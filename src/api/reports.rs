@@ -1,0 +1,125 @@
+//! Reports and dashboards over HTTP.
+
+use poem_openapi::param::{Path, Query};
+use poem_openapi::payload::{Binary, Json};
+use poem_openapi::{ApiResponse, OpenApi, ResponseContent};
+use serde_json::{Value, json};
+
+use super::Tag;
+use super::security::Bearer;
+use crate::error::Error;
+use crate::report::{Output, export, service};
+
+#[derive(ResponseContent)]
+enum ReportContent {
+    Json(Json<Value>),
+    #[oai(content_type = "text/csv; charset=utf-8")]
+    Csv(Binary<Vec<u8>>),
+    #[oai(content_type = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")]
+    Xlsx(Binary<Vec<u8>>),
+}
+
+#[derive(ApiResponse)]
+enum ReportFile {
+    /// The report as JSON (`{columns, rows, totals, categories, series, …}`), CSV or
+    /// XLSX.
+    #[oai(status = 200)]
+    Ok(
+        ReportContent,
+        #[oai(header = "Content-Disposition")] Option<String>,
+    ),
+}
+
+fn file(output: &Output, format: Option<&str>) -> Result<ReportFile, Error> {
+    let name = output.key.as_deref().unwrap_or("report");
+    let disposition = |extension: &str| Some(format!("attachment; filename=\"{name}.{extension}\""));
+    Ok(match format.unwrap_or("json") {
+        "json" => ReportFile::Ok(ReportContent::Json(Json(output.to_json())), None),
+        "csv" => ReportFile::Ok(
+            ReportContent::Csv(Binary(export::csv(output)?)),
+            disposition("csv"),
+        ),
+        "xlsx" => ReportFile::Ok(
+            ReportContent::Xlsx(Binary(export::xlsx(output)?)),
+            disposition("xlsx"),
+        ),
+        other => {
+            return Err(Error::BadRequest(format!(
+                "format: expected json, csv or xlsx, got {other:?}"
+            )));
+        }
+    })
+}
+
+pub struct ReportsApi;
+
+#[OpenApi(tag = "Tag::Reports")]
+impl ReportsApi {
+    /// The saved reports the caller may run: `{items: [{key, label, entity, kind,
+    /// chart}]}`.
+    #[oai(path = "/reports", method = "get")]
+    async fn list(&self, auth: Bearer) -> poem::Result<Json<Value>> {
+        let ctx = auth.0;
+        let catalog = ctx.tenant.catalog().await;
+        Ok(Json(json!({"items": service::list(&ctx, &catalog).await})))
+    }
+
+    /// A saved report's definition (what the report builder edits).
+    #[oai(path = "/reports/:key", method = "get")]
+    async fn definition(&self, auth: Bearer, key: Path<String>) -> poem::Result<Json<Value>> {
+        let ctx = auth.0;
+        let catalog = ctx.tenant.catalog().await;
+        let report = service::saved(&ctx, &catalog, &key.0).await?;
+        Ok(Json(serde_json::to_value(report).map_err(|e| Error::Internal(e.to_string()))?))
+    }
+
+    /// Run a saved report over the caller's rows: `format=json` (default), `csv` or
+    /// `xlsx`.
+    #[oai(path = "/reports/:key/run", method = "get")]
+    async fn run_saved(
+        &self,
+        auth: Bearer,
+        key: Path<String>,
+        format: Query<Option<String>>,
+    ) -> poem::Result<ReportFile> {
+        let ctx = auth.0;
+        let catalog = ctx.tenant.catalog().await;
+        let report = service::saved(&ctx, &catalog, &key.0).await?;
+        let output = service::run(&ctx, &catalog, report).await?;
+        Ok(file(&output, format.0.as_deref())?)
+    }
+
+    /// Run an ad hoc definition (the report builder's preview): the body is a report
+    /// as in the metadata package, `key` optional; problems answer 422 with their
+    /// paths. `format` as for saved reports.
+    #[oai(path = "/reports/run", method = "post")]
+    async fn run_adhoc(
+        &self,
+        auth: Bearer,
+        body: Json<Value>,
+        format: Query<Option<String>>,
+    ) -> poem::Result<ReportFile> {
+        let ctx = auth.0;
+        let catalog = ctx.tenant.catalog().await;
+        let report = service::parse_adhoc(&catalog, body.0)?;
+        let output = service::run(&ctx, &catalog, &report).await?;
+        Ok(file(&output, format.0.as_deref())?)
+    }
+
+    /// The dashboards the caller may view: `{items: [{key, label, reports}]}`.
+    #[oai(path = "/dashboards", method = "get")]
+    async fn dashboards(&self, auth: Bearer) -> poem::Result<Json<Value>> {
+        let ctx = auth.0;
+        let catalog = ctx.tenant.catalog().await;
+        Ok(Json(json!({"items": service::dashboards(&ctx, &catalog).await})))
+    }
+
+    /// A dashboard with its reports run for the caller: `{key, label, reports: [{key,
+    /// result} or {key, error}]}`.
+    #[oai(path = "/dashboards/:key", method = "get")]
+    async fn dashboard(&self, auth: Bearer, key: Path<String>) -> poem::Result<Json<Value>> {
+        let ctx = auth.0;
+        let catalog = ctx.tenant.catalog().await;
+        Ok(Json(service::dashboard(&ctx, &catalog, &key.0).await?))
+    }
+}
