@@ -32,7 +32,8 @@ enum ReportFile {
 
 fn file(output: &Output, format: Option<&str>) -> Result<ReportFile, Error> {
     let name = output.key.as_deref().unwrap_or("report");
-    let disposition = |extension: &str| Some(format!("attachment; filename=\"{name}.{extension}\""));
+    let disposition =
+        |extension: &str| Some(format!("attachment; filename=\"{name}.{extension}\""));
     Ok(match format.unwrap_or("json") {
         "json" => ReportFile::Ok(ReportContent::Json(Json(output.to_json())), None),
         "csv" => ReportFile::Ok(
@@ -70,7 +71,9 @@ impl ReportsApi {
         let ctx = auth.0;
         let catalog = ctx.tenant.catalog().await;
         let report = service::saved(&ctx, &catalog, &key.0).await?;
-        Ok(Json(serde_json::to_value(report).map_err(|e| Error::Internal(e.to_string()))?))
+        Ok(Json(
+            serde_json::to_value(report).map_err(|e| Error::Internal(e.to_string()))?,
+        ))
     }
 
     /// Run a saved report over the caller's rows: `format=json` (default), `csv` or
@@ -111,7 +114,9 @@ impl ReportsApi {
     async fn dashboards(&self, auth: Bearer) -> poem::Result<Json<Value>> {
         let ctx = auth.0;
         let catalog = ctx.tenant.catalog().await;
-        Ok(Json(json!({"items": service::dashboards(&ctx, &catalog).await})))
+        Ok(Json(
+            json!({"items": service::dashboards(&ctx, &catalog).await}),
+        ))
     }
 
     /// A dashboard with its reports run for the caller: `{key, label, reports: [{key,

@@ -276,7 +276,7 @@ fn system_columns(entity: &Entity) -> Vec<Field> {
         let options: Vec<Value> = pipeline
             .stages
             .iter()
-            .map(|s| json!({"value": s.key}))
+            .map(|s| json!({"value": s.key, "label": s.label}))
             .collect();
         columns.push(json!({"key": schema::STAGE, "type": "select", "options": options}));
     }

@@ -13,9 +13,9 @@ use serde_json::Value;
 
 use super::expr::{self, Expr};
 use super::model::{
-    Approvers, ComparePeriod, Dashboard, DateBucket, DefaultSpec, Entity, FORMAT, Field, FieldType, Flow, FlowEffect,
-    FlowStep, Followup, GroupBy, Layout, Measure, MeasureFn, Package, Pipeline, Report, ReportKind,
-    Role, Transitions, Trigger, TriggerOn,
+    Approvers, ComparePeriod, Dashboard, DateBucket, DefaultSpec, Entity, FORMAT, Field, FieldType,
+    Flow, FlowEffect, FlowStep, Followup, GroupBy, Layout, Measure, MeasureFn, Package, Pipeline,
+    Report, ReportKind, Role, Transitions, Trigger, TriggerOn,
 };
 
 /// One thing wrong with a package, at a JSON path such as `entities[0].fields[3].key`.
@@ -1214,12 +1214,18 @@ impl<'p> Validator<'p> {
     fn report_kind(&mut self, path: &str, report: &Report, entity: &Entity) {
         let kind = report.kind.unwrap_or(ReportKind::Table);
         if report.compare.is_some() && kind != ReportKind::Comparison {
-            self.report(format!("{path}.compare"), "only a comparison report compares periods");
+            self.report(
+                format!("{path}.compare"),
+                "only a comparison report compares periods",
+            );
         }
         match kind {
             ReportKind::Table => {}
             ReportKind::Funnel | ReportKind::Forecast if entity.pipeline.is_none() => {
-                let message = format!("a {} report needs an entity with a pipeline", kind_name(kind));
+                let message = format!(
+                    "a {} report needs an entity with a pipeline",
+                    kind_name(kind)
+                );
                 self.report(format!("{path}.kind"), message);
             }
             ReportKind::Funnel => {
@@ -2344,7 +2350,7 @@ mod tests {
             {"fn": "count"}, {"fn": "sum"}, {"fn": "avg", "field": "name"},
             {"fn": "max", "field": "signed_on"}, {"fn": "count_distinct", "field": "owner"},
         ]);
-        pkg["reports"][0]["sort"] = json!([{"field": "revenue", "desc": true}, {"field": "size"}]);
+        pkg["reports"][0]["sort"] = json!([{"field": "count", "desc": true}, {"field": "size"}]);
         pkg["reports"][0]["roles"] = json!(["manager", "cfo"]);
         let found = problems(pkg);
         assert_problem(&found, "reports[0].filter", "must be a JSON object");
@@ -2374,9 +2380,65 @@ mod tests {
             "reports[0].measures[2].field",
             "numeric field, not text",
         );
-        assert_problem(&found, "reports[0].sort[1].field", "no field \"size\"");
+        assert_problem(
+            &found,
+            "reports[0].sort[1].field",
+            "a group_by field or a measure key",
+        );
         assert_problem(&found, "reports[0].roles[1]", "unknown role \"cfo\"");
         assert_eq!(found.len(), 9, "{found:#?}");
+    }
+
+    #[test]
+    fn report_kinds_need_what_they_shape() {
+        let mut pkg = example();
+        pkg["entities"][0]
+            .as_object_mut()
+            .unwrap()
+            .remove("pipeline");
+        pkg["flows"][0].as_object_mut().unwrap().remove("on_reject");
+        pkg["reports"][0]["group_by"] = json!([{"field": "category"}]);
+        let kinds = [
+            (
+                "funnel",
+                "reports[0].kind",
+                "needs an entity with a pipeline",
+            ),
+            (
+                "forecast",
+                "reports[0].kind",
+                "needs an entity with a pipeline",
+            ),
+            (
+                "pivot",
+                "reports[0].group_by",
+                "at least two group_by fields",
+            ),
+            (
+                "comparison",
+                "reports[0].group_by",
+                "first by a date field with a bucket",
+            ),
+        ];
+        for (kind, path, message) in kinds {
+            let mut pkg = pkg.clone();
+            pkg["reports"][0]["kind"] = json!(kind);
+            let found = problems(pkg);
+            assert_problem(&found, path, message);
+            assert_eq!(found.len(), 1, "{kind}: {found:#?}");
+        }
+        let mut coarse = pkg.clone();
+        coarse["reports"][0]["kind"] = json!("comparison");
+        coarse["reports"][0]["compare"] = json!("month");
+        coarse["reports"][0]["group_by"] = json!([{"field": "signed_on", "bucket": "quarter"}]);
+        assert_problem(
+            &problems(coarse),
+            "reports[0].group_by[0].bucket",
+            "not be coarser",
+        );
+        let mut stray = pkg;
+        stray["reports"][0]["compare"] = json!("year");
+        assert_problem(&problems(stray), "reports[0].compare", "only a comparison");
     }
 
     #[test]

@@ -76,7 +76,9 @@ fn write_xlsx(output: &Output) -> Result<Vec<u8>, XlsxError> {
                 Value::Number(n) => {
                     let number = n.as_f64().unwrap_or_default();
                     match (column.value_type.as_str(), is_total) {
-                        ("ratio", _) => sheet.write_number_with_format(row, col, number, &percent)?,
+                        ("ratio", _) => {
+                            sheet.write_number_with_format(row, col, number, &percent)?
+                        }
                         (_, true) => sheet.write_number_with_format(row, col, number, &bold)?,
                         _ => sheet.write_number(row, col, number)?,
                     };

@@ -11,8 +11,8 @@ use std::collections::BTreeMap;
 use chrono::NaiveDate;
 use rust_decimal::Decimal;
 use sea_orm::sea_query::{
-    Alias, Asterisk, CaseStatement, Condition, Expr, ExprTrait, Func, JoinType, NullOrdering, Order, Query,
-    SelectStatement,
+    Alias, Asterisk, CaseStatement, Condition, Expr, ExprTrait, Func, JoinType, NullOrdering,
+    Order, Query, SelectStatement,
 };
 use sea_orm::{ConnectionTrait, QueryResult};
 use serde_json::{Value, json};
@@ -134,7 +134,11 @@ impl<'a> Aggregate<'a> {
                             "a bucket needs a date or datetime field",
                         ));
                     }
-                    bucket_expr(db.backend(), local_date(db.backend(), column, &field), bucket)
+                    bucket_expr(
+                        db.backend(),
+                        local_date(db.backend(), column, &field),
+                        bucket,
+                    )
                 }
             };
             aggregate.dimensions.push(Dimension {
@@ -152,7 +156,9 @@ impl<'a> Aggregate<'a> {
                 None => return Err(bad(&path, "this measure needs a field")),
                 Some(key) => Some(aggregate.column(catalog, reach, key, &path)?),
             };
-            let numeric = column.as_ref().is_none_or(|(_, f, _)| f.field_type.is_numeric());
+            let numeric = column
+                .as_ref()
+                .is_none_or(|(_, f, _)| f.field_type.is_numeric());
             if matches!(measure.function, MeasureFn::Sum | MeasureFn::Avg) && !numeric {
                 return Err(bad(&path, "sum and avg need a numeric field"));
             }
@@ -194,7 +200,10 @@ impl<'a> Aggregate<'a> {
                 .ok_or_else(|| {
                     bad(
                         &format!("sort[{i}].field"),
-                        format!("{:?} is neither a group_by field nor a measure key", sort.field),
+                        format!(
+                            "{:?} is neither a group_by field nor a measure key",
+                            sort.field
+                        ),
                     )
                 })?;
             aggregate.sort.push((position, sort.desc));
@@ -212,18 +221,23 @@ impl<'a> Aggregate<'a> {
         key: &str,
         path: &str,
     ) -> Result<(Expr, Field, String)> {
-        let visible = |entity: &EntityCatalog, access: &Access, key: &str| {
-            match entity.column(key) {
-                None => Err(bad(path, format!("unknown field {key:?} of {}", entity.def.key))),
-                Some(_) if access.hidden_fields.contains(key) => Err(hidden(path, key)),
-                Some(field) if matches!(schema::storage(field.field_type), Storage::JsonText) => {
-                    Err(bad(
-                        path,
-                        format!("a {} field cannot be grouped or measured", field.field_type.as_str()),
-                    ))
-                }
-                Some(field) => Ok(field.clone()),
+        let visible = |entity: &EntityCatalog, access: &Access, key: &str| match entity.column(key)
+        {
+            None => Err(bad(
+                path,
+                format!("unknown field {key:?} of {}", entity.def.key),
+            )),
+            Some(_) if access.hidden_fields.contains(key) => Err(hidden(path, key)),
+            Some(field) if matches!(schema::storage(field.field_type), Storage::JsonText) => {
+                Err(bad(
+                    path,
+                    format!(
+                        "a {} field cannot be grouped or measured",
+                        field.field_type.as_str()
+                    ),
+                ))
             }
+            Some(field) => Ok(field.clone()),
         };
         let Some((reference, target_key)) = key.split_once('.') else {
             let field = visible(self.entity, reach.source, key)?;
@@ -286,12 +300,13 @@ impl<'a> Aggregate<'a> {
         self.measures.push(measured);
     }
 
-    /// The date or datetime column of dimension `index`, as the base holds it.
-    pub fn dimension_column(&self, index: usize) -> Expr {
-        Expr::col((Alias::new(BASE), Alias::new(&self.dimensions[index].key)))
+    /// The source column of dimension `index`, as [`Aggregate::restrict`] names it.
+    pub fn source_column(&self, index: usize) -> Expr {
+        Expr::col(Alias::new(&self.dimensions[index].key))
     }
 
-    /// Restricts the source rows further (a comparison's window).
+    /// Restricts the source rows further (a comparison's window), with a condition on
+    /// the source table's columns.
     pub fn restrict(&mut self, condition: Condition) {
         self.base.cond_where(condition);
     }
@@ -366,7 +381,10 @@ impl<'a> Aggregate<'a> {
     pub fn id_and_stage(&self) -> SelectStatement {
         let mut select = Query::select();
         select
-            .expr_as(Expr::col((Alias::new(BASE), Alias::new(schema::ID))), Alias::new("rid"))
+            .expr_as(
+                Expr::col((Alias::new(BASE), Alias::new(schema::ID))),
+                Alias::new("rid"),
+            )
             .column((Alias::new(BASE), Alias::new(schema::STAGE)))
             .from_subquery(self.base.clone(), Alias::new(BASE));
         select

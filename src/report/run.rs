@@ -119,12 +119,19 @@ impl Output {
     /// of the first measure over the other dimensions' combinations.
     fn series(&self) -> (Vec<String>, Vec<Value>) {
         let dims = self.dimensions();
-        let numeric = |c: &Column| !c.dimension && c.value_type != "date" && c.value_type != "datetime";
+        let numeric =
+            |c: &Column| !c.dimension && c.value_type != "date" && c.value_type != "datetime";
         if dims <= 1 {
             let categories = self
                 .rows
                 .iter()
-                .map(|row| if dims == 0 { "合计".to_string() } else { self.label_of(row, 0..1) })
+                .map(|row| {
+                    if dims == 0 {
+                        "合计".to_string()
+                    } else {
+                        self.label_of(row, 0..1)
+                    }
+                })
                 .collect();
             let series = self
                 .columns
@@ -304,7 +311,10 @@ fn dimension_column(dimension: &Dimension) -> Column {
         .collect();
     Column {
         key: dimension.key.clone(),
-        label: field.label.clone().unwrap_or_else(|| default_label(&dimension.key)),
+        label: field
+            .label
+            .clone()
+            .unwrap_or_else(|| default_label(&dimension.key)),
         value_type: match bucket {
             Some(_) => "text".into(),
             None => field.field_type.as_str().into(),
@@ -332,15 +342,18 @@ fn default_label(key: &str) -> String {
 }
 
 fn measure_column(measure: &Measured) -> Column {
-    let field_label = measure.field.as_ref().map(|f| field_name(f)).unwrap_or_default();
-    let label = measure.label.clone().unwrap_or_else(|| match measure.function {
-        MeasureFn::Count => "数量".into(),
-        MeasureFn::CountDistinct => format!("{field_label}（去重计数）"),
-        MeasureFn::Sum => format!("{field_label}合计"),
-        MeasureFn::Avg => format!("{field_label}平均"),
-        MeasureFn::Min => format!("{field_label}最小"),
-        MeasureFn::Max => format!("{field_label}最大"),
-    });
+    let field_label = measure.field.as_ref().map(field_name).unwrap_or_default();
+    let label = measure
+        .label
+        .clone()
+        .unwrap_or_else(|| match measure.function {
+            MeasureFn::Count => "数量".into(),
+            MeasureFn::CountDistinct => format!("{field_label}（去重计数）"),
+            MeasureFn::Sum => format!("{field_label}合计"),
+            MeasureFn::Avg => format!("{field_label}平均"),
+            MeasureFn::Min => format!("{field_label}最小"),
+            MeasureFn::Max => format!("{field_label}最大"),
+        });
     let field_type = measure.field.as_ref().map(|f| f.field_type.as_str());
     let value_type = match measure.function {
         MeasureFn::Count | MeasureFn::CountDistinct => "integer",
@@ -350,7 +363,11 @@ fn measure_column(measure: &Measured) -> Column {
     };
     Column {
         key: measure.key.clone(),
-        label: if measure.weighted { format!("{label}（加权）") } else { label },
+        label: if measure.weighted {
+            format!("{label}（加权）")
+        } else {
+            label
+        },
         value_type: value_type.into(),
         dimension: false,
         bucket: None,
@@ -360,7 +377,10 @@ fn measure_column(measure: &Measured) -> Column {
 }
 
 fn field_name(field: &Field) -> String {
-    field.label.clone().unwrap_or_else(|| default_label(&field.key))
+    field
+        .label
+        .clone()
+        .unwrap_or_else(|| default_label(&field.key))
 }
 
 fn plain_column(key: &str, label: &str, value_type: &str) -> Column {
@@ -462,10 +482,7 @@ async fn funnel(
                 (reached, conversion.unwrap_or(Value::Null))
             }
             // A lost stage: the records in it now.
-            None => (
-                row.and_then(|r| r[1].as_i64()).unwrap_or(0),
-                Value::Null,
-            ),
+            None => (row.and_then(|r| r[1].as_i64()).unwrap_or(0), Value::Null),
         };
         out.push(json!(reached));
         out.push(conversion);
@@ -473,11 +490,6 @@ async fn funnel(
         out_rows.push(out);
     }
     let mut columns = columns(&aggregate);
-    columns[0].labels = pipeline
-        .stages
-        .iter()
-        .map(|s| (s.key.clone(), s.label.clone().unwrap_or_else(|| s.key.clone())))
-        .collect();
     columns.push(plain_column("reached", "到达数", "integer"));
     columns.push(plain_column("conversion", "转化率", "ratio"));
     columns.push(plain_column("avg_days", "平均停留天数", "number"));
@@ -541,7 +553,10 @@ async fn furthest_stages(
     let mut per_record = Query::select();
     per_record
         .column(Alias::new("rid"))
-        .expr_as(Func::max(Into::<Expr>::into(position)), Alias::new("furthest"))
+        .expr_as(
+            Func::max(Into::<Expr>::into(position)),
+            Alias::new("furthest"),
+        )
         .from_subquery(visited, Alias::new("visited"))
         .group_by_col(Alias::new("rid"));
     let mut counts = Query::select();
@@ -555,7 +570,12 @@ async fn furthest_stages(
         .query_all(&counts)
         .await?
         .iter()
-        .map(|row| Ok((row.try_get::<i64>("", "furthest")?, row.try_get::<i64>("", "n")?)))
+        .map(|row| {
+            Ok((
+                row.try_get::<i64>("", "furthest")?,
+                row.try_get::<i64>("", "n")?,
+            ))
+        })
         .collect()
 }
 
@@ -620,7 +640,9 @@ async fn comparison(
         .bucket
         .ok_or_else(|| bad("a comparison groups first by a bucketed date"))?;
     if first.key.contains('.') {
-        return Err(bad("the compared date must be a field of the report's entity"));
+        return Err(bad(
+            "the compared date must be a field of the report's entity",
+        ));
     }
     let date_field = first.field.clone();
     let period = report.compare.unwrap_or(ComparePeriod::Year);
@@ -639,7 +661,7 @@ async fn comparison(
             _ => date.into(),
         }
     };
-    let column = aggregate.dimension_column(0);
+    let column = aggregate.source_column(0);
     aggregate.restrict(
         sea_orm::sea_query::Condition::all()
             .add(column.clone().gte(bound(previous)))
@@ -650,10 +672,12 @@ async fn comparison(
     let (rows, truncated) = aggregate.fetch(&all).await?;
     let measures = aggregate.measures.len();
     // Keyed by the dimensions as they read in the current period.
-    let mut merged: BTreeMap<String, (Vec<Value>, Vec<Value>, Vec<Value>)> = BTreeMap::new();
+    let mut merged: BTreeMap<String, Compared> = BTreeMap::new();
     for row in rows {
         let label = text(&row[0]);
-        let Some(start) = bucket_start(&label, bucket) else { continue };
+        let Some(start) = bucket_start(&label, bucket) else {
+            continue;
+        };
         let is_current = start >= current;
         let mut key_values = row[..dims].to_vec();
         if !is_current {
@@ -661,9 +685,17 @@ async fn comparison(
         }
         let key = serde_json::to_string(&key_values).expect("values serialize");
         let entry = merged.entry(key).or_insert_with(|| {
-            (key_values, vec![Value::Null; measures], vec![Value::Null; measures])
+            (
+                key_values,
+                vec![Value::Null; measures],
+                vec![Value::Null; measures],
+            )
         });
-        let target = if is_current { &mut entry.1 } else { &mut entry.2 };
+        let target = if is_current {
+            &mut entry.1
+        } else {
+            &mut entry.2
+        };
         target.clone_from_slice(&row[dims..]);
     }
     let mut out_rows = Vec::with_capacity(merged.len());
@@ -716,6 +748,9 @@ async fn comparison(
         extra,
     })
 }
+
+/// A comparison row: its dimension values, this period's measures, the last's.
+type Compared = (Vec<Value>, Vec<Value>, Vec<Value>);
 
 fn period_start(today: NaiveDate, period: ComparePeriod) -> NaiveDate {
     let month = match period {
