@@ -857,3 +857,112 @@ async fn dashboards_run_their_reports_for_the_viewer() {
         .await;
     assert_eq!(listed.body["items"], json!([]));
 }
+
+#[tokio::test]
+async fn people_save_share_and_remove_their_own_reports() {
+    let f = fixture().await;
+    let (east1, east2) = (&f.users["east1"].1, &f.users["east2"].1);
+    let definition = json!({"key": "my_stages", "label": "我的阶段", "entity": "deal",
+        "group_by": [{"field": "stage"}], "measures": [{"fn": "count"}]});
+    let saved = f
+        .server
+        .call(
+            east1,
+            Method::POST,
+            "/api/reports",
+            Some(definition.clone()),
+        )
+        .await;
+    assert_eq!(saved.status, 201, "{:?}", saved.body);
+    let listed = f
+        .server
+        .call(east1, Method::GET, "/api/reports", None)
+        .await;
+    let mine = listed.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["key"] == "my_stages")
+        .expect("listed");
+    assert_eq!(mine["saved"], json!(true));
+    assert_eq!(mine["owner"], json!(f.users["east1"].0));
+
+    let count_of = |user: &str| f.deals.iter().filter(|d| d.owner == user).count() as i64;
+    let total = |reply: &common::Reply| -> i64 {
+        reply.body["rows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r[1].as_i64().unwrap())
+            .sum()
+    };
+    let run = f
+        .server
+        .call(east1, Method::GET, "/api/reports/my_stages/run", None)
+        .await;
+    assert_eq!(run.status, 200, "{:?}", run.body);
+    assert_eq!(total(&run), count_of("east1"));
+    // Not shared yet: someone else does not even see it.
+    let hidden = f
+        .server
+        .call(east2, Method::GET, "/api/reports/my_stages/run", None)
+        .await;
+    assert_eq!(hidden.status, 404);
+
+    let mut shared = definition.clone();
+    shared["roles"] = json!(["sales"]);
+    let replaced = f
+        .server
+        .call(
+            east1,
+            Method::PUT,
+            "/api/reports/my_stages",
+            Some(shared.clone()),
+        )
+        .await;
+    assert_eq!(replaced.status, 200, "{:?}", replaced.body);
+    let theirs = f
+        .server
+        .call(east2, Method::GET, "/api/reports/my_stages/run", None)
+        .await;
+    assert_eq!(theirs.status, 200, "{:?}", theirs.body);
+    assert_eq!(
+        total(&theirs),
+        count_of("east2"),
+        "a shared report runs in the viewer's scope"
+    );
+    for method in [Method::PUT, Method::DELETE] {
+        let body = (method == Method::PUT).then(|| shared.clone());
+        let refused = f
+            .server
+            .call(east2, method, "/api/reports/my_stages", body)
+            .await;
+        assert_eq!(refused.status, 403, "{:?}", refused.body);
+    }
+
+    for (body, status) in [
+        (definition.clone(), 409),
+        (json!({"key": "by_region", "entity": "deal"}), 409),
+        (json!({"key": "My Stages", "entity": "deal"}), 422),
+        (
+            json!({"key": "broken", "entity": "deal", "group_by": [{"field": "colour"}]}),
+            422,
+        ),
+    ] {
+        let reply = f
+            .server
+            .call(east1, Method::POST, "/api/reports", Some(body.clone()))
+            .await;
+        assert_eq!(reply.status, status, "{body}: {:?}", reply.body);
+    }
+    let removed = f
+        .server
+        .call(east1, Method::DELETE, "/api/reports/my_stages", None)
+        .await;
+    assert_eq!(removed.status, 204);
+    let gone = f
+        .server
+        .call(east1, Method::GET, "/api/reports/my_stages/run", None)
+        .await;
+    assert_eq!(gone.status, 404);
+}

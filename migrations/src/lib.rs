@@ -15,6 +15,7 @@ mod m0003_tenant;
 mod m0004_tenant;
 mod m0005_tenant;
 mod m0006_tenant;
+mod m0007_tenant;
 
 pub use sea_orm_migration::MigratorTrait;
 
@@ -42,6 +43,7 @@ impl MigratorTrait for TenantMigrator {
             Box::new(m0004_tenant::Migration),
             Box::new(m0005_tenant::Migration),
             Box::new(m0006_tenant::Migration),
+            Box::new(m0007_tenant::Migration),
         ]
     }
 }

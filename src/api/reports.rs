@@ -30,6 +30,24 @@ enum ReportFile {
     ),
 }
 
+#[derive(ApiResponse)]
+enum Saved {
+    /// The saved definition.
+    #[oai(status = 201)]
+    Created(Json<Value>),
+}
+
+#[derive(ApiResponse)]
+enum Removed {
+    /// Deleted.
+    #[oai(status = 204)]
+    Done,
+}
+
+fn definition_json(report: &crate::meta::Report) -> Result<Value, Error> {
+    serde_json::to_value(report).map_err(|e| Error::Internal(e.to_string()))
+}
+
 fn file(output: &Output, format: Option<&str>) -> Result<ReportFile, Error> {
     let name = output.key.as_deref().unwrap_or("report");
     let disposition =
@@ -62,7 +80,39 @@ impl ReportsApi {
     async fn list(&self, auth: Bearer) -> poem::Result<Json<Value>> {
         let ctx = auth.0;
         let catalog = ctx.tenant.catalog().await;
-        Ok(Json(json!({"items": service::list(&ctx, &catalog).await})))
+        Ok(Json(json!({"items": service::list(&ctx, &catalog).await?})))
+    }
+
+    /// Save a report from the builder as the caller's own; `roles` shares it with
+    /// those roles. The key must be free (409 otherwise); problems answer 422.
+    #[oai(path = "/reports", method = "post")]
+    async fn save(&self, auth: Bearer, body: Json<Value>) -> poem::Result<Saved> {
+        let ctx = auth.0;
+        let catalog = ctx.tenant.catalog().await;
+        let report = service::save(&ctx, &catalog, body.0).await?;
+        Ok(Saved::Created(Json(definition_json(&report)?)))
+    }
+
+    /// Replace a saved report (its owner or an administrator).
+    #[oai(path = "/reports/:key", method = "put")]
+    async fn replace(
+        &self,
+        auth: Bearer,
+        key: Path<String>,
+        body: Json<Value>,
+    ) -> poem::Result<Json<Value>> {
+        let ctx = auth.0;
+        let catalog = ctx.tenant.catalog().await;
+        let report = service::replace(&ctx, &catalog, &key.0, body.0).await?;
+        Ok(Json(definition_json(&report)?))
+    }
+
+    /// Delete a saved report (its owner or an administrator).
+    #[oai(path = "/reports/:key", method = "delete")]
+    async fn remove(&self, auth: Bearer, key: Path<String>) -> poem::Result<Removed> {
+        let ctx = auth.0;
+        service::remove(&ctx, &key.0).await?;
+        Ok(Removed::Done)
     }
 
     /// A saved report's definition (what the report builder edits).
@@ -88,7 +138,7 @@ impl ReportsApi {
         let ctx = auth.0;
         let catalog = ctx.tenant.catalog().await;
         let report = service::saved(&ctx, &catalog, &key.0).await?;
-        let output = service::run(&ctx, &catalog, report).await?;
+        let output = service::run(&ctx, &catalog, &report).await?;
         Ok(file(&output, format.0.as_deref())?)
     }
 

@@ -13,6 +13,7 @@ use crate::error::{Error, Result};
 use crate::meta::{Action, Dashboard, FieldType, Problem, Report, report_problems};
 use crate::report::query::Reach;
 use crate::report::run::{self, Output, kind_name};
+use crate::report::saved::{self, SavedReport};
 
 async fn may_run(ctx: &Context, report: &Report) -> bool {
     let policy = ctx.tenant.policy().await;
@@ -30,19 +31,45 @@ async fn may_view(ctx: &Context, dashboard: &Dashboard) -> bool {
         || policy.may_view_dashboard(ctx.user.id, &dashboard.key)
 }
 
-/// The saved reports this user may run: `{key, label, entity, kind, chart}`.
-pub async fn list(ctx: &Context, catalog: &Catalog) -> Vec<Value> {
+/// Whether a report saved from the builder is this user's to see and run: theirs,
+/// shared with one of their roles, or any for administrators and designers.
+async fn may_see(ctx: &Context, saved: &SavedReport) -> bool {
+    saved.owner == ctx.user.id
+        || ctx.user.is_admin
+        || ctx.tenant.policy().await.is_designer(ctx.user.id)
+        || saved
+            .report
+            .roles
+            .iter()
+            .any(|r| ctx.user.roles.contains(r))
+}
+
+/// The reports this user may run — the package's, then those saved from the builder
+/// that are theirs or shared with them: `{key, label, entity, kind, chart}`, plus
+/// `saved` and `owner` for the latter.
+pub async fn list(ctx: &Context, catalog: &Catalog) -> Result<Vec<Value>> {
     let mut items = Vec::new();
     for report in &catalog.package.reports {
-        let readable = match catalog.entity(&report.entity) {
-            Some(entity) => ctx.authorize(entity, Action::Read).await.is_ok(),
-            None => false,
-        };
-        if readable && may_run(ctx, report).await {
+        if readable(ctx, catalog, report).await && may_run(ctx, report).await {
             items.push(summary(report));
         }
     }
-    items
+    for saved in saved::list(&ctx.tenant.db).await? {
+        if readable(ctx, catalog, &saved.report).await && may_see(ctx, &saved).await {
+            let mut item = summary(&saved.report);
+            item["saved"] = json!(true);
+            item["owner"] = json!(saved.owner);
+            items.push(item);
+        }
+    }
+    Ok(items)
+}
+
+async fn readable(ctx: &Context, catalog: &Catalog, report: &Report) -> bool {
+    match catalog.entity(&report.entity) {
+        Some(entity) => ctx.authorize(entity, Action::Read).await.is_ok(),
+        None => false,
+    }
 }
 
 fn summary(report: &Report) -> Value {
@@ -55,21 +82,102 @@ fn summary(report: &Report) -> Value {
     })
 }
 
-/// A saved report the user may run, or 404 / 403.
-pub async fn saved<'c>(ctx: &Context, catalog: &'c Catalog, key: &str) -> Result<&'c Report> {
-    let report = catalog
-        .package
-        .reports
-        .iter()
-        .find(|r| r.key == key)
-        .ok_or_else(|| Error::NotFound(format!("report {key:?} not found")))?;
-    if !may_run(ctx, report).await {
-        return Err(Error::Forbidden(format!(
-            "your roles may not run the report {:?}",
-            report.label.as_deref().unwrap_or(key)
+/// A report the user may run by key — the package's, or one saved from the builder
+/// (checked again against today's metadata: fields may have changed since) — or 404
+/// / 403.
+pub async fn saved(ctx: &Context, catalog: &Catalog, key: &str) -> Result<Report> {
+    if let Some(report) = catalog.package.reports.iter().find(|r| r.key == key) {
+        if !may_run(ctx, report).await {
+            return Err(Error::Forbidden(format!(
+                "your roles may not run the report {:?}",
+                report.label.as_deref().unwrap_or(key)
+            )));
+        }
+        return Ok(report.clone());
+    }
+    let not_found = || Error::NotFound(format!("report {key:?} not found"));
+    let found = saved::get(&ctx.tenant.db, key)
+        .await?
+        .ok_or_else(not_found)?;
+    if !may_see(ctx, &found).await {
+        return Err(not_found());
+    }
+    let problems = report_problems(&catalog.package, &found.report);
+    if !problems.is_empty() {
+        return Err(Error::InvalidPackage(problems));
+    }
+    Ok(found.report)
+}
+
+/// Saves a report from the builder as the caller's (`roles`: whom it is shared with).
+/// Its key must be free among the package's reports and the saved ones.
+pub async fn save(ctx: &Context, catalog: &Catalog, body: Value) -> Result<Report> {
+    let report = parse_adhoc(catalog, body)?;
+    check_key(catalog, &report.key)?;
+    let entity = ctx.entity(catalog, &report.entity)?;
+    ctx.authorize(entity, Action::Read).await?;
+    saved::insert(&ctx.tenant.db, &report, ctx.user.id).await?;
+    Ok(report)
+}
+
+/// Replaces a saved report: its owner's or an administrator's to change.
+pub async fn replace(
+    ctx: &Context,
+    catalog: &Catalog,
+    key: &str,
+    mut body: Value,
+) -> Result<Report> {
+    if let Value::Object(map) = &mut body {
+        map.insert("key".into(), json!(key));
+    }
+    let report = parse_adhoc(catalog, body)?;
+    owned(ctx, key).await?;
+    let entity = ctx.entity(catalog, &report.entity)?;
+    ctx.authorize(entity, Action::Read).await?;
+    saved::update(&ctx.tenant.db, &report).await?;
+    Ok(report)
+}
+
+pub async fn remove(ctx: &Context, key: &str) -> Result<()> {
+    owned(ctx, key).await?;
+    saved::delete(&ctx.tenant.db, key).await
+}
+
+/// A saved report the caller may change (404 when they cannot see it at all).
+async fn owned(ctx: &Context, key: &str) -> Result<SavedReport> {
+    let not_found = || Error::NotFound(format!("saved report {key:?} not found"));
+    let found = saved::get(&ctx.tenant.db, key)
+        .await?
+        .ok_or_else(not_found)?;
+    if found.owner == ctx.user.id || ctx.user.is_admin {
+        return Ok(found);
+    }
+    if may_see(ctx, &found).await {
+        return Err(Error::Forbidden(
+            "only its owner may change a saved report".into(),
+        ));
+    }
+    Err(not_found())
+}
+
+fn check_key(catalog: &Catalog, key: &str) -> Result<()> {
+    let valid = key.len() <= 64
+        && key.starts_with(|c: char| c.is_ascii_lowercase())
+        && key
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+    if !valid {
+        return Err(Error::InvalidPackage(vec![Problem {
+            path: "report.key".into(),
+            message: "a saved report needs a key: lowercase letters, digits and _, starting with a letter".into(),
+        }]));
+    }
+    if catalog.package.reports.iter().any(|r| r.key == key) {
+        return Err(Error::Conflict(format!(
+            "the package has a report with the key {key:?}"
         )));
     }
-    Ok(report)
+    Ok(())
 }
 
 /// An ad hoc definition from the report builder, checked like a published one
@@ -172,7 +280,7 @@ pub async fn dashboard(ctx: &Context, catalog: &Catalog, key: &str) -> Result<Va
     let mut panels = Vec::new();
     for report_key in &dashboard.reports {
         let outcome = match saved(ctx, catalog, report_key).await {
-            Ok(report) => run(ctx, catalog, report).await,
+            Ok(report) => run(ctx, catalog, &report).await,
             Err(error) => Err(error),
         };
         panels.push(match outcome {
