@@ -254,7 +254,10 @@ impl Loaded {
                 let rows = reply.body["rows"].as_array().unwrap();
                 assert!(!rows.is_empty(), "report {key} has no rows");
             }
-            let xlsx = self.server.get(&format!("/api/reports/{key}/run?format=xlsx")).await;
+            let xlsx = self
+                .server
+                .get(&format!("/api/reports/{key}/run?format=xlsx"))
+                .await;
             assert_eq!(xlsx.status, 200, "report {key} as XLSX");
         }
         for dashboard in self.package["dashboards"].as_array().unwrap() {
