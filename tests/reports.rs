@@ -198,6 +198,10 @@ impl Fixture {
         reply.body
     }
 
+    async fn get_as(&self, token: &str, path: &str) -> common::Reply {
+        self.server.call(token, Method::GET, path, None).await
+    }
+
     async fn run(&self, report: Value) -> Value {
         self.run_as(None, report).await
     }
@@ -382,10 +386,7 @@ async fn scopes_and_masks_shape_what_each_user_sees() {
         ("mgr", &["east1", "east2", "west1"][..]),
     ] {
         let token = &f.users[user].1;
-        let reply = f
-            .server
-            .call(token, Method::GET, "/api/reports/by_region/run", None)
-            .await;
+        let reply = f.get_as(token, "/api/reports/by_region/run").await;
         assert_eq!(reply.status, 200, "{user}: {:?}", reply.body);
         let rows = by_first(&reply.body);
         for region in ["east", "west"] {
@@ -396,10 +397,7 @@ async fn scopes_and_masks_shape_what_each_user_sees() {
     }
     // A masked field can be neither measured nor grouped, nor filtered on.
     let auditor = &f.users["auditor"].1;
-    let measured = f
-        .server
-        .call(auditor, Method::GET, "/api/reports/by_region/run", None)
-        .await;
+    let measured = f.get_as(auditor, "/api/reports/by_region/run").await;
     assert_eq!(measured.status, 403, "{:?}", measured.body);
     for report in [
         json!({"entity": "deal", "group_by": [{"field": "amount"}]}),
@@ -439,15 +437,9 @@ async fn scopes_and_masks_shape_what_each_user_sees() {
 
     // Report rights: the role list decides; the list shows what may be run.
     let east1 = &f.users["east1"].1;
-    let refused = f
-        .server
-        .call(east1, Method::GET, "/api/reports/managers_only/run", None)
-        .await;
+    let refused = f.get_as(east1, "/api/reports/managers_only/run").await;
     assert_eq!(refused.status, 403);
-    let listed = f
-        .server
-        .call(east1, Method::GET, "/api/reports", None)
-        .await;
+    let listed = f.get_as(east1, "/api/reports").await;
     let keys: Vec<&str> = listed.body["items"]
         .as_array()
         .unwrap()
@@ -827,10 +819,7 @@ async fn bad_definitions_are_refused_with_their_path() {
 async fn dashboards_run_their_reports_for_the_viewer() {
     let f = fixture().await;
     let east1 = &f.users["east1"].1;
-    let reply = f
-        .server
-        .call(east1, Method::GET, "/api/dashboards/home", None)
-        .await;
+    let reply = f.get_as(east1, "/api/dashboards/home").await;
     assert_eq!(reply.status, 200, "{:?}", reply.body);
     let panels = reply.body["reports"].as_array().unwrap();
     assert_eq!(panels.len(), 3);
@@ -846,15 +835,9 @@ async fn dashboards_run_their_reports_for_the_viewer() {
     assert_eq!(panels[1]["error"]["code"], json!("forbidden"));
     assert_eq!(panels[2]["error"]["code"], json!("forbidden"));
     let nobody = &f.users["nobody"].1;
-    let refused = f
-        .server
-        .call(nobody, Method::GET, "/api/dashboards/home", None)
-        .await;
+    let refused = f.get_as(nobody, "/api/dashboards/home").await;
     assert_eq!(refused.status, 403);
-    let listed = f
-        .server
-        .call(nobody, Method::GET, "/api/dashboards", None)
-        .await;
+    let listed = f.get_as(nobody, "/api/dashboards").await;
     assert_eq!(listed.body["items"], json!([]));
 }
 
@@ -874,10 +857,7 @@ async fn people_save_share_and_remove_their_own_reports() {
         )
         .await;
     assert_eq!(saved.status, 201, "{:?}", saved.body);
-    let listed = f
-        .server
-        .call(east1, Method::GET, "/api/reports", None)
-        .await;
+    let listed = f.get_as(east1, "/api/reports").await;
     let mine = listed.body["items"]
         .as_array()
         .unwrap()
@@ -896,17 +876,11 @@ async fn people_save_share_and_remove_their_own_reports() {
             .map(|r| r[1].as_i64().unwrap())
             .sum()
     };
-    let run = f
-        .server
-        .call(east1, Method::GET, "/api/reports/my_stages/run", None)
-        .await;
+    let run = f.get_as(east1, "/api/reports/my_stages/run").await;
     assert_eq!(run.status, 200, "{:?}", run.body);
     assert_eq!(total(&run), count_of("east1"));
     // Not shared yet: someone else does not even see it.
-    let hidden = f
-        .server
-        .call(east2, Method::GET, "/api/reports/my_stages/run", None)
-        .await;
+    let hidden = f.get_as(east2, "/api/reports/my_stages/run").await;
     assert_eq!(hidden.status, 404);
 
     let mut shared = definition.clone();
@@ -921,10 +895,7 @@ async fn people_save_share_and_remove_their_own_reports() {
         )
         .await;
     assert_eq!(replaced.status, 200, "{:?}", replaced.body);
-    let theirs = f
-        .server
-        .call(east2, Method::GET, "/api/reports/my_stages/run", None)
-        .await;
+    let theirs = f.get_as(east2, "/api/reports/my_stages/run").await;
     assert_eq!(theirs.status, 200, "{:?}", theirs.body);
     assert_eq!(
         total(&theirs),
@@ -960,9 +931,6 @@ async fn people_save_share_and_remove_their_own_reports() {
         .call(east1, Method::DELETE, "/api/reports/my_stages", None)
         .await;
     assert_eq!(removed.status, 204);
-    let gone = f
-        .server
-        .call(east1, Method::GET, "/api/reports/my_stages/run", None)
-        .await;
+    let gone = f.get_as(east1, "/api/reports/my_stages/run").await;
     assert_eq!(gone.status, 404);
 }

@@ -609,6 +609,24 @@ pub enum ComparePeriod {
     Year,
 }
 
+impl ComparePeriod {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ComparePeriod::Month => "month",
+            ComparePeriod::Quarter => "quarter",
+            ComparePeriod::Year => "year",
+        }
+    }
+
+    pub fn months(self) -> u32 {
+        match self {
+            ComparePeriod::Month => 1,
+            ComparePeriod::Quarter => 3,
+            ComparePeriod::Year => 12,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ReportKind {
@@ -617,6 +635,18 @@ pub enum ReportKind {
     Forecast,
     Pivot,
     Comparison,
+}
+
+impl ReportKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReportKind::Table => "table",
+            ReportKind::Funnel => "funnel",
+            ReportKind::Forecast => "forecast",
+            ReportKind::Pivot => "pivot",
+            ReportKind::Comparison => "comparison",
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -636,6 +666,18 @@ pub enum DateBucket {
     Month,
     Quarter,
     Year,
+}
+
+impl DateBucket {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DateBucket::Day => "day",
+            DateBucket::Week => "week",
+            DateBucket::Month => "month",
+            DateBucket::Quarter => "quarter",
+            DateBucket::Year => "year",
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

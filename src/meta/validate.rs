@@ -1222,10 +1222,7 @@ impl<'p> Validator<'p> {
         match kind {
             ReportKind::Table => {}
             ReportKind::Funnel | ReportKind::Forecast if entity.pipeline.is_none() => {
-                let message = format!(
-                    "a {} report needs an entity with a pipeline",
-                    kind_name(kind)
-                );
+                let message = format!("a {} report needs an entity with a pipeline", kind.as_str());
                 self.report(format!("{path}.kind"), message);
             }
             ReportKind::Funnel => {
@@ -1331,16 +1328,6 @@ impl<'p> Validator<'p> {
     }
 }
 
-fn kind_name(kind: ReportKind) -> &'static str {
-    match kind {
-        ReportKind::Table => "table",
-        ReportKind::Funnel => "funnel",
-        ReportKind::Forecast => "forecast",
-        ReportKind::Pivot => "pivot",
-        ReportKind::Comparison => "comparison",
-    }
-}
-
 fn bucket_is_coarser(bucket: DateBucket, period: ComparePeriod) -> bool {
     let months = |b: DateBucket| match b {
         DateBucket::Day | DateBucket::Week => 0,
@@ -1348,12 +1335,7 @@ fn bucket_is_coarser(bucket: DateBucket, period: ComparePeriod) -> bool {
         DateBucket::Quarter => 3,
         DateBucket::Year => 12,
     };
-    let period_months = match period {
-        ComparePeriod::Month => 1,
-        ComparePeriod::Quarter => 3,
-        ComparePeriod::Year => 12,
-    };
-    months(bucket) > period_months
+    months(bucket) > period.months()
 }
 
 /// The type of a field or of a system column reports may use.

@@ -91,7 +91,7 @@ impl Output {
     pub fn to_json(&self) -> Value {
         let (categories, series) = self.series();
         let mut out = json!({
-            "key": self.key, "label": self.label, "kind": kind_name(self.kind),
+            "key": self.key, "label": self.label, "kind": self.kind.as_str(),
             "chart": self.chart,
             "columns": self.columns.iter().map(Column::to_json).collect::<Vec<_>>(),
             "rows": self.rows, "totals": self.totals, "truncated": self.truncated,
@@ -195,16 +195,6 @@ pub fn text(value: &Value) -> String {
     }
 }
 
-pub fn kind_name(kind: ReportKind) -> &'static str {
-    match kind {
-        ReportKind::Table => "table",
-        ReportKind::Funnel => "funnel",
-        ReportKind::Forecast => "forecast",
-        ReportKind::Pivot => "pivot",
-        ReportKind::Comparison => "comparison",
-    }
-}
-
 fn chart_name(report: &Report) -> &'static str {
     use crate::meta::Chart;
     match report.chart {
@@ -296,13 +286,7 @@ fn columns(aggregate: &Aggregate<'_>) -> Vec<Column> {
 }
 
 fn dimension_column(dimension: &Dimension) -> Column {
-    let bucket = dimension.bucket.map(|b| match b {
-        crate::meta::DateBucket::Day => "day",
-        crate::meta::DateBucket::Week => "week",
-        crate::meta::DateBucket::Month => "month",
-        crate::meta::DateBucket::Quarter => "quarter",
-        crate::meta::DateBucket::Year => "year",
-    });
+    let bucket = dimension.bucket.map(|b| b.as_str());
     let field = &dimension.field;
     let labels = field
         .options
@@ -646,11 +630,7 @@ async fn comparison(
     }
     let date_field = first.field.clone();
     let period = report.compare.unwrap_or(ComparePeriod::Year);
-    let months = match period {
-        ComparePeriod::Month => 1,
-        ComparePeriod::Quarter => 3,
-        ComparePeriod::Year => 12,
-    };
+    let months = period.months();
     let today = clock::today();
     let current = period_start(today, period);
     let previous = current - Months::new(months);
@@ -727,11 +707,7 @@ async fn comparison(
     extra.insert(
         "period".into(),
         json!({
-            "compare": match period {
-                ComparePeriod::Month => "month",
-                ComparePeriod::Quarter => "quarter",
-                ComparePeriod::Year => "year",
-            },
+            "compare": period.as_str(),
             "current": [current.to_string(), last_day(next)],
             "previous": [previous.to_string(), last_day(current)],
         }),

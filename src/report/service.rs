@@ -12,7 +12,7 @@ use crate::catalog::{Catalog, EntityCatalog};
 use crate::error::{Error, Result};
 use crate::meta::{Action, Dashboard, FieldType, Problem, Report, report_problems};
 use crate::report::query::Reach;
-use crate::report::run::{self, Output, kind_name};
+use crate::report::run::{self, Output};
 use crate::report::saved::{self, SavedReport};
 
 async fn may_run(ctx: &Context, report: &Report) -> bool {
@@ -77,7 +77,7 @@ fn summary(report: &Report) -> Value {
         "key": report.key,
         "label": report.label.as_deref().unwrap_or(&report.key),
         "entity": report.entity,
-        "kind": kind_name(report.kind.unwrap_or(crate::meta::ReportKind::Table)),
+        "kind": report.kind.unwrap_or(crate::meta::ReportKind::Table).as_str(),
         "chart": report.chart,
     })
 }
