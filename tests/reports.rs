@@ -395,6 +395,20 @@ async fn scopes_and_masks_shape_what_each_user_sees() {
             assert_eq!(got, expected, "{user} in {region}");
         }
     }
+    // Relative dates and "me" resolve for whoever runs the report.
+    let this_year = metacrm::clock::today().year();
+    let mine_this_year = json!({"entity": "deal", "filter": {"and": [
+        {"field": "owner", "op": "eq", "value": {"user": "me"}},
+        {"field": "ordered_on", "op": "gte", "value": {"relative": "start_of_year"}}]}});
+    for user in ["east1", "west1", "mgr"] {
+        let result = f.run_as(Some(user), mine_this_year.clone()).await;
+        let expected = f
+            .deals
+            .iter()
+            .filter(|d| d.owner == user && d.ordered_on.year() == this_year)
+            .count();
+        assert_eq!(result["rows"][0][0], json!(expected), "{user}");
+    }
     // A masked field can be neither measured nor grouped, nor filtered on.
     let auditor = &f.users["auditor"].1;
     let measured = f.get_as(auditor, "/api/reports/by_region/run").await;
