@@ -265,6 +265,13 @@ async fn every_measure_matches_the_rows() {
             "count_distinct:customer"
         ]
     );
+    let order: Vec<&str> = result["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r[0].as_str().unwrap())
+        .collect();
+    assert_eq!(order, STAGES, "stages in pipeline order, not alphabetical");
     let rows = by_first(&result);
     assert_eq!(rows.len(), 4);
     for stage in STAGES {

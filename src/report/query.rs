@@ -357,7 +357,12 @@ impl<'a> Aggregate<'a> {
             } else {
                 (Order::Asc, NullOrdering::Last)
             };
-            select.order_by_expr_with_nulls(Expr::cust((output + 1).to_string()), order, nulls);
+            let key = match dimensions.get(output).map(|&d| &self.dimensions[d]) {
+                Some(dimension) => option_order(dimension),
+                None => None,
+            };
+            let key = key.unwrap_or_else(|| Expr::cust((output + 1).to_string()));
+            select.order_by_expr_with_nulls(key, order, nulls);
         }
         select.limit(self.row_limit() + 1);
         select
@@ -456,6 +461,24 @@ fn measure_value(row: &QueryResult, column: &str, measure: &Measured) -> Result<
             from_row(row, column, field)?
         }
     })
+}
+
+/// Options and stages sort in the order the metadata lists them (初步接触 before 报价),
+/// not alphabetically; values outside the list come last. The expression reads the
+/// grouped column itself, which both databases accept in a grouped query's ORDER BY.
+fn option_order(dimension: &Dimension) -> Option<Expr> {
+    let options = &dimension.field.options;
+    if options.is_empty() || dimension.bucket.is_some() {
+        return None;
+    }
+    let position = options
+        .iter()
+        .enumerate()
+        .fold(CaseStatement::new(), |case, (i, option)| {
+            case.case(dimension.expr.clone().eq(option.value.as_str()), i as i64)
+        })
+        .finally(options.len() as i64);
+    Some(position.into())
 }
 
 /// A decimal as a JSON number, without trailing zeros.
