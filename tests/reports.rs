@@ -358,6 +358,9 @@ async fn reports_group_through_references() {
             .sum();
         assert_eq!(rows[region][0], money(cents), "{region}");
     }
+    // Totals folded from the groups (sums and counts) match the rows.
+    let total: i64 = f.deals.iter().map(|d| d.cents).sum();
+    assert_eq!(result["totals"], json!([null, money(total), 30]));
     assert_eq!(result["columns"][0]["labels"]["east"], json!("华东"));
     assert_eq!(result["categories"], json!(["华东", "华西"]));
 

@@ -5,6 +5,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{Datelike, Months, NaiveDate};
+use rust_decimal::Decimal;
 use sea_orm::ConnectionTrait;
 use sea_orm::sea_query::{
     Alias, CaseStatement, Expr, ExprTrait, Func, Query, SelectStatement, UnionType,
@@ -16,7 +17,9 @@ use crate::catalog::{Catalog, EntityCatalog};
 use crate::clock;
 use crate::error::{Error, Result};
 use crate::meta::{ComparePeriod, Field, FieldType, GroupBy, MeasureFn, Report, ReportKind};
-use crate::report::query::{Aggregate, Dimension, Measured, Reach, bucket_label, bucket_start};
+use crate::report::query::{
+    self, Aggregate, Dimension, Measured, Reach, bucket_label, bucket_start,
+};
 use crate::store::db::{Backend, TenantDb};
 use crate::store::schema;
 use crate::store::value;
@@ -228,11 +231,7 @@ pub async fn run(
             let (rows, truncated) = aggregate.fetch(&all).await?;
             let totals = match all.is_empty() {
                 true => None,
-                false => aggregate.fetch(&[]).await?.0.pop().map(|measures| {
-                    let mut row = vec![Value::Null; all.len()];
-                    row.extend(measures);
-                    row
-                }),
+                false => totals(&aggregate, &rows, truncated).await?,
             };
             let mut extra = Map::new();
             if kind == ReportKind::Pivot {
@@ -256,6 +255,70 @@ pub async fn run(
     output.chart = chart_name(report);
     label(db, catalog, reach, &mut output).await?;
     Ok(output)
+}
+
+/// The measures over all rows. Counts, sums, minima and maxima of a complete result
+/// fold from its rows (no second scan); averages and distinct counts, or a cut result,
+/// need the statement without dimensions.
+async fn totals(
+    aggregate: &Aggregate<'_>,
+    rows: &[Vec<Value>],
+    truncated: bool,
+) -> Result<Option<Vec<Value>>> {
+    let dims = aggregate.dimensions.len();
+    let foldable = !truncated
+        && aggregate.measures.iter().all(|m| {
+            matches!(
+                m.function,
+                MeasureFn::Count | MeasureFn::Sum | MeasureFn::Min | MeasureFn::Max
+            )
+        });
+    let measures = if foldable {
+        aggregate
+            .measures
+            .iter()
+            .enumerate()
+            .map(|(m, measure)| fold(measure.function, rows.iter().map(|r| &r[dims + m])))
+            .collect()
+    } else {
+        match aggregate.fetch(&[]).await?.0.pop() {
+            Some(measures) => measures,
+            None => return Ok(None),
+        }
+    };
+    let mut row = vec![Value::Null; dims];
+    row.extend(measures);
+    Ok(Some(row))
+}
+
+/// One measure over the values of its groups: counts and sums add up (exactly, as
+/// decimals), minima and maxima compare numbers as numbers and dates as text.
+fn fold<'v>(function: MeasureFn, values: impl Iterator<Item = &'v Value>) -> Value {
+    let number = |v: &Value| {
+        v.as_number()
+            .and_then(|n| n.to_string().parse::<Decimal>().ok())
+    };
+    let values: Vec<&Value> = values.filter(|v| !v.is_null()).collect();
+    match function {
+        MeasureFn::Count | MeasureFn::Sum => {
+            query::decimal(values.iter().filter_map(|v| number(v)).sum())
+        }
+        MeasureFn::Min | MeasureFn::Max => {
+            let ordered = values.iter().copied().reduce(|a, b| {
+                let a_first = match (number(a), number(b)) {
+                    (Some(x), Some(y)) => x <= y,
+                    _ => text(a) <= text(b),
+                };
+                if a_first == (function == MeasureFn::Min) {
+                    a
+                } else {
+                    b
+                }
+            });
+            ordered.cloned().unwrap_or(Value::Null)
+        }
+        MeasureFn::CountDistinct | MeasureFn::Avg => Value::Null,
+    }
 }
 
 /// A forecast: each sum measure also weighted by its rows' stage probability.
