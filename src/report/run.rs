@@ -2,7 +2,7 @@
 //! (funnel, forecast, pivot, period comparison), each ending in the same output —
 //! columns, rows, totals — that the JSON, CSV and XLSX forms are written from.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use chrono::{Datelike, Months, NaiveDate};
 use rust_decimal::Decimal;
@@ -235,7 +235,7 @@ pub async fn run(
             };
             let mut extra = Map::new();
             if kind == ReportKind::Pivot {
-                extra.insert("pivot".into(), pivot(&aggregate, &rows).await?);
+                extra.insert("pivot".into(), pivot(&aggregate, &rows, truncated).await?);
             }
             Output {
                 key: None,
@@ -257,15 +257,33 @@ pub async fn run(
     Ok(output)
 }
 
-/// The measures over all rows. Counts, sums, minima and maxima of a complete result
-/// fold from its rows (no second scan); averages and distinct counts, or a cut result,
-/// need the statement without dimensions.
+/// The measures over all rows (dimension cells null).
 async fn totals(
     aggregate: &Aggregate<'_>,
     rows: &[Vec<Value>],
     truncated: bool,
 ) -> Result<Option<Vec<Value>>> {
     let dims = aggregate.dimensions.len();
+    Ok(regroup(aggregate, rows, truncated, &[])
+        .await?
+        .pop()
+        .map(|measures| {
+            let mut row = vec![Value::Null; dims];
+            row.extend(measures);
+            row
+        }))
+}
+
+/// The measures regrouped by the dimensions at `subset` (rows of those dimensions'
+/// values, then the measures, in the report's order). Counts, sums, minima and
+/// maxima of a complete result fold from its rows — no second scan; averages and
+/// distinct counts, or a cut result, take their own statement.
+async fn regroup(
+    aggregate: &Aggregate<'_>,
+    rows: &[Vec<Value>],
+    truncated: bool,
+    subset: &[usize],
+) -> Result<Vec<Vec<Value>>> {
     let foldable = !truncated
         && aggregate.measures.iter().all(|m| {
             matches!(
@@ -273,22 +291,65 @@ async fn totals(
                 MeasureFn::Count | MeasureFn::Sum | MeasureFn::Min | MeasureFn::Max
             )
         });
-    let measures = if foldable {
-        aggregate
-            .measures
+    if !foldable {
+        return Ok(aggregate.fetch(subset).await?.0);
+    }
+    let dims = aggregate.dimensions.len();
+    let mut groups: Vec<(Vec<Value>, Vec<&Vec<Value>>)> = Vec::new();
+    let mut index: HashMap<String, usize> = HashMap::new();
+    if subset.is_empty() {
+        groups.push((Vec::new(), Vec::new()));
+        index.insert("[]".into(), 0);
+    }
+    for row in rows {
+        let key: Vec<Value> = subset.iter().map(|&d| row[d].clone()).collect();
+        let text = serde_json::to_string(&key).expect("values serialize");
+        let at = *index.entry(text).or_insert_with(|| {
+            groups.push((key, Vec::new()));
+            groups.len() - 1
+        });
+        groups[at].1.push(row);
+    }
+    let dimensions: Vec<&Dimension> = subset.iter().map(|&d| &aggregate.dimensions[d]).collect();
+    groups.sort_by(|(a, _), (b, _)| {
+        dimensions
             .iter()
-            .enumerate()
-            .map(|(m, measure)| fold(measure.function, rows.iter().map(|r| &r[dims + m])))
-            .collect()
-    } else {
-        match aggregate.fetch(&[]).await?.0.pop() {
-            Some(measures) => measures,
-            None => return Ok(None),
+            .zip(a.iter().zip(b))
+            .map(|(dimension, (x, y))| dimension_order(dimension, x, y))
+            .find(|o| o.is_ne())
+            .unwrap_or(std::cmp::Ordering::Equal)
+    });
+    Ok(groups
+        .into_iter()
+        .map(|(mut key, members)| {
+            for (m, measure) in aggregate.measures.iter().enumerate() {
+                key.push(fold(measure.function, members.iter().map(|r| &r[dims + m])));
+            }
+            key
+        })
+        .collect())
+}
+
+/// The order the SQL sorts a dimension in: options in their listed order, numbers as
+/// numbers, text as text; empty values last.
+fn dimension_order(dimension: &Dimension, a: &Value, b: &Value) -> std::cmp::Ordering {
+    let options = &dimension.field.options;
+    let rank = |v: &Value| match v {
+        Value::Null => (2, 0.0, String::new()),
+        Value::Number(n) => (0, n.as_f64().unwrap_or_default(), String::new()),
+        Value::String(s) if !options.is_empty() && dimension.bucket.is_none() => {
+            let position = options
+                .iter()
+                .position(|o| o.value == *s)
+                .unwrap_or(options.len());
+            (0, position as f64, String::new())
         }
+        other => (1, 0.0, text(other)),
     };
-    let mut row = vec![Value::Null; dims];
-    row.extend(measures);
-    Ok(Some(row))
+    let (x, y) = (rank(a), rank(b));
+    x.0.cmp(&y.0)
+        .then(x.1.total_cmp(&y.1))
+        .then_with(|| x.2.cmp(&y.2))
 }
 
 /// One measure over the values of its groups: counts and sums add up (exactly, as
@@ -445,12 +506,12 @@ fn plain_column(key: &str, label: &str, value_type: &str) -> Column {
 /// A two-dimensional view of the first measure: the last dimension across, the
 /// others down, with row, column and grand totals from their own grouped queries
 /// (so averages and distinct counts total correctly).
-async fn pivot(aggregate: &Aggregate<'_>, rows: &[Vec<Value>]) -> Result<Value> {
+async fn pivot(aggregate: &Aggregate<'_>, rows: &[Vec<Value>], truncated: bool) -> Result<Value> {
     let dims = aggregate.dimensions.len();
     let down: Vec<usize> = (0..dims - 1).collect();
-    let (row_totals, _) = aggregate.fetch(&down).await?;
-    let (column_totals, _) = aggregate.fetch(&[dims - 1]).await?;
-    let (grand, _) = aggregate.fetch(&[]).await?;
+    let row_totals = regroup(aggregate, rows, truncated, &down).await?;
+    let column_totals = regroup(aggregate, rows, truncated, &[dims - 1]).await?;
+    let grand = regroup(aggregate, rows, truncated, &[]).await?;
     let row_keys: Vec<Vec<Value>> = row_totals.iter().map(|r| r[..dims - 1].to_vec()).collect();
     let column_keys: Vec<Value> = column_totals.iter().map(|r| r[0].clone()).collect();
     let mut cells = vec![vec![Value::Null; column_keys.len()]; row_keys.len()];
@@ -540,9 +601,7 @@ async fn funnel(
     columns.push(plain_column("reached", "到达数", "integer"));
     columns.push(plain_column("conversion", "转化率", "ratio"));
     columns.push(plain_column("avg_days", "平均停留天数", "number"));
-    let totals = aggregate.fetch(&[]).await?.0.pop().map(|measures| {
-        let mut row = vec![Value::Null];
-        row.extend(measures);
+    let totals = totals(&aggregate, &rows, false).await?.map(|mut row| {
         row.extend([Value::Null, Value::Null, Value::Null]);
         row
     });
