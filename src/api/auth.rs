@@ -9,7 +9,7 @@ use serde_json::Value;
 
 use super::Tag;
 use super::security::Bearer;
-use crate::auth::{password, sessions, throttle, users};
+use crate::auth::{login, sessions};
 use crate::error::Error;
 use crate::tenant::Tenants;
 
@@ -39,43 +39,22 @@ impl AuthApi {
         req: &poem::Request,
         body: Json<LoginRequest>,
     ) -> poem::Result<Json<LoginResponse>> {
-        // One message for unknown tenant, unknown user, wrong password and disabled user.
-        let refused = || Error::Unauthorized("wrong tenant, username or password".into());
-        let user_key = throttle::Key::user(&body.tenant, &body.username);
-        let mut keys = vec![user_key.clone()];
-        if let Some(address) = req.remote_addr().as_socket_addr() {
-            keys.push(throttle::Key::address(
-                &body.tenant,
-                &address.ip().to_string(),
-            ));
-        }
-        throttle::check(&tenants.platform, &keys).await?;
-        let user = match tenants.get(&body.tenant).await {
-            Ok(tenant) => users::authenticate(&tenant.db, &body.username, &body.password)
-                .await?
-                .map(|user| (tenant, user)),
-            Err(Error::NotFound(_)) => {
-                // Spend the time a password check takes so tenants cannot be probed by timing.
-                let password = body.password.clone();
-                tokio::task::spawn_blocking(move || {
-                    password::verify(&password, password::decoy_hash())
-                })
-                .await
-                .map_err(|e| Error::Internal(e.to_string()))?;
-                None
-            }
-            Err(e) => return Err(e.into()),
-        };
-        let Some((tenant, user)) = user else {
-            throttle::record_failure(&tenants.platform, &keys).await?;
-            return Err(refused().into());
-        };
-        throttle::clear(&tenants.platform, &user_key).await?;
-        let (token, expires_at) = sessions::start(&tenants.platform, &tenant.key, user.id).await?;
+        let client_ip = req
+            .remote_addr()
+            .as_socket_addr()
+            .map(|address| address.ip().to_string());
+        let logged_in = login::login(
+            &tenants,
+            &body.tenant,
+            &body.username,
+            &body.password,
+            client_ip,
+        )
+        .await?;
         Ok(Json(LoginResponse {
-            token,
-            expires_at: crate::store::value::format_datetime(expires_at),
-            user: serde_json::to_value(&user).map_err(|e| Error::Internal(e.to_string()))?,
+            token: logged_in.token,
+            expires_at: crate::store::value::format_datetime(logged_in.expires_at),
+            user: serde_json::to_value(&logged_in.user).map_err(|e| Error::Internal(e.to_string()))?,
         }))
     }
 

@@ -5,6 +5,7 @@
 mod access;
 pub mod casbin_adapter;
 pub mod context;
+pub mod login;
 pub mod org;
 pub mod password;
 pub mod policy;

@@ -12,7 +12,7 @@ use sea_orm::sea_query::{
 };
 use serde_json::{Map, Value, json};
 
-use crate::auth::{Access, users};
+use crate::auth::users;
 use crate::catalog::{Catalog, EntityCatalog};
 use crate::clock;
 use crate::error::{Error, Result};
@@ -22,6 +22,7 @@ use crate::report::query::{
 };
 use crate::store::db::{Backend, TenantDb};
 use crate::store::schema;
+use crate::store::titles;
 use crate::store::value;
 
 /// One output column.
@@ -897,7 +898,7 @@ async fn label(
                 let Some(access) = reach.targets.get(&target.def.key) else {
                     continue;
                 };
-                output.columns[c].labels = titles(db, target, access, &ids).await?;
+                output.columns[c].labels = titles::titles(db, target, access, &ids).await?;
             }
             _ => {}
         }
@@ -905,34 +906,3 @@ async fn label(
     Ok(())
 }
 
-/// `id → title` of the target's records among `ids` the caller may read.
-async fn titles(
-    db: &TenantDb,
-    target: &EntityCatalog,
-    access: &Access,
-    ids: &BTreeSet<i64>,
-) -> Result<BTreeMap<String, String>> {
-    let Some(title) = target.def.title_field.as_deref() else {
-        return Ok(BTreeMap::new());
-    };
-    if ids.is_empty() || access.hidden_fields.contains(title) {
-        return Ok(BTreeMap::new());
-    }
-    let mut select = Query::select();
-    select
-        .columns([Alias::new(schema::ID), Alias::new(title)])
-        .from(db.table(&target.table))
-        .and_where(Expr::col(Alias::new(schema::ID)).is_in(ids.iter().copied()))
-        .and_where(Expr::col(Alias::new(schema::DELETED_AT)).is_null());
-    if let Some(rows) = &access.rows {
-        select.cond_where(rows.clone());
-    }
-    let mut labels = BTreeMap::new();
-    for row in db.conn().query_all(&select).await? {
-        let id: i64 = row.try_get("", schema::ID)?;
-        if let Some(text) = row.try_get::<Option<String>>("", title)? {
-            labels.insert(id.to_string(), text);
-        }
-    }
-    Ok(labels)
-}

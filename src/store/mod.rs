@@ -8,4 +8,5 @@ pub mod locks;
 pub mod plan;
 pub mod records;
 pub mod schema;
+pub mod titles;
 pub mod value;
