@@ -12,4 +12,5 @@ pub mod search;
 pub mod store;
 pub mod templates;
 pub mod tenant;
+pub mod web;
 pub mod workflow;

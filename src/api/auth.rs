@@ -54,7 +54,8 @@ impl AuthApi {
         Ok(Json(LoginResponse {
             token: logged_in.token,
             expires_at: crate::store::value::format_datetime(logged_in.expires_at),
-            user: serde_json::to_value(&logged_in.user).map_err(|e| Error::Internal(e.to_string()))?,
+            user: serde_json::to_value(&logged_in.user)
+                .map_err(|e| Error::Internal(e.to_string()))?,
         }))
     }
 

@@ -54,7 +54,7 @@ fn body(
 /// Errors raised by the framework (bad JSON, unknown route, oversized body, …) get the
 /// same shape as ours.
 pub async fn to_contract(error: poem::Error) -> Response {
-    if error.is::<Error>() {
+    if error.is::<Error>() || error.is::<crate::web::page::LoginFirst>() {
         return error.into_response();
     }
     let status = error.status();

@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 use super::Tag;
 use super::security::Bearer;
 use crate::auth::policy;
-use crate::catalog::form_model;
+use crate::catalog::{form_model, form_state};
 use crate::error::Error;
 use crate::meta::Action;
 
@@ -70,6 +70,30 @@ impl MetaApi {
         let entity = auth.0.entity(&catalog, &entity.0)?;
         let access = auth.0.form_access(entity).await?;
         Ok(Json(form_model(entity, &access)))
+    }
+
+    /// The live state of a form being filled in: `{values}` as typed so far →
+    /// `{hidden, required, computed}` — fields `visible_if` hides, fields required now
+    /// (`required` and `required_if`), and formula values — by the rules a save applies.
+    #[oai(path = "/meta/entities/:entity/form/state", method = "post")]
+    async fn form_state(
+        &self,
+        auth: Bearer,
+        entity: Path<String>,
+        body: Json<Value>,
+    ) -> poem::Result<Json<Value>> {
+        let catalog = auth.0.tenant.catalog().await;
+        let entity = auth.0.entity(&catalog, &entity.0)?;
+        let access = auth.0.form_access(entity).await?;
+        let values = match body.0.get("values") {
+            Some(Value::Object(values)) => values.clone(),
+            _ => {
+                return Err(
+                    Error::BadRequest("form state: expected {\"values\": {…}}".into()).into(),
+                );
+            }
+        };
+        Ok(Json(form_state(entity, &access, &values)))
     }
 
     /// The Casbin model and every policy line generated from the roles (admins):

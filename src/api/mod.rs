@@ -14,9 +14,9 @@ mod workflow;
 
 use std::sync::Arc;
 
-use poem::middleware::CatchPanic;
+use poem::middleware::{CatchPanic, CookieJarManager};
 use poem::web::{Data, Html, Json};
-use poem::{Endpoint, EndpointExt, IntoResponse, Request, Response, Route, get, handler};
+use poem::{Endpoint, EndpointExt, IntoResponse, Request, Response, get, handler};
 use poem_openapi::{OpenApiService, Tags};
 use serde_json::Value;
 
@@ -127,14 +127,14 @@ fn healthz() -> &'static str {
     "ok"
 }
 
-/// The whole HTTP application.
+/// The whole HTTP application: the web pages, the API under `/api`, its docs.
 pub fn server(tenants: Arc<Tenants>) -> impl Endpoint {
     let service = service();
     let spec = Arc::new(FixedSpec(service.spec()));
     let docs = Html(service.swagger_ui_html());
-    Route::new()
+    crate::web::routes()
         .at("/api/openapi.json", get(openapi_json))
-        .nest("/api", service)
+        .nest("/api", service.around(crate::web::api_cookie_auth))
         .at(
             "/docs",
             get(poem::endpoint::make_sync(move |_| docs.0.clone())).map_to_response(),
@@ -143,6 +143,7 @@ pub fn server(tenants: Arc<Tenants>) -> impl Endpoint {
         .data(tenants)
         .data(spec)
         .around(limit_body)
+        .with(CookieJarManager::new())
         .with(CatchPanic::new())
         .catch_all_error(error::to_contract)
 }

@@ -239,10 +239,7 @@ impl WorkflowApi {
         let request = QueryRequest::from_json(body.0)?;
         let catalog = ctx.tenant.catalog().await;
         let entity = ctx.entity(&catalog, &entity.0)?;
-        if entity.def.pool.is_none() {
-            return Err(Error::NotFound(format!("{} has no public pool", entity.def.key)).into());
-        }
-        let access = pool::pool_access(&ctx.authorize(entity, Action::Read).await?);
+        let access = pool::pool_access(&ctx, entity).await?;
         let page = Records::new(&ctx.tenant.db, &catalog, entity)
             .query(&request, &access)
             .await?;

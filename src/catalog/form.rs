@@ -1,7 +1,7 @@
 //! The form model of an entity: what a generated create/edit form shows, in layout
 //! order, with what this user may edit.
 
-use serde_json::{Value, json};
+use serde_json::{Map, Value, json};
 
 use super::EntityCatalog;
 use crate::auth::Access;
@@ -79,4 +79,42 @@ pub fn form_model(entity: &EntityCatalog, access: &Access) -> Value {
         "sections": sections,
         "stages": stages,
     })
+}
+
+/// The live state of a form being filled in: which fields `visible_if` hides and
+/// `required`/`required_if` require for the values typed so far, and the formulas'
+/// values — evaluated by the same rules a save applies, so the page never guesses.
+/// `values` come as typed; one that does not convert yet counts as empty.
+pub fn form_state(entity: &EntityCatalog, access: &Access, values: &Map<String, Value>) -> Value {
+    let mut record = Map::new();
+    for field in &entity.def.fields {
+        if let Some(raw) = values.get(&field.key)
+            && let Ok(value) = crate::store::value::normalize(field, raw)
+        {
+            record.insert(field.key.clone(), value);
+        }
+    }
+    let mut computed = Map::new();
+    for (key, expr) in &entity.formulas {
+        if let Ok(value) = expr.eval(&record) {
+            record.insert(key.clone(), value.clone());
+            if !access.hidden_fields.contains(key) {
+                computed.insert(key.clone(), value);
+            }
+        }
+    }
+    let mut hidden = Vec::new();
+    let mut required = Vec::new();
+    for field in &entity.def.fields {
+        if access.hidden_fields.contains(&field.key) {
+            continue;
+        }
+        let (visible, needed) = entity.field_rules(field, &record);
+        if !visible {
+            hidden.push(field.key.as_str());
+        } else if needed && !field.is_computed() {
+            required.push(field.key.as_str());
+        }
+    }
+    json!({"hidden": hidden, "required": required, "computed": computed})
 }

@@ -8,7 +8,7 @@ mod jsonschema_gen;
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use serde_json::{Value, json};
+use serde_json::{Map, Value, json};
 
 use crate::meta::expr::Expr;
 use crate::meta::{DefaultSpec, Entity, Field, FieldType, Package, Problem};
@@ -16,7 +16,7 @@ use crate::store::filter::{self, FilterContext};
 use crate::store::plan::Archive;
 use crate::store::schema;
 
-pub use form::form_model;
+pub use form::{form_model, form_state};
 
 #[derive(Debug)]
 pub struct Catalog {
@@ -73,6 +73,22 @@ impl EntityCatalog {
 
     pub fn has_pipeline(&self) -> bool {
         self.def.pipeline.is_some()
+    }
+
+    /// Whether `field` shows on `record` (its `visible_if`) and must be filled there
+    /// (`required` or its `required_if`). An expression that fails to evaluate on a
+    /// half-filled record shows the field and does not require it.
+    pub fn field_rules(&self, field: &Field, record: &Map<String, Value>) -> (bool, bool) {
+        let visible = match self.visible_if.get(&field.key) {
+            Some(expr) => expr.eval_bool(record).unwrap_or(true),
+            None => true,
+        };
+        let required = field.required
+            || match self.required_if.get(&field.key) {
+                Some(expr) => expr.eval_bool(record).unwrap_or(false),
+                None => false,
+            };
+        (visible, required)
     }
 
     /// A record's title: the value of the entity's `title_field`, or `#id`.

@@ -905,4 +905,3 @@ async fn label(
     }
     Ok(())
 }
-

@@ -838,15 +838,7 @@ impl<'a> Records<'a> {
             if field.is_computed() || errors.iter().any(|e| e.field == field.key) {
                 continue;
             }
-            let visible = match self.entity.visible_if.get(&field.key) {
-                Some(expr) => expr.eval_bool(record).unwrap_or(true),
-                None => true,
-            };
-            let required = field.required
-                || match self.entity.required_if.get(&field.key) {
-                    Some(expr) => expr.eval_bool(record).unwrap_or(false),
-                    None => false,
-                };
+            let (visible, required) = self.entity.field_rules(field, record);
             let empty = is_empty(record.get(&field.key));
             // A field hidden by visible_if is not required; an untouched old record
             // is not failed for a rule added after it was written.

@@ -7,9 +7,10 @@ use sea_orm::ConnectionTrait;
 use sea_orm::sea_query::{Alias, Condition, Expr, ExprTrait, Query};
 use serde_json::Value;
 
-use crate::auth::{Access, SYSTEM_USER};
+use crate::auth::{Access, Context, SYSTEM_USER};
 use crate::catalog::{Catalog, EntityCatalog};
 use crate::error::{Error, Result};
+use crate::meta::Action;
 use crate::store::db::{TenantDb, query_first};
 use crate::store::records::Records;
 use crate::store::schema;
@@ -19,11 +20,23 @@ use crate::workflow::notifications::{self, Notice};
 /// Records reclaimed per transaction.
 const BATCH: u64 = 500;
 
-/// What the pool shows a reader: records without owner, through their read access.
-pub fn pool_access(read: &Access) -> Access {
+/// What the pool shows `ctx`'s user: records without owner, for anyone who may read
+/// the entity (404 when the entity has no pool).
+pub async fn pool_access(ctx: &Context, entity: &EntityCatalog) -> Result<Access> {
+    if entity.def.pool.is_none() {
+        return Err(Error::NotFound(format!(
+            "{} has no public pool",
+            entity.def.key
+        )));
+    }
+    Ok(unowned(ctx.authorize(entity, Action::Read).await?))
+}
+
+/// `access` narrowed to records without owner.
+fn unowned(access: Access) -> Access {
     Access {
         rows: Some(Condition::all().add(Expr::col(Alias::new(schema::OWNER)).is_null())),
-        ..read.clone()
+        ..access
     }
 }
 
@@ -132,7 +145,7 @@ pub async fn claim(
     let records = Records::new(db, catalog, entity);
     let txn = db.begin_write().await?;
     let current = records
-        .fetch_in(&txn, id, &pool_access(&Access::full(user_id)))
+        .fetch_in(&txn, id, &unowned(Access::full(user_id)))
         .await?;
     if let Some(limit) = pool.claim_limit {
         let claims = Query::select()

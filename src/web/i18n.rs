@@ -1,0 +1,202 @@
+//! UI text in Simplified Chinese and English. The language is the user's choice (a
+//! cookie set from the language switch), else the browser's first preference.
+
+use poem::Request;
+use poem::http::header;
+
+/// The cookie that remembers the user's language.
+pub const LANG_COOKIE: &str = "metacrm_lang";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lang {
+    Zh,
+    En,
+}
+
+impl Lang {
+    pub fn code(self) -> &'static str {
+        match self {
+            Lang::Zh => "zh",
+            Lang::En => "en",
+        }
+    }
+
+    pub fn parse(code: &str) -> Option<Lang> {
+        match code {
+            "zh" => Some(Lang::Zh),
+            "en" => Some(Lang::En),
+            _ => None,
+        }
+    }
+
+    /// The cookie's language, else the first language of `Accept-Language` we speak,
+    /// else Chinese (our users are Chinese companies).
+    pub fn of(req: &Request) -> Lang {
+        if let Some(lang) = req
+            .cookie()
+            .get(LANG_COOKIE)
+            .and_then(|c| Lang::parse(c.value_str()))
+        {
+            return lang;
+        }
+        let accept = req
+            .headers()
+            .get(header::ACCEPT_LANGUAGE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default();
+        accept
+            .split(',')
+            .filter_map(|part| {
+                let tag = part.split(';').next()?.trim().to_ascii_lowercase();
+                match tag.split('-').next()? {
+                    "zh" => Some(Lang::Zh),
+                    "en" => Some(Lang::En),
+                    _ => None,
+                }
+            })
+            .next()
+            .unwrap_or(Lang::Zh)
+    }
+}
+
+/// `(key, English, 中文)`.
+const TEXTS: &[(&str, &str, &str)] = &[
+    ("app", "metacrm", "metacrm"),
+    ("login", "Log in", "登录"),
+    ("logout", "Log out", "退出"),
+    ("tenant", "Company", "公司"),
+    ("username", "Username", "用户名"),
+    ("password", "Password", "密码"),
+    (
+        "login_failed",
+        "Wrong company, username or password.",
+        "公司、用户名或密码错误。",
+    ),
+    ("home", "Home", "首页"),
+    ("records", "Records", "数据"),
+    ("designer", "Designer", "设计器"),
+    ("reports", "Reports", "报表"),
+    ("dashboards", "Dashboards", "仪表盘"),
+    ("approvals", "Approvals", "审批"),
+    ("followups", "Follow-ups", "跟进"),
+    ("notifications", "Notifications", "通知"),
+    ("search", "Search", "搜索"),
+    (
+        "search_placeholder",
+        "Search customers, names, pinyin…",
+        "搜索客户、名称、拼音…",
+    ),
+    ("no_results", "Nothing found.", "没有找到结果。"),
+    ("new", "New", "新建"),
+    ("edit", "Edit", "编辑"),
+    ("save", "Save", "保存"),
+    ("cancel", "Cancel", "取消"),
+    ("delete", "Delete", "删除"),
+    ("reload", "Reload", "重新加载"),
+    ("filter", "Filter", "筛选"),
+    ("apply", "Apply", "应用"),
+    ("clear", "Clear", "清除"),
+    ("columns", "Columns", "显示列"),
+    ("sort", "Sort", "排序"),
+    ("next_page", "Next page", "下一页"),
+    ("first_page", "First page", "第一页"),
+    ("saved_views", "Saved views", "已保存视图"),
+    ("save_view", "Save view", "保存视图"),
+    ("view_name", "View name", "视图名称"),
+    ("assign_to", "Assign to", "转移给"),
+    ("assign", "Reassign", "转移"),
+    ("selected", "selected", "已选"),
+    ("pool", "Public pool", "公海"),
+    ("claim", "Claim", "领取"),
+    ("owner", "Owner", "负责人"),
+    ("created_at", "Created", "创建时间"),
+    ("updated_at", "Updated", "更新时间"),
+    ("stage", "Stage", "阶段"),
+    ("move_to", "Move to", "推进到"),
+    ("timeline", "Timeline", "时间线"),
+    ("history", "Changes", "变更记录"),
+    ("submit_for_approval", "Submit for approval", "提交审批"),
+    ("print", "Print", "打印"),
+    ("approve", "Approve", "同意"),
+    ("reject", "Reject", "驳回"),
+    ("delegate", "Delegate", "转审"),
+    ("comment", "Comment", "意见"),
+    ("pending", "Pending", "审批中"),
+    (
+        "nothing_pending",
+        "Nothing waiting for you.",
+        "没有待办事项。",
+    ),
+    ("due_today", "Due today", "今日到期"),
+    ("overdue", "Overdue", "已逾期"),
+    ("mark_all_read", "Mark all as read", "全部标为已读"),
+    ("yes", "Yes", "是"),
+    ("no", "No", "否"),
+    ("required", "required", "必填"),
+    (
+        "fix_errors",
+        "Please correct the fields marked below.",
+        "请修改下面标出的字段。",
+    ),
+    (
+        "conflict",
+        "Someone else changed this record while you were editing it. Reload to see their version; your changes are kept in the form until you do.",
+        "您编辑期间，其他人修改了这条记录。重新加载以查看最新版本；在此之前您的修改保留在表单中。",
+    ),
+    ("possible_duplicates", "Possible duplicates", "可能重复"),
+    ("saved", "Saved.", "已保存。"),
+    (
+        "forbidden",
+        "You do not have access to this page.",
+        "您无权访问此页面。",
+    ),
+    ("not_found", "This page does not exist.", "页面不存在。"),
+    ("error", "Something went wrong.", "出错了。"),
+    ("welcome", "Welcome", "欢迎"),
+    ("language", "Language", "语言"),
+    ("new_report", "New report", "新建报表"),
+    ("shares", "Shared with", "共享/抄送"),
+    ("approval_steps", "Approval", "审批流程"),
+    ("stage_history", "Stage history", "阶段历史"),
+    ("entered", "entered", "进入"),
+    ("by", "by", "操作人"),
+    ("back", "Back", "返回"),
+    ("all", "All", "全部"),
+    ("mine", "Mine", "我的"),
+    ("none", "—", "—"),
+    ("last_contact", "Last contact", "最近跟进"),
+];
+
+/// The text of `key` in `lang`; the key itself when there is none, so a missing
+/// translation shows up instead of an empty label.
+pub fn text(lang: Lang, key: &str) -> String {
+    TEXTS
+        .iter()
+        .find(|(k, _, _)| *k == key)
+        .map(|(_, en, zh)| match lang {
+            Lang::En => *en,
+            Lang::Zh => *zh,
+        })
+        .unwrap_or(key)
+        .to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_are_unique() {
+        let mut keys: Vec<&str> = TEXTS.iter().map(|(k, _, _)| *k).collect();
+        keys.sort_unstable();
+        let before = keys.len();
+        keys.dedup();
+        assert_eq!(before, keys.len(), "a UI text key appears twice");
+    }
+
+    #[test]
+    fn missing_key_shows_itself() {
+        assert_eq!(text(Lang::Zh, "save"), "保存");
+        assert_eq!(text(Lang::En, "no_such_key"), "no_such_key");
+    }
+}

@@ -1,0 +1,641 @@
+//! Record pages: the list (and the public pool), the record with its stage bar and
+//! timeline, and the generated create/edit forms. Each reads through the same
+//! modules and the same gate as the API; writes go from the page's JavaScript to the
+//! API.
+
+use std::collections::BTreeSet;
+
+use poem::web::{Path, Query};
+use poem::{Response, handler};
+use serde_json::{Map, Value, json};
+
+use crate::auth::{Access, users};
+use crate::catalog::{EntityCatalog, form_model};
+use crate::error::Result;
+use crate::meta::{Action, Field, FieldType};
+use crate::store::journal;
+use crate::store::records::{QueryRequest, Records, SortSpec};
+use crate::store::schema;
+use crate::web::display::{Display, short_datetime};
+use crate::web::page::Viewer;
+use crate::workflow::approvals::Engine;
+use crate::workflow::{pool, shares, stages};
+
+/// Rows on one page of a list.
+pub const PAGE_ROWS: u64 = 50;
+
+/// Columns a list shows when the user chose none: the title, then the first fields
+/// of the form, up to this many in all.
+const DEFAULT_COLUMNS: usize = 6;
+
+/// The query string of a list page, as `(name, value)` pairs in order.
+type Params = Vec<(String, String)>;
+
+fn param<'p>(params: &'p Params, name: &str) -> Option<&'p str> {
+    params
+        .iter()
+        .find(|(k, v)| k == name && !v.is_empty())
+        .map(|(_, v)| v.as_str())
+}
+
+/// How a field is filtered on a list page.
+fn filter_kind(field: &Field) -> Option<&'static str> {
+    Some(match field.field_type {
+        FieldType::Select | FieldType::MultiSelect => "choice",
+        FieldType::Boolean => "boolean",
+        FieldType::User => "user",
+        FieldType::Date | FieldType::Datetime => "date_range",
+        FieldType::Integer | FieldType::Decimal => "number_range",
+        FieldType::Attachment | FieldType::Reference => return None,
+        _ => "text",
+    })
+}
+
+/// The filter tree of a list page's query string: `q` searches the title, `f.KEY`
+/// compares a field as its type suggests (`me` for the user), `f.KEY.from` and
+/// `f.KEY.to` bound ranges.
+fn list_filter(entity: &EntityCatalog, params: &Params, hidden: &BTreeSet<String>) -> Value {
+    let mut all = Vec::new();
+    if let (Some(q), Some(title)) = (param(params, "q"), entity.def.title_field.as_deref()) {
+        all.push(json!({"field": title, "op": "contains", "value": q}));
+    }
+    let user_value = |v: &str| {
+        if v == "me" {
+            json!({"user": "me"})
+        } else {
+            json!(v)
+        }
+    };
+    for (name, value) in params.iter().filter(|(_, v)| !v.is_empty()) {
+        let Some(rest) = name.strip_prefix("f.") else {
+            continue;
+        };
+        let (key, bound) = match rest.rsplit_once('.') {
+            Some((key, bound @ ("from" | "to"))) => (key, Some(bound)),
+            _ => (rest, None),
+        };
+        let Some(field) = entity.column(key) else {
+            continue;
+        };
+        if hidden.contains(key) {
+            continue;
+        }
+        let node = match (bound, field.field_type) {
+            (Some("from"), _) => json!({"field": key, "op": "gte", "value": value}),
+            (Some(_), _) => json!({"field": key, "op": "lte", "value": value}),
+            (None, FieldType::MultiSelect) => {
+                json!({"field": key, "op": "contains", "value": value})
+            }
+            (None, FieldType::Boolean) => {
+                json!({"field": key, "op": "eq", "value": value == "true"})
+            }
+            (None, FieldType::User) => {
+                json!({"field": key, "op": "eq", "value": user_value(value)})
+            }
+            (None, FieldType::Select | FieldType::Integer | FieldType::Decimal) => {
+                json!({"field": key, "op": "eq", "value": value})
+            }
+            (None, _) if key == schema::STAGE => json!({"field": key, "op": "eq", "value": value}),
+            (None, _) => json!({"field": key, "op": "contains", "value": value}),
+        };
+        all.push(node);
+    }
+    json!({"and": all})
+}
+
+/// The fields of the entity the viewer may see, in form order.
+fn visible_fields<'e>(entity: &'e EntityCatalog, access: &Access) -> Vec<&'e Field> {
+    let mut ordered: Vec<&Field> = Vec::new();
+    if let Some(layout) = &entity.def.layout {
+        for key in layout.sections.iter().flat_map(|s| s.fields.iter()) {
+            if let Some(field) = entity.field(key)
+                && !ordered.iter().any(|f| f.key == field.key)
+            {
+                ordered.push(field);
+            }
+        }
+    }
+    for field in &entity.def.fields {
+        if !ordered.iter().any(|f| f.key == field.key) {
+            ordered.push(field);
+        }
+    }
+    ordered.retain(|f| !access.hidden_fields.contains(&f.key));
+    ordered
+}
+
+fn with_params(path: &str, params: &Params, set: &[(&str, Option<&str>)]) -> String {
+    let mut kept: Vec<(String, String)> = params
+        .iter()
+        .filter(|(k, _)| !set.iter().any(|(s, _)| s == k))
+        .cloned()
+        .collect();
+    for (name, value) in set {
+        if let Some(value) = value {
+            kept.push((name.to_string(), value.to_string()));
+        }
+    }
+    match serde_urlencoded::to_string(&kept) {
+        Ok(query) if !query.is_empty() => format!("{path}?{query}"),
+        _ => path.to_string(),
+    }
+}
+
+/// A list page: `/e/{entity}` (`in_pool` false) or `/pool/{entity}`.
+async fn list_page(
+    viewer: &Viewer,
+    entity_key: &str,
+    params: &Params,
+    in_pool: bool,
+) -> Result<Response> {
+    let ctx = &viewer.ctx;
+    let catalog = ctx.tenant.catalog().await;
+    let entity = ctx.entity(&catalog, entity_key)?;
+    let access = if in_pool {
+        pool::pool_access(ctx, entity).await?
+    } else {
+        ctx.authorize(entity, Action::Read).await?
+    };
+    let fields = visible_fields(entity, &access);
+    let chosen: Vec<&str> = params
+        .iter()
+        .filter(|(k, _)| k == "col")
+        .map(|(_, v)| v.as_str())
+        .collect();
+    let mut columns: Vec<&Field> = if chosen.is_empty() {
+        let title = entity.def.title_field.as_deref();
+        let mut columns: Vec<&Field> = fields
+            .iter()
+            .filter(|f| Some(f.key.as_str()) == title)
+            .copied()
+            .collect();
+        columns.extend(
+            fields
+                .iter()
+                .filter(|f| Some(f.key.as_str()) != title && f.field_type != FieldType::LongText)
+                .copied(),
+        );
+        columns.truncate(DEFAULT_COLUMNS);
+        columns
+    } else {
+        chosen
+            .iter()
+            .filter_map(|key| fields.iter().find(|f| f.key == *key).copied())
+            .collect()
+    };
+    if columns.is_empty() {
+        columns = fields.iter().take(DEFAULT_COLUMNS).copied().collect();
+    }
+    let sort = param(params, "sort").unwrap_or("-updated_at").to_string();
+    let request = QueryRequest {
+        filter: Some(list_filter(entity, params, &access.hidden_fields)),
+        sort: vec![SortSpec::Key(sort.clone()), SortSpec::Key("-id".into())],
+        limit: Some(PAGE_ROWS),
+        after: param(params, "after").map(String::from),
+    };
+    let page = Records::new(&ctx.tenant.db, &catalog, entity)
+        .query(&request, &access)
+        .await?;
+    let display = Display::load(ctx, &catalog, viewer.lang, &columns, &page.items).await?;
+    let base = if in_pool {
+        format!("/pool/{}", entity.def.key)
+    } else {
+        format!("/e/{}", entity.def.key)
+    };
+    let rows: Vec<Value> = page
+        .items
+        .iter()
+        .map(|record| {
+            let id = record[schema::ID].as_i64().unwrap_or_default();
+            let cells: Vec<Value> = columns
+                .iter()
+                .map(|f| display.cell(f, record.get(&f.key)))
+                .collect();
+            json!({
+                "id": id,
+                "href": format!("/e/{}/{id}", entity.def.key),
+                "cells": cells,
+                "system": display.system(entity, record),
+            })
+        })
+        .collect();
+    let (sort_key, sort_desc) = match sort.strip_prefix('-') {
+        Some(key) => (key.to_string(), true),
+        None => (sort.clone(), false),
+    };
+    let column_json: Vec<Value> = columns
+        .iter()
+        .map(|f| {
+            let flip = if sort_key == f.key && !sort_desc {
+                format!("-{}", f.key)
+            } else {
+                f.key.clone()
+            };
+            json!({
+                "key": f.key,
+                "label": f.label(),
+                "sorted": (sort_key == f.key).then_some(if sort_desc { "desc" } else { "asc" }),
+                "sort_href": with_params(&base, params, &[("sort", Some(&flip)), ("after", None)]),
+            })
+        })
+        .collect();
+    let filters: Vec<Value> = fields
+        .iter()
+        .filter_map(|f| {
+            let kind = filter_kind(f)?;
+            Some(json!({
+                "key": f.key,
+                "label": f.label(),
+                "kind": kind,
+                "options": f.options.iter().map(|o| json!({"value": o.value, "label": o.label.clone().unwrap_or_else(|| o.value.clone())})).collect::<Vec<_>>(),
+                "value": param(params, &format!("f.{}", f.key)),
+                "from": param(params, &format!("f.{}.from", f.key)),
+                "to": param(params, &format!("f.{}.to", f.key)),
+            }))
+        })
+        .collect();
+    let stages: Vec<Value> = entity
+        .def
+        .pipeline
+        .iter()
+        .flat_map(|p| p.stages.iter())
+        .map(|s| json!({"key": s.key, "label": s.label.clone().unwrap_or_else(|| s.key.clone())}))
+        .collect();
+    let can_create = !in_pool && ctx.authorize(entity, Action::Create).await.is_ok();
+    let can_assign = !in_pool && ctx.authorize(entity, Action::Assign).await.is_ok();
+    let people: Vec<Value> = if can_assign {
+        users::list(&ctx.tenant.db)
+            .await?
+            .into_iter()
+            .filter(|u| u.active)
+            .map(|u| json!({"id": u.id, "name": u.display_name}))
+            .collect()
+    } else {
+        Vec::new()
+    };
+    viewer
+        .page(
+            "list.html",
+            json!({
+                "entity": {"key": entity.def.key, "label": entity.def.label(), "has_pool": entity.def.pool.is_some(), "has_stage": entity.has_pipeline()},
+                "in_pool": in_pool,
+                "base": base,
+                "columns": column_json,
+                "all_fields": fields.iter().map(|f| json!({"key": f.key, "label": f.label(), "shown": columns.iter().any(|c| c.key == f.key)})).collect::<Vec<_>>(),
+                "rows": rows,
+                "filters": filters,
+                "stages": stages,
+                "q": param(params, "q"),
+                "stage_filter": param(params, "f.stage"),
+                "owner_filter": param(params, "f.owner"),
+                "sort": sort,
+                "next_href": page.next.as_deref().map(|next| with_params(&base, params, &[("after", Some(next))])),
+                "first_href": param(params, "after").map(|_| with_params(&base, params, &[("after", None)])),
+                "can_create": can_create,
+                "can_assign": can_assign,
+                "people": people,
+                "query": serde_urlencoded::to_string(params.iter().filter(|(k, _)| k != "after").collect::<Vec<_>>()).unwrap_or_default(),
+            }),
+        )
+        .await
+}
+
+#[handler]
+pub async fn list(
+    viewer: Viewer,
+    Path(entity): Path<String>,
+    Query(params): Query<Params>,
+) -> Response {
+    viewer
+        .respond(list_page(&viewer, &entity, &params, false).await)
+        .await
+}
+
+#[handler]
+pub async fn pool_list(
+    viewer: Viewer,
+    Path(entity): Path<String>,
+    Query(params): Query<Params>,
+) -> Response {
+    viewer
+        .respond(list_page(&viewer, &entity, &params, true).await)
+        .await
+}
+
+/// The record page: fields by layout, the stage bar with the moves this user may
+/// make, actions, and the timeline.
+async fn record_page(viewer: &Viewer, entity_key: &str, id: i64) -> Result<Response> {
+    let ctx = &viewer.ctx;
+    let catalog = ctx.tenant.catalog().await;
+    let entity = ctx.entity(&catalog, entity_key)?;
+    let access = ctx.authorize(entity, Action::Read).await?;
+    let records = Records::new(&ctx.tenant.db, &catalog, entity);
+    let record = records.get(id, &access).await?;
+    let history = records.history(id, &access).await?;
+    let fields = visible_fields(entity, &access);
+    // The record and every before/after value of its changes, so the timeline shows
+    // names and titles too.
+    let mut mentioned = vec![record.clone()];
+    for changes in history.iter().filter_map(|e| e["changes"].as_object()) {
+        for side in 0..2 {
+            let values: Map<String, Value> = changes
+                .iter()
+                .map(|(key, pair)| (key.clone(), pair[side].clone()))
+                .collect();
+            mentioned.push(Value::Object(values));
+        }
+    }
+    let display = Display::load(ctx, &catalog, viewer.lang, &fields, &mentioned).await?;
+    let form = form_model(entity, &ctx.form_access(entity).await?);
+    let sections: Vec<Value> = form["sections"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|section| {
+            let cells: Vec<Value> = section["fields"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|f| entity.field(f["key"].as_str()?))
+                .map(|f| json!({"label": f.label(), "key": f.key, "value": display.cell(f, record.get(&f.key)), "long": f.field_type == FieldType::LongText}))
+                .collect();
+            json!({"label": section["label"], "columns": section["columns"], "cells": cells})
+        })
+        .collect();
+    let stage_bar = match (&entity.def.pipeline, record[schema::STAGE].as_str()) {
+        (Some(pipeline), Some(current)) => {
+            let may_update = ctx.authorize(entity, Action::Update).await.is_ok();
+            let position = pipeline.stages.iter().position(|s| s.key == current);
+            pipeline
+                .stages
+                .iter()
+                .enumerate()
+                .map(|(i, s)| {
+                    let allowed = may_update
+                        && s.key != current
+                        && stages::check_transition(pipeline, current, &s.key, &ctx.user).is_ok();
+                    json!({
+                        "key": s.key,
+                        "label": s.label.clone().unwrap_or_else(|| s.key.clone()),
+                        "current": s.key == current,
+                        "done": position.is_some_and(|p| i < p) && !s.lost,
+                        "lost": s.lost,
+                        "won": s.won,
+                        "allowed": allowed,
+                    })
+                })
+                .collect::<Vec<_>>()
+        }
+        _ => Vec::new(),
+    };
+    let change_entries: Vec<Value> = history
+        .iter()
+        .map(|entry| {
+            let changes: Vec<Value> = entry["changes"]
+                .as_object()
+                .into_iter()
+                .flatten()
+                .map(|(key, pair)| match entity.column(key) {
+                    Some(field) => json!({
+                        "label": field.label(),
+                        "from": display.cell(field, pair.get(0)),
+                        "to": display.cell(field, pair.get(1)),
+                    }),
+                    None => json!({"label": key, "from": {"text": pair[0].to_string()}, "to": {"text": pair[1].to_string()}}),
+                })
+                .collect();
+            json!({
+                "at": short_datetime(entry["at"].as_str().unwrap_or_default()),
+                "sort_at": entry["at"],
+                "kind": "change",
+                "action": entry["action"],
+                "user": display.person(entry["user"].as_i64()),
+                "changes": changes,
+            })
+        })
+        .collect();
+    let stage_label = |key: &str| {
+        entity
+            .def
+            .pipeline
+            .as_ref()
+            .and_then(|p| p.stages.iter().find(|s| s.key == key))
+            .and_then(|s| s.label.clone())
+            .unwrap_or_else(|| key.to_string())
+    };
+    let stage_entries: Vec<Value> = journal::stage_history(&ctx.tenant.db, &entity.def.key, id)
+        .await?
+        .iter()
+        .map(|s| {
+            json!({
+                "stage": stage_label(s["stage"].as_str().unwrap_or_default()),
+                "at": short_datetime(s["entered_at"].as_str().unwrap_or_default()),
+                "by": display.person(s["by"].as_i64()),
+                "days": s["seconds"].as_i64().unwrap_or_default() / 86_400,
+            })
+        })
+        .collect();
+    let engine = Engine::new(&ctx.tenant.db, &catalog);
+    let approvals: Vec<Value> = engine
+        .for_record(&entity.def.key, id)
+        .await?
+        .iter()
+        .map(|a| {
+            let flow = catalog.package.flows.iter().find(|f| a["flow"] == f.key);
+            json!({
+                "id": a["id"],
+                "flow": flow.and_then(|f| f.label.clone()).unwrap_or_else(|| a["flow"].as_str().unwrap_or_default().to_string()),
+                "status": a["status"],
+                "submitter": display.person(a["submitter"].as_i64()),
+                "submitted_at": short_datetime(a["submitted_at"].as_str().unwrap_or_default()),
+                "events": a["events"].as_array().into_iter().flatten().map(|e| json!({
+                    "at": short_datetime(e["at"].as_str().unwrap_or_default()),
+                    "user": display.person(e["user"].as_i64()),
+                    "action": e["action"],
+                    "step": e["step"],
+                    "comment": e["comment"],
+                })).collect::<Vec<_>>(),
+            })
+        })
+        .collect();
+    let share_entries: Vec<Value> = shares::for_record(&ctx.tenant.db, &entity.def.key, id)
+        .await?
+        .iter()
+        .map(|s| {
+            json!({
+                "by": display.person(s["shared_by"].as_i64()),
+                "at": short_datetime(s["at"].as_str().unwrap_or_default()),
+                "note": s["note"],
+                "to": s["recipients"]["to"].as_array().into_iter().flatten().map(|u| display.person(u.as_i64())).collect::<Vec<_>>(),
+                "cc": s["recipients"]["cc"].as_array().into_iter().flatten().map(|u| display.person(u.as_i64())).collect::<Vec<_>>(),
+            })
+        })
+        .collect();
+    let flows: Vec<Value> = catalog
+        .package
+        .flows
+        .iter()
+        .filter(|f| f.entity == entity.def.key)
+        .map(|f| json!({"key": f.key, "label": f.label.clone().unwrap_or_else(|| f.key.clone())}))
+        .collect();
+    let locked = approvals.iter().any(|a| a["status"] == "pending");
+    viewer
+        .page(
+            "record.html",
+            json!({
+                "entity": {"key": entity.def.key, "label": entity.def.label()},
+                "id": id,
+                "version": record[schema::VERSION],
+                "title": entity.title_of(&record),
+                "sections": sections,
+                "system": display.system(entity, &record),
+                "stage_bar": stage_bar,
+                "changes": change_entries,
+                "stages": stage_entries,
+                "approvals": approvals,
+                "shares": share_entries,
+                "flows": flows,
+                "locked": locked,
+                "can_edit": ctx.authorize(entity, Action::Update).await.is_ok() && !locked,
+            }),
+        )
+        .await
+}
+
+#[handler]
+pub async fn record_view(viewer: Viewer, Path((entity, id)): Path<(String, i64)>) -> Response {
+    viewer
+        .respond(record_page(&viewer, &entity, id).await)
+        .await
+}
+
+/// A generated form: `/e/{entity}/new` (id `None`) or `/e/{entity}/{id}/edit`.
+async fn form_page(viewer: &Viewer, entity_key: &str, id: Option<i64>) -> Result<Response> {
+    let ctx = &viewer.ctx;
+    let catalog = ctx.tenant.catalog().await;
+    let entity = ctx.entity(&catalog, entity_key)?;
+    let access = match id {
+        None => ctx.authorize(entity, Action::Create).await?,
+        Some(_) => ctx.authorize(entity, Action::Update).await?,
+    };
+    let read = ctx.authorize(entity, Action::Read).await?;
+    let record = match id {
+        Some(id) => {
+            Records::new(&ctx.tenant.db, &catalog, entity)
+                .get(id, &read)
+                .await?
+        }
+        None => Value::Null,
+    };
+    let mut form_access = ctx.form_access(entity).await?;
+    form_access.readonly_fields = access.readonly_fields.clone();
+    let model = form_model(entity, &form_access);
+    let references: Vec<&Field> = entity
+        .def
+        .fields
+        .iter()
+        .filter(|f| f.field_type == FieldType::Reference)
+        .collect();
+    let display = Display::load(
+        ctx,
+        &catalog,
+        viewer.lang,
+        &references,
+        std::slice::from_ref(&record),
+    )
+    .await?;
+    let mut sections = model["sections"].clone();
+    for section in sections.as_array_mut().into_iter().flatten() {
+        for spec in section["fields"].as_array_mut().into_iter().flatten() {
+            let key = spec["key"].as_str().unwrap_or_default().to_string();
+            let value = match id {
+                Some(_) => record.get(&key).cloned().unwrap_or(Value::Null),
+                None => spec
+                    .get("default")
+                    .cloned()
+                    .filter(|d| !d.is_object())
+                    .unwrap_or(Value::Null),
+            };
+            if let Some(field) = entity.field(&key)
+                && field.field_type == FieldType::Reference
+            {
+                spec["display"] = display.cell(field, Some(&value));
+            }
+            spec["input"] = input_value(&value);
+            spec["value"] = value;
+        }
+    }
+    let people: Vec<Value> = users::list(&ctx.tenant.db)
+        .await?
+        .into_iter()
+        .filter(|u| u.active)
+        .map(|u| json!({"id": u.id, "name": u.display_name}))
+        .collect();
+    let duplicate_check = entity.def.duplicate_check.is_some();
+    viewer
+        .page(
+            "form.html",
+            json!({
+                "entity": {"key": entity.def.key, "label": entity.def.label(), "title_field": entity.def.title_field},
+                "id": id,
+                "version": record.get(schema::VERSION),
+                "title": if id.is_some() { entity.title_of(&record) } else { String::new() },
+                "sections": sections,
+                "people": people,
+                "duplicate_check": duplicate_check,
+            }),
+        )
+        .await
+}
+
+/// A value as an `<input>` holds it: text, with datetimes in local `YYYY-MM-DDTHH:MM`.
+fn input_value(value: &Value) -> Value {
+    match value {
+        Value::Null => json!(""),
+        Value::String(s) => match chrono::DateTime::parse_from_rfc3339(s) {
+            Ok(at) => json!(
+                at.with_timezone(&crate::clock::offset())
+                    .format("%Y-%m-%dT%H:%M")
+                    .to_string()
+            ),
+            Err(_) => json!(s),
+        },
+        Value::Array(_) => value.clone(),
+        other => json!(other.to_string()),
+    }
+}
+
+#[handler]
+pub async fn new_form(viewer: Viewer, Path(entity): Path<String>) -> Response {
+    viewer
+        .respond(form_page(&viewer, &entity, None).await)
+        .await
+}
+
+#[handler]
+pub async fn edit_form(viewer: Viewer, Path((entity, id)): Path<(String, i64)>) -> Response {
+    viewer
+        .respond(form_page(&viewer, &entity, Some(id)).await)
+        .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::with_params;
+
+    #[test]
+    fn links_keep_the_other_parameters() {
+        let params = vec![
+            ("q".to_string(), "华".to_string()),
+            ("after".to_string(), "x".to_string()),
+        ];
+        assert_eq!(
+            with_params(
+                "/e/customer",
+                &params,
+                &[("after", None), ("sort", Some("-name"))]
+            ),
+            "/e/customer?q=%E5%8D%8E&sort=-name"
+        );
+    }
+}
