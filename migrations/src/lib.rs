@@ -16,6 +16,7 @@ mod m0004_tenant;
 mod m0005_tenant;
 mod m0006_tenant;
 mod m0007_tenant;
+mod m0008_tenant;
 
 pub use sea_orm_migration::MigratorTrait;
 
@@ -44,6 +45,7 @@ impl MigratorTrait for TenantMigrator {
             Box::new(m0005_tenant::Migration),
             Box::new(m0006_tenant::Migration),
             Box::new(m0007_tenant::Migration),
+            Box::new(m0008_tenant::Migration),
         ]
     }
 }

@@ -10,6 +10,7 @@ mod reports;
 mod search;
 mod security;
 mod users;
+mod views;
 mod workflow;
 
 use std::sync::Arc;
@@ -52,6 +53,7 @@ type Apis = (
     workflow::WorkflowApi,
     search::SearchApi,
     reports::ReportsApi,
+    views::ViewsApi,
 );
 
 fn service() -> OpenApiService<Apis, ()> {
@@ -64,6 +66,7 @@ fn service() -> OpenApiService<Apis, ()> {
             workflow::WorkflowApi,
             search::SearchApi,
             reports::ReportsApi,
+            views::ViewsApi,
         ),
         "metacrm",
         env!("CARGO_PKG_VERSION"),

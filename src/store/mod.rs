@@ -10,3 +10,4 @@ pub mod records;
 pub mod schema;
 pub mod titles;
 pub mod value;
+pub mod views;

@@ -19,7 +19,10 @@ fn environment() -> &'static Environment<'static> {
         // say it explicitly, since it is what keeps a `<script>` label harmless.
         env.set_auto_escape_callback(|_| minijinja::AutoEscape::Html);
         env.set_undefined_behavior(minijinja::UndefinedBehavior::Chainable);
-        env.add_function("asset", |path: &str| assets::url(path));
+        // Our own URLs: safe to put in attributes unescaped.
+        env.add_function("asset", |path: &str| {
+            Value::from_safe_string(assets::url(path))
+        });
         env.add_filter("snippet", |snippet: &str| {
             Value::from_safe_string(neutralize_tags(snippet))
         });

@@ -14,6 +14,8 @@ use metacrm::tenant::{NewTenant, Tenant, Tenants};
 use poem::listener::{Acceptor, Listener, TcpListener};
 use serde_json::{Value, json};
 
+pub mod web;
+
 pub const ADMIN: &str = "admin";
 pub const PASSWORD: &str = "correct horse battery";
 
