@@ -299,7 +299,7 @@ async fn prepare_demo(
     let password = std::fs::read_to_string(&password_file)
         .unwrap_or_else(|_| format!("(see {})", password_file.display()));
     println!(
-        "demo: open http://{bind}/docs — log in with tenant \"{key}\", username \"admin\", password \"{}\"",
+        "demo: open http://{bind}/login?tenant={key} — log in with company \"{key}\", username \"admin\", password \"{}\" (API docs at http://{bind}/docs)",
         password.trim()
     );
     Ok(())

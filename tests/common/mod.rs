@@ -14,6 +14,7 @@ use metacrm::tenant::{NewTenant, Tenant, Tenants};
 use poem::listener::{Acceptor, Listener, TcpListener};
 use serde_json::{Value, json};
 
+pub mod browser;
 pub mod web;
 
 pub const ADMIN: &str = "admin";

@@ -1,0 +1,273 @@
+//! The web application in a real browser (headless Chromium through chromedriver):
+//! the central story from the designer to the manager's funnel, an approval done
+//! entirely in the browser, conditional visibility, and a `<script>` label that
+//! stays text. Each step leaves a screenshot under `target/tmp/browser/<test>/`.
+
+mod common;
+
+use common::browser::Browser;
+use common::{ADMIN, PASSWORD, TestServer};
+use serde_json::{Value, json};
+
+fn package() -> Value {
+    json!({"format": 1,
+    "entities": [
+      {"key": "customer", "label": "客户", "title_field": "name", "fields": [
+          {"key": "name", "label": "客户名称", "type": "text", "required": true, "searchable": true},
+          {"key": "kind", "label": "客户性质", "type": "select",
+           "options": [{"value": "company", "label": "企业"}, {"value": "person", "label": "个人"}]},
+          {"key": "id_card", "label": "身份证号", "type": "text",
+           "visible_if": "kind == 'person'", "required_if": "kind == 'person'"},
+          {"key": "note", "label": "<script>window.__pwned = 1</script>备注", "type": "text"},
+          {"key": "amount", "label": "金额", "type": "decimal", "scale": 2}
+        ],
+        "pipeline": {"stages": [
+          {"key": "contact", "label": "初步接触", "probability": 10},
+          {"key": "quote", "label": "报价", "probability": 40},
+          {"key": "signed", "label": "签单", "probability": 100, "won": true},
+          {"key": "lost", "label": "流失", "probability": 0, "lost": true}], "transitions": "forward"},
+        "layout": {"sections": [{"label": "基本信息", "columns": 2,
+          "fields": ["name", "kind", "id_card", "note", "amount"]}]}}
+    ],
+    "roles": [
+      {"key": "sales", "label": "销售", "permissions": [
+          {"entity": "customer", "actions": ["create", "read", "update"], "scope": "own"}]},
+      {"key": "manager", "label": "销售经理", "permissions": [
+          {"entity": "customer", "actions": ["read", "update"], "scope": "all"}]}
+    ],
+    "flows": [{"key": "discount", "label": "折扣审批", "entity": "customer",
+      "steps": [{"key": "mgr", "label": "经理审批", "approvers": {"role": "manager"}}]}],
+    "reports": [
+      {"key": "funnel", "label": "销售漏斗", "entity": "customer", "kind": "funnel",
+       "group_by": [{"field": "stage"}], "measures": [{"fn": "count", "label": "客户数"}],
+       "chart": "funnel", "roles": ["manager"]}
+    ]})
+}
+
+async fn start() -> TestServer {
+    let server = TestServer::start(package()).await;
+    server.user("sales1", &["sales"], None).await;
+    server.user("boss", &["manager"], None).await;
+    server
+}
+
+/// An admin adds a select field and a stage in the designer and publishes; a sales
+/// user sees the field on the create form, is told it is required, fills it and
+/// saves; the record is in the list and found by pinyin; the manager's funnel has
+/// it, with the new stage in its place.
+#[tokio::test]
+async fn central_story_from_designer_to_funnel() {
+    let server = start().await;
+    let base = &server.base;
+    let tenant = &server.tenant.key;
+    let mut b = Browser::start("central_story").await;
+
+    b.login(base, tenant, ADMIN, PASSWORD).await;
+    b.goto(&format!("{base}/designer")).await;
+    b.click("#designer a[data-entity=\"customer\"]").await;
+    b.shot("designer").await;
+    b.click("#add-field").await;
+    b.fill("#designer input[name=\"key\"]", "level").await;
+    b.fill("#designer input[name=\"label\"]", "客户等级").await;
+    b.select("#designer select[name=\"type\"]", "select").await;
+    for (key, label) in [("a", "A级"), ("b", "B级")] {
+        b.click("#add-option").await;
+        b.eval(&format!(
+            "const keys = document.querySelectorAll('#designer input[name=\"option-key\"]');
+             const labels = document.querySelectorAll('#designer input[name=\"option-label\"]');
+             const k = keys[keys.length - 1], l = labels[labels.length - 1];
+             k.value = '{key}'; k.dispatchEvent(new Event('input', {{bubbles: true}}));
+             l.value = '{label}'; l.dispatchEvent(new Event('input', {{bubbles: true}}));
+             return true;"
+        ))
+        .await;
+    }
+    let required = b.find("#designer input[name=\"required\"]").await;
+    if required.prop("checked").await.unwrap().as_deref() != Some("true") {
+        required.click().await.unwrap();
+    }
+    b.shot("field-editor").await;
+    b.click("#field-done").await;
+    b.click("#designer a[data-tab=\"stages\"]").await;
+    b.click("#add-stage").await;
+    b.eval(
+        "const last = (name) => { const all = document.querySelectorAll(`#designer input[name=\"${name}\"]`); return all[all.length - 1]; };
+         for (const [name, value] of [['stage-key', 'negotiate'], ['stage-label', '谈判'], ['stage-probability', '60']]) {
+           const input = last(name); input.value = value; input.dispatchEvent(new Event('input', {bubbles: true}));
+           input.dispatchEvent(new Event('change', {bubbles: true}));
+         }
+         return true;",
+    )
+    .await;
+    b.shot("stage-added").await;
+    b.click("#publish").await;
+    b.wait_for("#plan li").await;
+    let plan = b.text("#plan").await;
+    assert!(plan.contains("level"), "the plan adds the column: {plan}");
+    b.shot("plan").await;
+    b.click("#apply").await;
+    b.wait_until(
+        "the package is published",
+        "!document.getElementById('published').hidden",
+    )
+    .await;
+    b.shot("published").await;
+    let meta = server.get("/api/meta").await.body;
+    let customer = &meta["entities"][0];
+    let level = customer["fields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["key"] == "level")
+        .expect("the field is published");
+    assert_eq!(level["type"], "select");
+    assert_eq!(level["required"], true);
+    assert_eq!(level["options"].as_array().unwrap().len(), 2);
+    let stages: Vec<&str> = customer["pipeline"]["stages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["key"].as_str().unwrap())
+        .collect();
+    assert!(stages.contains(&"negotiate"), "{stages:?}");
+
+    b.login(base, tenant, "sales1", PASSWORD).await;
+    b.goto(&format!("{base}/e/customer/new")).await;
+    b.wait_for("#record-form .form-field[data-field=\"level\"] select")
+        .await;
+    b.fill("#f-name", "深圳市震华信息技术有限公司").await;
+    b.shot("form-filled").await;
+    b.click("#save-record").await;
+    b.wait_until(
+        "the missing level is shown",
+        "!document.querySelector('.field-error[data-error-for=\"level\"]').hidden",
+    )
+    .await;
+    let message = b.text(".field-error[data-error-for=\"level\"]").await;
+    assert!(!message.is_empty());
+    b.shot("validation-error").await;
+    b.select("#f-level", "a").await;
+    b.click("#save-record").await;
+    b.wait_for("#record[data-id]").await;
+    assert_eq!(b.text("#record-title").await, "深圳市震华信息技术有限公司");
+    b.shot("record").await;
+
+    b.goto(&format!("{base}/e/customer")).await;
+    let list = b.text("#records tbody").await;
+    assert!(
+        list.contains("深圳市震华信息技术有限公司") && list.contains("A级"),
+        "{list}"
+    );
+    b.shot("list").await;
+    b.fill("#global-search", "zhenhua").await;
+    b.wait_until("search by pinyin finds it", "[...document.querySelectorAll('#search-results .hit')].some(a => a.textContent.includes('震华'))").await;
+    b.shot("search").await;
+
+    b.login(base, tenant, "boss", PASSWORD).await;
+    b.goto(&format!("{base}/reports/funnel")).await;
+    b.wait_for("#report-view table tbody tr").await;
+    let funnel = b.text("#report-view table").await;
+    assert!(
+        funnel.contains("谈判"),
+        "the new stage is in the funnel: {funnel}"
+    );
+    let first_row = b.text("#report-view table tbody tr").await;
+    assert!(
+        first_row.contains("初步接触") && first_row.contains('1'),
+        "{first_row}"
+    );
+    b.shot("funnel").await;
+    b.close().await;
+}
+
+/// A sales user submits a record for approval on its page; the manager approves it in
+/// the inbox; the record's timeline shows it approved.
+#[tokio::test]
+async fn approval_entirely_in_the_browser() {
+    let server = start().await;
+    let base = &server.base;
+    let tenant = &server.tenant.key;
+    let sales = server.login("sales1", PASSWORD).await;
+    let created = server
+        .call(
+            &sales,
+            reqwest::Method::POST,
+            "/api/data/customer",
+            Some(json!({"name": "华润万家", "amount": "50000"})),
+        )
+        .await;
+    assert_eq!(created.status, 201, "{:?}", created.body);
+    let id = created.body["id"].as_i64().unwrap();
+    let mut b = Browser::start("approval").await;
+
+    b.login(base, tenant, "sales1", PASSWORD).await;
+    b.goto(&format!("{base}/e/customer/{id}")).await;
+    b.click("#submit-approval").await;
+    b.wait_for("#locked").await;
+    b.shot("submitted").await;
+
+    b.login(base, tenant, "boss", PASSWORD).await;
+    b.goto(&format!("{base}/approvals")).await;
+    b.wait_for("#inbox tr[data-approval]").await;
+    b.shot("inbox").await;
+    b.fill("#inbox .comment", "同意，注意回款").await;
+    b.click("#inbox button.approve").await;
+    b.wait_until(
+        "the task leaves the inbox",
+        "!document.querySelector('#inbox tr[data-approval]')",
+    )
+    .await;
+    b.goto(&format!("{base}/e/customer/{id}")).await;
+    b.wait_for(".approval[data-status=\"approved\"]").await;
+    let timeline = b.text("#timeline").await;
+    assert!(timeline.contains("同意，注意回款"), "{timeline}");
+    b.shot("approved").await;
+    b.close().await;
+}
+
+/// `visible_if` follows the user's typing; a label holding `<script>` is text.
+#[tokio::test]
+async fn conditional_fields_and_harmless_labels() {
+    let server = start().await;
+    let base = &server.base;
+    let mut b = Browser::start("conditional").await;
+    b.login(base, &server.tenant.key, "sales1", PASSWORD).await;
+    b.goto(&format!("{base}/e/customer/new")).await;
+    let id_card = ".form-field[data-field=\"id_card\"]";
+    b.wait_until(
+        "the id card field starts hidden",
+        &format!("document.querySelector('{id_card}').hidden"),
+    )
+    .await;
+    b.select("#f-kind", "person").await;
+    b.wait_until(
+        "choosing 个人 shows the id card field",
+        &format!("!document.querySelector('{id_card}').hidden"),
+    )
+    .await;
+    b.wait_until(
+        "and makes it required",
+        "!document.querySelector('[data-required-for=\"id_card\"]').hidden",
+    )
+    .await;
+    b.shot("person").await;
+    b.select("#f-kind", "company").await;
+    b.wait_until(
+        "choosing 企业 hides it again",
+        &format!("document.querySelector('{id_card}').hidden"),
+    )
+    .await;
+    b.shot("company").await;
+
+    assert_eq!(
+        b.eval("return window.__pwned === undefined;").await,
+        json!(true),
+        "the label's script ran"
+    );
+    let label = b.text(".form-field[data-field=\"note\"] label").await;
+    assert!(
+        label.contains("<script>window.__pwned = 1</script>备注"),
+        "the label is shown as text: {label}"
+    );
+    b.close().await;
+}
