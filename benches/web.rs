@@ -1,7 +1,7 @@
 //! Server time of the two heaviest pages, and what each page weighs:
 //!
 //! - **list**: `/e/customer`, 50 rows of the customer table (`METACRM_BENCH_WEB_ROWS`,
-//!   default 10,000 rows, bulk-loaded), default columns, newest first;
+//!   default 10,000 rows, bulk-loaded), default columns, newest first (by id);
 //! - **form**: `/e/customer/{id}/edit`, the generated form of a 60-field entity with a
 //!   record's values.
 //!
@@ -109,13 +109,15 @@ fn main() {
         let cookie = login_cookie(&client, &base, &tenant.key).await;
         let table = common::qualified(&tenant.db, common::TABLE);
         let backend = common::db_backend(&tenant.db);
-        let newest = format!(
-            "SELECT * FROM {table} WHERE deleted_at IS NULL ORDER BY updated_at DESC, id DESC LIMIT 51"
-        );
+        let newest =
+            format!("SELECT * FROM {table} WHERE deleted_at IS NULL ORDER BY id DESC LIMIT 51");
         let first_id: i64 = tenant
             .db
             .conn()
-            .query_all_raw(Statement::from_string(backend, format!("SELECT MIN(id) FROM {table}")))
+            .query_all_raw(Statement::from_string(
+                backend,
+                format!("SELECT MIN(id) FROM {table}"),
+            ))
             .await
             .expect("min id")[0]
             .try_get_by_index(0)
@@ -123,18 +125,45 @@ fn main() {
         let one = format!("SELECT * FROM {table} WHERE id = {first_id}");
 
         let pages = [
-            ("list: 50 rows, default columns", "/e/customer".to_string(), newest.clone()),
-            ("form: 60 fields, edit", format!("/e/customer/{first_id}/edit"), one.clone()),
+            (
+                "list: 50 rows, default columns",
+                "/e/customer".to_string(),
+                newest.clone(),
+            ),
+            (
+                "form: 60 fields, edit",
+                format!("/e/customer/{first_id}/edit"),
+                one.clone(),
+            ),
             ("form: 60 fields, new", "/e/customer/new".to_string(), one),
         ];
-        let floor = common::stats(time_requests(&client, &format!("{base}/healthz"), &cookie, iterations).await);
+        let floor = common::stats(
+            time_requests(&client, &format!("{base}/healthz"), &cookie, iterations).await,
+        );
         let mut timing = Table::new(
-            format!("Web pages, {rows} customers, {iterations} requests each ({})", env.label()),
-            &["page", "p50 ms", "p99 ms", "/healthz p50 ms", "raw SQL p50 ms", "target < 20 ms (p50)"],
+            format!(
+                "Web pages, {rows} customers, {iterations} requests each ({})",
+                env.label()
+            ),
+            &[
+                "page",
+                "p50 ms",
+                "p99 ms",
+                "/healthz p50 ms",
+                "raw SQL p50 ms",
+                "target < 20 ms (p50)",
+            ],
         );
         let mut weight = Table::new(
             format!("Page weight ({})", env.label()),
-            &["page", "HTML bytes", "CSS bytes", "JS bytes", "total bytes", "requests"],
+            &[
+                "page",
+                "HTML bytes",
+                "CSS bytes",
+                "JS bytes",
+                "total bytes",
+                "requests",
+            ],
         );
         for (label, path, sql) in pages {
             let url = format!("{base}{path}");

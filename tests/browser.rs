@@ -26,6 +26,7 @@ fn package() -> Value {
           {"key": "quote", "label": "报价", "probability": 40},
           {"key": "signed", "label": "签单", "probability": 100, "won": true},
           {"key": "lost", "label": "流失", "probability": 0, "lost": true}], "transitions": "forward"},
+        "duplicate_check": {"block": true},
         "layout": {"sections": [{"label": "基本信息", "columns": 2,
           "fields": ["name", "kind", "id_card", "note", "amount"]}]}}
     ],
@@ -269,5 +270,135 @@ async fn conditional_fields_and_harmless_labels() {
         label.contains("<script>window.__pwned = 1</script>备注"),
         "the label is shown as text: {label}"
     );
+    b.close().await;
+}
+
+/// The duplicate warning while typing and the refused duplicate on save; the
+/// optimistic-lock conflict explained, with a reload that shows the other version; a
+/// saved view and a bulk reassignment from the list.
+#[tokio::test]
+async fn duplicates_conflicts_views_and_reassignment() {
+    let server = start().await;
+    let base = &server.base;
+    let tenant = &server.tenant.key;
+    let sales = server.login("sales1", PASSWORD).await;
+    let mut ids = Vec::new();
+    for name in ["深圳市震华信息技术有限公司", "华润万家", "华润置地"] {
+        let created = server
+            .call(
+                &sales,
+                reqwest::Method::POST,
+                "/api/data/customer",
+                Some(json!({"name": name})),
+            )
+            .await;
+        assert_eq!(created.status, 201, "{:?}", created.body);
+        ids.push(created.body["id"].as_i64().unwrap());
+    }
+    let mut b = Browser::start("lists_and_forms").await;
+    b.login(base, tenant, "sales1", PASSWORD).await;
+
+    b.goto(&format!("{base}/e/customer/new")).await;
+    b.fill("#f-name", "震华信息").await;
+    b.wait_until("the duplicate warning shows", "!document.getElementById('duplicates').hidden && document.querySelector('#duplicates li a')").await;
+    assert!(
+        b.text("#duplicates")
+            .await
+            .contains("深圳市震华信息技术有限公司")
+    );
+    b.shot("duplicate-warning").await;
+    b.fill("#f-name", "深圳市震华信息技术有限公司").await;
+    b.click("#save-record").await;
+    b.wait_until(
+        "the save is refused as a duplicate",
+        "!document.getElementById('form-errors').hidden",
+    )
+    .await;
+    b.shot("duplicate-refused").await;
+    let count = server
+        .post(
+            "/api/data/customer/query",
+            json!({"filter": {"field": "name", "op": "eq", "value": "深圳市震华信息技术有限公司"}}),
+        )
+        .await;
+    assert_eq!(
+        count.body["items"].as_array().unwrap().len(),
+        1,
+        "no duplicate was created"
+    );
+
+    let id = ids[1];
+    b.goto(&format!("{base}/e/customer/{id}/edit")).await;
+    b.wait_for("#f-name").await;
+    let changed = server
+        .call(
+            &sales,
+            reqwest::Method::PATCH,
+            &format!("/api/data/customer/{id}"),
+            Some(json!({"amount": "88.00"})),
+        )
+        .await;
+    assert_eq!(changed.status, 200);
+    b.fill("#f-name", "华润万家超市").await;
+    b.click("#save-record").await;
+    b.wait_until(
+        "the conflict is explained",
+        "!document.getElementById('conflict').hidden",
+    )
+    .await;
+    b.shot("conflict").await;
+    b.click("#conflict-reload").await;
+    b.wait_until(
+        "the reloaded form has the other change",
+        "document.getElementById('f-amount') && document.getElementById('f-amount').value === '88'",
+    )
+    .await;
+    let name = b
+        .eval("return document.getElementById('f-name').value;")
+        .await;
+    assert_eq!(
+        name,
+        json!("华润万家"),
+        "the reload shows the stored version"
+    );
+
+    b.login(base, tenant, ADMIN, PASSWORD).await;
+    b.goto(&format!("{base}/e/customer?q=%E5%8D%8E%E6%B6%A6"))
+        .await;
+    b.wait_for("#records tbody tr[data-id]").await;
+    b.click("#save-view").await;
+    b.client
+        .send_alert_text("华润客户")
+        .await
+        .expect("the view name prompt");
+    b.client.accept_alert().await.unwrap();
+    b.wait_until("the saved view is listed", "[...document.querySelectorAll('#saved-views a[data-view]')].some(a => a.textContent === '华润客户')").await;
+    b.shot("saved-view").await;
+    let boss = server.get("/api/users").await.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|u| u["username"] == "boss")
+        .expect("boss")["id"]
+        .as_i64()
+        .unwrap();
+    b.click("#select-all").await;
+    b.select("#assign-owner", &boss.to_string()).await;
+    b.click("#assign-selected").await;
+    b.wait_until(
+        "the reassignment is reported",
+        "document.getElementById('bulk-message').textContent.includes('2')",
+    )
+    .await;
+    b.shot("reassigned").await;
+    for id in &ids[1..] {
+        let record = server.get(&format!("/api/data/customer/{id}")).await.body;
+        assert_eq!(record["owner"], boss, "{record}");
+    }
+    let untouched = server
+        .get(&format!("/api/data/customer/{}", ids[0]))
+        .await
+        .body;
+    assert_ne!(untouched["owner"], boss, "only the listed records moved");
     b.close().await;
 }

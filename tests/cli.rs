@@ -158,19 +158,11 @@ fn start_demo(data: &std::path::Path, tenant: &str, port: u16) -> (Child, String
     (child, password.expect("serve --demo printed no password"))
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn serve_demo_is_idempotent_and_prints_a_working_login() {
     let dir = tempfile::tempdir().unwrap();
     let tenant = common::unique_key("demo");
-    let port = free_port();
+    let port = common::free_port();
     let (mut first, password) = start_demo(dir.path(), &tenant, port);
     let client = reqwest::Client::new();
     let login = |password: String| {

@@ -26,7 +26,11 @@ fn package() -> Value {
           {"key": "won", "label": "签单", "won": true}], "transitions": "forward"},
         "pool": {"reclaim_after_days": 30},
         "layout": {"sections": [{"label": "基本", "columns": 2,
-          "fields": ["name", "kind", "id_card", "revenue", "secret"]}]}}
+          "fields": ["name", "kind", "id_card", "revenue", "secret"]}]}},
+      {"key": "contact", "label": "联系人", "title_field": "name", "fields": [
+          {"key": "name", "label": "姓名", "type": "text", "required": true},
+          {"key": "customer", "label": "所属客户", "type": "reference", "target": "customer"}
+        ]}
     ],
     "roles": [
       {"key": "sales", "permissions": [
@@ -196,14 +200,18 @@ async fn login_sets_a_safe_cookie_and_refuses_bad_passwords() {
 
     // Logging out ends the session: the same cookie no longer opens pages.
     let csrf = admin.csrf().await;
-    let out = admin
-        .client
-        .post(format!("{}/logout", admin.base))
-        .header("cookie", &admin.cookie)
-        .form(&[("_csrf", csrf.as_str())])
-        .send()
-        .await
-        .unwrap();
+    let forged = admin.post_form("/logout", &[("_csrf", "forged")]).await;
+    assert_eq!(
+        forged.status().as_u16(),
+        403,
+        "a logout needs the session's token"
+    );
+    assert_eq!(
+        admin.page("/").await.status,
+        200,
+        "and a forged one ends nothing"
+    );
+    let out = admin.post_form("/logout", &[("_csrf", &csrf)]).await;
     assert_eq!(out.status().as_u16(), 303);
     assert_eq!(admin.page("/").await.status, 303);
     assert_eq!(
@@ -383,7 +391,10 @@ async fn lists_filter_sort_and_page() {
     assert!(first.find("客户00").unwrap() < first.find("客户01").unwrap());
     let next = first.split("id=\"next-page\"").next().unwrap();
     let href = &next[next.rfind("href=\"").unwrap() + 6..next.len() - 2];
-    let href = href.replace("&#x2f;", "/").replace("&amp;", "&");
+    let href = href
+        .replace("&#x2f;", "/")
+        .replace("&#x3d;", "=")
+        .replace("&amp;", "&");
     let second = admin.page(&href).await.html;
     assert_eq!(second.matches("<tr data-id=").count(), 5, "{href}");
     assert!(second.contains("客户54"));
@@ -589,32 +600,19 @@ async fn language_follows_the_browser_then_the_choice() {
     let site = Site::start().await;
     let admin = site.web("admin").await;
     let english = admin
-        .client
-        .get(format!("{}/", admin.base))
-        .header("cookie", &admin.cookie)
-        .header("accept-language", "en-US,en;q=0.9")
-        .send()
+        .page_with("/", &[("accept-language", "en-US,en;q=0.9")])
         .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+        .html;
     assert!(english.contains("<html lang=\"en\">") && english.contains("Log out"));
     let chinese = admin.page("/").await.html;
     assert!(chinese.contains("<html lang=\"zh\">") && chinese.contains("退出"));
     let csrf = admin.csrf().await;
     let switched = admin
-        .client
-        .post(format!("{}/lang", admin.base))
-        .header("cookie", &admin.cookie)
-        .form(&[
-            ("lang", "en"),
-            ("_csrf", csrf.as_str()),
-            ("back", "/e/customer"),
-        ])
-        .send()
-        .await
-        .unwrap();
+        .post_form(
+            "/lang",
+            &[("lang", "en"), ("_csrf", &csrf), ("back", "/e/customer")],
+        )
+        .await;
     assert_eq!(switched.status().as_u16(), 303);
     assert_eq!(switched.headers()["location"], "/e/customer");
     let lang_cookie = switched.headers()["set-cookie"]
@@ -624,18 +622,77 @@ async fn language_follows_the_browser_then_the_choice() {
         .next()
         .unwrap()
         .to_string();
-    let page = admin
-        .client
-        .get(format!("{}/", admin.base))
-        .header("cookie", format!("{}; {lang_cookie}", admin.cookie))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let page = admin.page_with("/", &[("cookie", &lang_cookie)]).await.html;
     assert!(
         page.contains("<html lang=\"en\">"),
         "the choice wins over the browser's default"
     );
+}
+
+/// A record page lists the records pointing at it, with a link to a new one already
+/// pointing here; the new form shows the given reference, and the list filters by it.
+#[tokio::test]
+async fn related_records_and_prefilled_forms() {
+    let site = Site::start().await;
+    let admin = site.web("admin").await;
+    let customer = site
+        .server
+        .create("customer", json!({"name": "深圳市震华信息技术有限公司"}))
+        .await;
+    let id = customer["id"].as_i64().unwrap();
+    let other = site
+        .server
+        .create("customer", json!({"name": "华润万家"}))
+        .await;
+    site.server
+        .create("contact", json!({"name": "王经理", "customer": id}))
+        .await;
+    site.server
+        .create(
+            "contact",
+            json!({"name": "李会计", "customer": other["id"]}),
+        )
+        .await;
+
+    let page = admin.page(&format!("/e/customer/{id}")).await.unescaped();
+    assert!(page.contains("data-related=\"contact\""), "{page}");
+    assert!(page.contains("王经理") && !page.contains("李会计"));
+    assert!(
+        page.contains(&format!("href=\"/e/contact/new?customer={id}\"")),
+        "a link to a new contact of this customer"
+    );
+    assert!(page.contains(&format!("href=\"/e/contact?f.customer={id}\"")));
+
+    let form = admin
+        .page(&format!("/e/contact/new?customer={id}"))
+        .await
+        .html;
+    assert!(
+        form.contains("value=\"深圳市震华信息技术有限公司\""),
+        "the picker shows the customer's title"
+    );
+    assert!(
+        form.contains(&format!("name=\"customer\" value=\"{id}\"")),
+        "and holds its id"
+    );
+    let ignored = admin.page("/e/contact/new?customer=abc").await;
+    assert_eq!(
+        ignored.status, 200,
+        "a value that does not convert is ignored"
+    );
+
+    let listed = admin
+        .page(&format!("/e/contact?f.customer={id}"))
+        .await
+        .html;
+    assert_eq!(listed.matches("<tr data-id=").count(), 1);
+    assert!(listed.contains("王经理"));
+    // Someone who may not read contacts sees no contact list on the customer page.
+    let boss = site
+        .web("boss")
+        .await
+        .page(&format!("/e/customer/{id}"))
+        .await
+        .html;
+    assert!(!boss.contains("data-related=\"contact\""));
 }

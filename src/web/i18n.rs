@@ -165,6 +165,7 @@ const TEXTS: &[(&str, &str, &str)] = &[
     ("mine", "Mine", "我的"),
     ("none", "—", "—"),
     ("last_contact", "Last contact", "最近跟进"),
+    ("log_followup", "Log a follow-up", "写跟进"),
 ];
 
 /// The text of `key` in `lang`; the key itself when there is none, so a missing

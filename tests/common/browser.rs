@@ -24,14 +24,6 @@ pub struct Browser {
     _profile: tempfile::TempDir,
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 impl Browser {
     /// Starts chromedriver and a headless Chromium. Fails (does not skip) when they
     /// are missing: `.ci/run` installs them.
@@ -43,7 +35,7 @@ impl Browser {
                 "{program} is missing: install Debian's chromium and chromium-driver (bash .ci/run does)"
             );
         }
-        let port = free_port();
+        let port = super::free_port();
         let driver = Command::new(CHROMEDRIVER)
             .arg(format!("--port={port}"))
             .stdout(Stdio::null())

@@ -69,6 +69,15 @@ impl SearchBackend {
     }
 }
 
+/// A free loopback port (for a process the test starts).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
 /// A tenant key unique across test processes sharing one PostgreSQL database.
 pub fn unique_key(prefix: &str) -> String {
     static COUNTER: AtomicU32 = AtomicU32::new(0);

@@ -23,6 +23,19 @@ pub struct Page {
     pub html: String,
 }
 
+impl Page {
+    /// The HTML with the entities the templates escape (`/`, `=`, `&`, quotes)
+    /// decoded, for looking for links and values as a browser sees them.
+    pub fn unescaped(&self) -> String {
+        self.html
+            .replace("&#x2f;", "/")
+            .replace("&#x3d;", "=")
+            .replace("&quot;", "\"")
+            .replace("&#x27;", "'")
+            .replace("&amp;", "&")
+    }
+}
+
 fn client() -> reqwest::Client {
     reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
@@ -70,13 +83,22 @@ impl WebUser {
     }
 
     pub async fn page(&self, path: &str) -> Page {
-        let response = self
-            .client
-            .get(format!("{}{path}", self.base))
-            .header(COOKIE, &self.cookie)
-            .send()
-            .await
-            .unwrap();
+        self.page_with(path, &[]).await
+    }
+
+    /// A page requested with more headers; a `cookie` among them is added to the
+    /// session cookie.
+    pub async fn page_with(&self, path: &str, headers: &[(&str, &str)]) -> Page {
+        let mut cookie = self.cookie.clone();
+        let mut request = self.client.get(format!("{}{path}", self.base));
+        for (name, value) in headers {
+            if name.eq_ignore_ascii_case("cookie") {
+                cookie = format!("{cookie}; {value}");
+            } else {
+                request = request.header(*name, *value);
+            }
+        }
+        let response = request.header(COOKIE, cookie).send().await.unwrap();
         let status = response.status().as_u16();
         let headers = response.headers().clone();
         let html = response.text().await.unwrap();
@@ -85,6 +107,17 @@ impl WebUser {
             headers,
             html,
         }
+    }
+
+    /// Posts a page form with the session cookie; the response, unfollowed.
+    pub async fn post_form(&self, path: &str, fields: &[(&str, &str)]) -> reqwest::Response {
+        self.client
+            .post(format!("{}{path}", self.base))
+            .header(COOKIE, &self.cookie)
+            .form(fields)
+            .send()
+            .await
+            .unwrap()
     }
 
     /// The CSRF token the pages carry in `<meta name="csrf-token">`.

@@ -10,7 +10,7 @@ use poem::{Response, handler};
 use serde_json::{Map, Value, json};
 
 use crate::auth::{Access, users};
-use crate::catalog::{EntityCatalog, form_model};
+use crate::catalog::{Catalog, EntityCatalog, form_model};
 use crate::error::Result;
 use crate::meta::{Action, Field, FieldType};
 use crate::store::journal;
@@ -91,6 +91,9 @@ fn list_filter(entity: &EntityCatalog, params: &Params, hidden: &BTreeSet<String
             }
             (None, FieldType::User) => {
                 json!({"field": key, "op": "eq", "value": user_value(value)})
+            }
+            (None, FieldType::Reference) => {
+                json!({"field": key, "op": "eq", "value": value.parse::<i64>().ok()})
             }
             (None, FieldType::Select | FieldType::Integer | FieldType::Decimal) => {
                 json!({"field": key, "op": "eq", "value": value})
@@ -186,10 +189,16 @@ async fn list_page(
     if columns.is_empty() {
         columns = fields.iter().take(DEFAULT_COLUMNS).copied().collect();
     }
-    let sort = param(params, "sort").unwrap_or("-updated_at").to_string();
+    // Newest first by default: the primary key is indexed on every table, so the
+    // first page costs the same on a million rows as on a hundred.
+    let sort = param(params, "sort").unwrap_or("-id").to_string();
     let request = QueryRequest {
         filter: Some(list_filter(entity, params, &access.hidden_fields)),
-        sort: vec![SortSpec::Key(sort.clone()), SortSpec::Key("-id".into())],
+        sort: if sort.trim_start_matches('-') == schema::ID {
+            vec![SortSpec::Key(sort.clone())]
+        } else {
+            vec![SortSpec::Key(sort.clone()), SortSpec::Key("-id".into())]
+        },
         limit: Some(PAGE_ROWS),
         after: param(params, "after").map(String::from),
     };
@@ -478,6 +487,7 @@ async fn record_page(viewer: &Viewer, entity_key: &str, id: i64) -> Result<Respo
         .filter(|f| f.entity == entity.def.key)
         .map(|f| json!({"key": f.key, "label": f.label.clone().unwrap_or_else(|| f.key.clone())}))
         .collect();
+    let related = related_lists(viewer, &catalog, entity, id).await?;
     let locked = approvals.iter().any(|a| a["status"] == "pending");
     viewer
         .page(
@@ -495,11 +505,82 @@ async fn record_page(viewer: &Viewer, entity_key: &str, id: i64) -> Result<Respo
                 "approvals": approvals,
                 "shares": share_entries,
                 "flows": flows,
+                "related": related,
                 "locked": locked,
                 "can_edit": ctx.authorize(entity, Action::Update).await.is_ok() && !locked,
             }),
         )
         .await
+}
+
+/// Records shown per related list on a record page.
+const RELATED_ROWS: u64 = 10;
+
+/// The records elsewhere that point at this one (contacts of a customer, its deals,
+/// its follow-up activities), newest first, for each entity the viewer may read —
+/// with links to all of them and to a new one already pointing here.
+async fn related_lists(
+    viewer: &Viewer,
+    catalog: &Catalog,
+    entity: &EntityCatalog,
+    id: i64,
+) -> Result<Vec<Value>> {
+    let ctx = &viewer.ctx;
+    let activity = entity
+        .def
+        .followup
+        .as_ref()
+        .and_then(|f| f.activity.as_ref());
+    let mut lists = Vec::new();
+    for (other_key, field_key) in &entity.referenced_by {
+        let Some(other) = catalog.entity(other_key) else {
+            continue;
+        };
+        let Ok(access) = ctx.authorize(other, Action::Read).await else {
+            continue;
+        };
+        if access.hidden_fields.contains(field_key) {
+            continue;
+        }
+        let request = QueryRequest {
+            filter: Some(json!({"field": field_key, "op": "eq", "value": id})),
+            sort: vec![
+                SortSpec::Key("-created_at".into()),
+                SortSpec::Key("-id".into()),
+            ],
+            limit: Some(RELATED_ROWS),
+            after: None,
+        };
+        let page = Records::new(&ctx.tenant.db, catalog, other)
+            .query(&request, &access)
+            .await?;
+        let display = Display::load(ctx, catalog, viewer.lang, &[], &page.items).await?;
+        let rows: Vec<Value> = page
+            .items
+            .iter()
+            .map(|r| {
+                json!({
+                    "title": other.title_of(r),
+                    "href": format!("/e/{}/{}", other.def.key, r[schema::ID]),
+                    "system": display.system(other, r),
+                })
+            })
+            .collect();
+        let field_label = other.field(field_key).map(|f| f.label().to_string());
+        let may_create = ctx.authorize(other, Action::Create).await.is_ok();
+        lists.push(json!({
+            "entity": other.def.key,
+            "label": other.def.label(),
+            "field": field_key,
+            "field_label": field_label,
+            "followup": activity.is_some_and(|a| a.entity == *other_key && a.field == *field_key),
+            "rows": rows,
+            "more": page.next.is_some(),
+            "all_href": format!("/e/{}?f.{field_key}={id}", other.def.key),
+            "new_href": may_create.then(|| format!("/e/{}/new?{field_key}={id}", other.def.key)),
+        }));
+    }
+    Ok(lists)
 }
 
 #[handler]
@@ -510,7 +591,26 @@ pub async fn record_view(viewer: Viewer, Path((entity, id)): Path<(String, i64)>
 }
 
 /// A generated form: `/e/{entity}/new` (id `None`) or `/e/{entity}/{id}/edit`.
-async fn form_page(viewer: &Viewer, entity_key: &str, id: Option<i64>) -> Result<Response> {
+/// A value for a new record's field given in the URL (`/e/contact/new?customer=5`),
+/// converted as the field's input expects; anything that does not convert is ignored.
+fn prefilled(field: &Field, raw: &str) -> Option<Value> {
+    let value = match field.field_type {
+        FieldType::Reference | FieldType::User | FieldType::Integer => {
+            json!(raw.parse::<i64>().ok()?)
+        }
+        FieldType::Boolean => json!(raw == "true"),
+        FieldType::MultiSelect => json!(raw.split(',').collect::<Vec<_>>()),
+        _ => json!(raw),
+    };
+    crate::store::value::normalize(field, &value).ok()
+}
+
+async fn form_page(
+    viewer: &Viewer,
+    entity_key: &str,
+    id: Option<i64>,
+    params: &Params,
+) -> Result<Response> {
     let ctx = &viewer.ctx;
     let catalog = ctx.tenant.catalog().await;
     let entity = ctx.entity(&catalog, entity_key)?;
@@ -536,24 +636,35 @@ async fn form_page(viewer: &Viewer, entity_key: &str, id: Option<i64>) -> Result
         .iter()
         .filter(|f| f.field_type == FieldType::Reference)
         .collect();
+    // Reference titles for the record's values, or for those given in the URL.
+    let shown = match id {
+        Some(_) => record.clone(),
+        None => Value::Object(
+            references
+                .iter()
+                .filter_map(|f| Some((f.key.clone(), prefilled(f, param(params, &f.key)?)?)))
+                .collect(),
+        ),
+    };
     let display = Display::load(
         ctx,
         &catalog,
         viewer.lang,
         &references,
-        std::slice::from_ref(&record),
+        std::slice::from_ref(&shown),
     )
     .await?;
     let mut sections = model["sections"].clone();
     for section in sections.as_array_mut().into_iter().flatten() {
         for spec in section["fields"].as_array_mut().into_iter().flatten() {
             let key = spec["key"].as_str().unwrap_or_default().to_string();
+            let given = param(params, &key)
+                .zip(entity.field(&key))
+                .and_then(|(raw, field)| prefilled(field, raw));
             let value = match id {
                 Some(_) => record.get(&key).cloned().unwrap_or(Value::Null),
-                None => spec
-                    .get("default")
-                    .cloned()
-                    .filter(|d| !d.is_object())
+                None => given
+                    .or_else(|| spec.get("default").cloned().filter(|d| !d.is_object()))
                     .unwrap_or(Value::Null),
             };
             if let Some(field) = entity.field(&key)
@@ -606,16 +717,20 @@ fn input_value(value: &Value) -> Value {
 }
 
 #[handler]
-pub async fn new_form(viewer: Viewer, Path(entity): Path<String>) -> Response {
+pub async fn new_form(
+    viewer: Viewer,
+    Path(entity): Path<String>,
+    Query(params): Query<Params>,
+) -> Response {
     viewer
-        .respond(form_page(&viewer, &entity, None).await)
+        .respond(form_page(&viewer, &entity, None, &params).await)
         .await
 }
 
 #[handler]
 pub async fn edit_form(viewer: Viewer, Path((entity, id)): Path<(String, i64)>) -> Response {
     viewer
-        .respond(form_page(&viewer, &entity, Some(id)).await)
+        .respond(form_page(&viewer, &entity, Some(id), &Vec::new()).await)
         .await
 }
 
