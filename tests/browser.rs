@@ -19,7 +19,8 @@ fn package() -> Value {
           {"key": "id_card", "label": "身份证号", "type": "text",
            "visible_if": "kind == 'person'", "required_if": "kind == 'person'"},
           {"key": "note", "label": "<script>window.__pwned = 1</script>备注", "type": "text"},
-          {"key": "amount", "label": "金额", "type": "decimal", "scale": 2}
+          {"key": "amount", "label": "金额", "type": "decimal", "scale": 2},
+          {"key": "licence", "label": "营业执照", "type": "attachment"}
         ],
         "pipeline": {"stages": [
           {"key": "contact", "label": "初步接触", "probability": 10},
@@ -28,7 +29,7 @@ fn package() -> Value {
           {"key": "lost", "label": "流失", "probability": 0, "lost": true}], "transitions": "forward"},
         "duplicate_check": {"block": true},
         "layout": {"sections": [{"label": "基本信息", "columns": 2,
-          "fields": ["name", "kind", "id_card", "note", "amount"]}]}}
+          "fields": ["name", "kind", "id_card", "note", "amount", "licence"]}]}}
     ],
     "roles": [
       {"key": "sales", "label": "销售", "permissions": [
@@ -226,9 +227,11 @@ async fn approval_entirely_in_the_browser() {
     b.close().await;
 }
 
-/// `visible_if` follows the user's typing; a label holding `<script>` is text.
+/// `visible_if` follows the user's typing; a label holding `<script>` is text; a file
+/// chosen in an attachment field is uploaded, saved with the record, and downloads
+/// from the record page.
 #[tokio::test]
-async fn conditional_fields_and_harmless_labels() {
+async fn conditional_fields_attachments_and_harmless_labels() {
     let server = start().await;
     let base = &server.base;
     let mut b = Browser::start("conditional").await;
@@ -269,6 +272,35 @@ async fn conditional_fields_and_harmless_labels() {
     assert!(
         label.contains("<script>window.__pwned = 1</script>备注"),
         "the label is shown as text: {label}"
+    );
+
+    let file = tempfile::Builder::new().suffix(".txt").tempfile().unwrap();
+    std::fs::write(file.path(), "营业执照副本").unwrap();
+    b.fill("#f-name", "深圳市华强电子有限公司").await;
+    b.find("#f-licence")
+        .await
+        .send_keys(&file.path().display().to_string())
+        .await
+        .expect("choose a file");
+    b.wait_for(".attachments .attachment-list li[data-file]")
+        .await;
+    b.shot("uploaded").await;
+    b.click("#save-record").await;
+    b.wait_for(".record-body ul.files a").await;
+    b.shot("record-with-file").await;
+    let fetched = b
+        .client
+        .execute_async(
+            "const done = arguments[arguments.length - 1];
+             fetch(document.querySelector('ul.files a').href).then(r => r.text().then(t => done([r.status, t])));",
+            vec![],
+        )
+        .await
+        .expect("download");
+    assert_eq!(
+        fetched,
+        json!([200, "营业执照副本"]),
+        "the file downloads from the record page"
     );
     b.close().await;
 }

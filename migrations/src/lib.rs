@@ -17,6 +17,7 @@ mod m0005_tenant;
 mod m0006_tenant;
 mod m0007_tenant;
 mod m0008_tenant;
+mod m0009_tenant;
 
 pub use sea_orm_migration::MigratorTrait;
 
@@ -46,6 +47,7 @@ impl MigratorTrait for TenantMigrator {
             Box::new(m0006_tenant::Migration),
             Box::new(m0007_tenant::Migration),
             Box::new(m0008_tenant::Migration),
+            Box::new(m0009_tenant::Migration),
         ]
     }
 }

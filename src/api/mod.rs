@@ -3,6 +3,7 @@
 
 mod auth;
 pub mod error;
+mod files;
 mod meta;
 mod openapi;
 mod records;
@@ -24,8 +25,8 @@ use serde_json::Value;
 use crate::auth::Context;
 use crate::tenant::Tenants;
 
-/// Request bodies above this size are refused with 413.
-pub const MAX_BODY_BYTES: usize = 8 * 1024 * 1024;
+/// Request bodies above this size are refused with 413: the largest attachment file.
+pub const MAX_BODY_BYTES: usize = crate::store::files::MAX_FILE_BYTES;
 
 #[derive(Tags)]
 enum Tag {
@@ -54,6 +55,7 @@ type Apis = (
     search::SearchApi,
     reports::ReportsApi,
     views::ViewsApi,
+    files::FilesApi,
 );
 
 fn service() -> OpenApiService<Apis, ()> {
@@ -67,6 +69,7 @@ fn service() -> OpenApiService<Apis, ()> {
             search::SearchApi,
             reports::ReportsApi,
             views::ViewsApi,
+            files::FilesApi,
         ),
         "metacrm",
         env!("CARGO_PKG_VERSION"),

@@ -2,6 +2,7 @@
 //! tables, plans, record SQL, filters, and the audit trail and outbox.
 
 pub mod db;
+pub mod files;
 pub mod filter;
 pub mod journal;
 pub mod locks;

@@ -2,7 +2,7 @@
 //! history. Every write validates, computes defaults and formulas, checks uniqueness
 //! and references, and writes its audit and outbox rows in the same transaction.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -23,7 +23,7 @@ use crate::store::db::TenantDb;
 use crate::store::db::query_first;
 use crate::store::filter::{self, FilterContext};
 use crate::store::schema::{self, Storage};
-use crate::store::{journal, locks, value};
+use crate::store::{files, journal, locks, value};
 
 pub const DEFAULT_LIMIT: u64 = 50;
 pub const MAX_LIMIT: u64 = 1000;
@@ -905,6 +905,21 @@ impl<'a> Records<'a> {
                         &field.key,
                         format!("user {value} does not exist"),
                     ));
+                }
+                FieldType::Attachment => {
+                    let named: BTreeSet<String> = value
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .filter_map(|item| item["file"].as_str().map(String::from))
+                        .collect();
+                    let stored = files::known(txn, self.db, &named).await?;
+                    if let Some(missing) = named.difference(&stored).next() {
+                        errors.push(FieldError::new(
+                            &field.key,
+                            format!("file {missing:?} was not uploaded (POST /api/files first)"),
+                        ));
+                    }
                 }
                 _ => {}
             }

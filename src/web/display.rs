@@ -134,7 +134,46 @@ impl Display {
                 }
             }
             FieldType::Datetime => json!({"text": short_datetime(&plain(value))}),
+            FieldType::Attachment => {
+                let names: Vec<String> = value
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|item| plain(&item["name"]))
+                    .collect();
+                json!({"text": names.join("、")})
+            }
             _ => json!({"text": plain(value)}),
+        }
+    }
+
+    /// The files of an `attachment` value, each with its download link through the
+    /// record: `{text, files: [{name, href}]}`.
+    pub fn attachments(&self, entity: &str, id: i64, value: Option<&Value>) -> Value {
+        let files: Vec<Value> = value
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .map(|item| {
+                json!({
+                    "name": item["name"],
+                    "href": format!("/api/data/{entity}/{id}/files/{}", item["file"].as_str().unwrap_or_default()),
+                })
+            })
+            .collect();
+        let names: Vec<&str> = files.iter().filter_map(|f| f["name"].as_str()).collect();
+        json!({"text": names.join("、"), "files": files})
+    }
+
+    /// A field's label; system columns (owner, stage, times) in the page's language.
+    pub fn label<'f>(&self, field: &'f Field) -> std::borrow::Cow<'f, str> {
+        match field.key.as_str() {
+            schema::OWNER
+            | schema::STAGE
+            | schema::CREATED_AT
+            | schema::UPDATED_AT
+            | schema::CREATED_BY => text(self.lang, &field.key).into(),
+            _ => field.label().into(),
         }
     }
 

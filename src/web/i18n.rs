@@ -111,6 +111,7 @@ const TEXTS: &[(&str, &str, &str)] = &[
     ("owner", "Owner", "负责人"),
     ("created_at", "Created", "创建时间"),
     ("updated_at", "Updated", "更新时间"),
+    ("created_by", "Created by", "创建人"),
     ("stage", "Stage", "阶段"),
     ("move_to", "Move to", "推进到"),
     ("timeline", "Timeline", "时间线"),

@@ -11,8 +11,8 @@
   const entity = form.dataset.entity;
   const id = form.dataset.id;
   const texts = {
-    zh: { save_anyway: '仍然保存', saving: '保存中…', failed: '保存失败' },
-    en: { save_anyway: 'Save anyway', saving: 'Saving…', failed: 'Saving failed' },
+    zh: { save_anyway: '仍然保存', saving: '保存中…', failed: '保存失败', uploading: '正在上传' },
+    en: { save_anyway: 'Save anyway', saving: 'Saving…', failed: 'Saving failed', uploading: 'Uploading' },
   }[lang];
 
   const fieldNodes = [...form.querySelectorAll('.form-field[data-field]')];
@@ -29,6 +29,7 @@
     const input = node.querySelector(`[name="${CSS.escape(key)}"]`);
     if (!input) return undefined;
     if (type === 'boolean') return input.checked;
+    if (type === 'attachment') return JSON.parse(input.value || '[]');
     const raw = input.value.trim();
     if (raw === '') return null;
     switch (type) {
@@ -139,6 +140,50 @@
       dropdown.hidden = !(found.hits || []).length;
     }, 150);
     search.addEventListener('input', (e) => { e.stopPropagation(); run(); });
+  });
+
+  // Attachments: each chosen file is uploaded at once (POST /api/files); the field
+  // holds the uploaded items until the record is saved.
+  form.querySelectorAll('.attachments').forEach((box) => {
+    const hiddenInput = box.querySelector('input[type=hidden]');
+    const list = box.querySelector('.attachment-list');
+    const status = box.querySelector('.upload-status');
+    const items = () => JSON.parse(hiddenInput.value || '[]');
+    const render = () => {
+      list.replaceChildren(...items().map((item, index) => {
+        const remove = el('button', { type: 'button', class: 'link remove-attachment', 'aria-label': '×' }, '×');
+        remove.addEventListener('click', () => {
+          const kept = items();
+          kept.splice(index, 1);
+          hiddenInput.value = JSON.stringify(kept);
+          render();
+        });
+        const size = item.size ? ` (${Math.ceil(item.size / 1024)} KB)` : '';
+        return el('li', { 'data-file': item.file }, item.name, size, ' ', remove);
+      }));
+    };
+    render();
+    box.querySelector('.attachment-input').addEventListener('change', async (e) => {
+      e.stopPropagation();
+      for (const file of [...e.target.files]) {
+        status.textContent = `${texts.uploading} ${file.name}`;
+        status.classList.remove('error');
+        const response = await fetch(`/api/files?name=${encodeURIComponent(file.name)}`, {
+          method: 'POST', credentials: 'same-origin', body: file,
+          headers: { 'content-type': 'application/octet-stream', 'x-csrf-token': window.metacrm.csrf },
+        });
+        const body = await response.json().catch(() => null);
+        if (!response.ok) {
+          status.textContent = `${file.name}: ${(body && body.error && body.error.message) || response.statusText}`;
+          status.classList.add('error');
+          continue;
+        }
+        hiddenInput.value = JSON.stringify(items().concat([body]));
+        status.textContent = '';
+        render();
+      }
+      e.target.value = '';
+    });
   });
 
   async function save(force) {

@@ -366,7 +366,13 @@ async fn record_page(viewer: &Viewer, entity_key: &str, id: i64) -> Result<Respo
                 .into_iter()
                 .flatten()
                 .filter_map(|f| entity.field(f["key"].as_str()?))
-                .map(|f| json!({"label": f.label(), "key": f.key, "value": display.cell(f, record.get(&f.key)), "long": f.field_type == FieldType::LongText}))
+                .map(|f| {
+                    let value = match f.field_type {
+                        FieldType::Attachment => display.attachments(&entity.def.key, id, record.get(&f.key)),
+                        _ => display.cell(f, record.get(&f.key)),
+                    };
+                    json!({"label": f.label(), "key": f.key, "value": value, "long": f.field_type == FieldType::LongText})
+                })
                 .collect();
             json!({"label": section["label"], "columns": section["columns"], "cells": cells})
         })
@@ -406,7 +412,7 @@ async fn record_page(viewer: &Viewer, entity_key: &str, id: i64) -> Result<Respo
                 .flatten()
                 .map(|(key, pair)| match entity.column(key) {
                     Some(field) => json!({
-                        "label": field.label(),
+                        "label": display.label(field),
                         "from": display.cell(field, pair.get(0)),
                         "to": display.cell(field, pair.get(1)),
                     }),
