@@ -154,7 +154,8 @@ async fn central_story_from_designer_to_funnel() {
     assert_eq!(b.text("#record-title").await, "深圳市震华信息技术有限公司");
     b.shot("record").await;
 
-    b.goto(&format!("{base}/e/customer")).await;
+    b.goto(&format!("{base}/e/customer?col=name&col=level"))
+        .await;
     let list = b.text("#records tbody").await;
     assert!(
         list.contains("深圳市震华信息技术有限公司") && list.contains("A级"),

@@ -149,7 +149,7 @@ fn start_demo(data: &std::path::Path, tenant: &str, port: u16) -> (Child, String
     for line in BufReader::new(stdout).lines() {
         let line = line.unwrap();
         if let Some(rest) = line.split("password \"").nth(1) {
-            password = Some(rest.trim_end_matches('"').to_string());
+            password = rest.split('"').next().map(String::from);
         }
         if line.contains("listening on") {
             break;

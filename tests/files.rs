@@ -27,22 +27,6 @@ fn package() -> Value {
 const PNG: &[u8] =
     b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR\0\0\0\x01\0\0\0\x01\x08\x06\0\0\0\x1f\x15\xc4\x89";
 
-async fn upload(server: &TestServer, token: &str, name: &str, bytes: &[u8]) -> common::Reply {
-    let response = server
-        .client
-        .post(format!("{}/api/files", server.base))
-        .query(&[("name", name)])
-        .bearer_auth(token)
-        .header("content-type", "application/octet-stream")
-        .body(bytes.to_vec())
-        .send()
-        .await
-        .unwrap();
-    let status = response.status().as_u16();
-    let body = response.json().await.unwrap_or(Value::Null);
-    common::Reply { status, body }
-}
-
 async fn download(server: &TestServer, token: &str, path: &str) -> (u16, Vec<u8>, Option<String>) {
     let response = server
         .client
@@ -70,7 +54,9 @@ async fn files_are_read_through_their_record() {
     let (_, other) = server.user("sales2", &["sales"], None).await;
     let (_, auditor) = server.user("auditor", &["auditor"], None).await;
 
-    let licence = upload(&server, &sales, "C:\\扫描件\\营业执照.png", PNG).await;
+    let licence = server
+        .upload_as(&sales, "C:\\扫描件\\营业执照.png", PNG)
+        .await;
     assert_eq!(licence.status, 200, "{:?}", licence.body);
     assert_eq!(
         licence.body["name"], "营业执照.png",
@@ -81,7 +67,9 @@ async fn files_are_read_through_their_record() {
         "sniffed from the bytes"
     );
     assert_eq!(licence.body["size"], PNG.len());
-    let contract = upload(&server, &sales, "合同.txt", "甲方：深圳市震华".as_bytes()).await;
+    let contract = server
+        .upload_as(&sales, "合同.txt", "甲方：深圳市震华".as_bytes())
+        .await;
     assert_eq!(contract.body["content_type"], "text/plain; charset=utf-8");
 
     let created = server
@@ -116,7 +104,7 @@ async fn files_are_read_through_their_record() {
     );
     assert_eq!(download(&server, &auditor, &contract_path).await.0, 404);
     // A file not held by this record is not served through it.
-    let stray = upload(&server, &sales, "别的.txt", b"other").await;
+    let stray = server.upload_as(&sales, "别的.txt", b"other").await;
     let stray_path = format!(
         "/api/data/customer/{id}/files/{}",
         stray.body["file"].as_str().unwrap()
@@ -157,19 +145,19 @@ fn walk(dir: &std::path::Path) -> Vec<String> {
 async fn bad_uploads_and_unknown_files_are_refused() {
     let server = TestServer::start(package()).await;
     let token = server.token.clone();
-    let empty = upload(&server, &token, "空.txt", b"").await;
+    let empty = server.upload_as(&token, "空.txt", b"").await;
     assert_eq!(empty.status, 422);
     assert_eq!(empty.body["error"]["details"][0]["field"], "file");
-    let unnamed = upload(&server, &token, "  ", b"x").await;
+    let unnamed = server.upload_as(&token, "  ", b"x").await;
     assert_eq!(unnamed.status, 422);
     assert_eq!(unnamed.body["error"]["details"][0]["field"], "name");
-    let too_big = upload(
-        &server,
-        &token,
-        "大.bin",
-        &vec![7u8; metacrm::api::MAX_BODY_BYTES + 1],
-    )
-    .await;
+    let too_big = server
+        .upload_as(
+            &token,
+            "大.bin",
+            &vec![7u8; metacrm::api::MAX_BODY_BYTES + 1],
+        )
+        .await;
     assert_eq!(too_big.status, 413);
 
     let forged = json!({"file": "a".repeat(64), "name": "伪造.pdf", "size": 1});

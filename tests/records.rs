@@ -53,7 +53,9 @@ async fn count(server: &TestServer, entity: &str) -> usize {
 #[tokio::test(flavor = "multi_thread")]
 async fn every_field_type_round_trips_with_defaults_formulas_and_auto_numbers() {
     let server = TestServer::start(package()).await;
+    let contract = server.upload("合同.pdf", b"%PDF-1.4 contract").await;
     let input = json!({
+        "files": [contract],
         "name": "深圳市震华信息技术有限公司",
         "notes": "第一行\n第二行",
         "employees": 120,
@@ -66,7 +68,6 @@ async fn every_field_type_round_trips_with_defaults_formulas_and_auto_numbers() 
         "email": "sales@zhenhua.cn",
         "phone": "0755-8888 6666",
         "website": "https://zhenhua.cn",
-        "files": [{"file": "sha256:abc", "name": "合同.pdf", "size": 1024, "content_type": "application/pdf"}],
         "warranty_months": 13,
         "sku": "ABC-42"
     });

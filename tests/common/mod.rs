@@ -283,6 +283,31 @@ impl TestServer {
         reply.body
     }
 
+    /// Uploads a file with `token` (`POST /api/files`); the reply carries the
+    /// attachment item.
+    pub async fn upload_as(&self, token: &str, name: &str, bytes: &[u8]) -> Reply {
+        let response = self
+            .client
+            .post(format!("{}/api/files", self.base))
+            .query(&[("name", name)])
+            .bearer_auth(token)
+            .header("content-type", "application/octet-stream")
+            .body(bytes.to_vec())
+            .send()
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        let body = response.json().await.unwrap_or(Value::Null);
+        Reply { status, body }
+    }
+
+    /// Uploads a file as the admin and returns the attachment item.
+    pub async fn upload(&self, name: &str, bytes: &[u8]) -> Value {
+        let reply = self.upload_as(&self.token, name, bytes).await;
+        assert_eq!(reply.status, 200, "upload {name}: {:?}", reply.body);
+        reply.body
+    }
+
     /// The field names of a 422's details.
     pub fn fields_of(reply: &Reply) -> Vec<String> {
         reply.body["error"]["details"]
