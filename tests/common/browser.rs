@@ -129,22 +129,45 @@ impl Browser {
             .unwrap_or_else(|e| panic!("{css} not found: {e}"))
     }
 
+    /// Clicks the element, finding it again when the page re-rendered it between
+    /// finding and clicking (a stale element), until [`PATIENCE`] runs out.
     pub async fn click(&self, css: &str) {
-        self.wait_for(css)
-            .await
-            .click()
-            .await
-            .unwrap_or_else(|e| panic!("click {css}: {e}"));
+        let deadline = tokio::time::Instant::now() + PATIENCE;
+        loop {
+            match self.wait_for(css).await.click().await {
+                Ok(()) => return,
+                Err(e)
+                    if tokio::time::Instant::now() < deadline
+                        && e.to_string().contains("stale") =>
+                {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                Err(e) => panic!("click {css}: {e}"),
+            }
+        }
     }
 
-    /// Replaces an input's text, as typing would.
+    /// Replaces an input's text, as typing would (again from the start when the page
+    /// re-rendered the input meanwhile).
     pub async fn fill(&self, css: &str, text: &str) {
-        let input = self.wait_for(css).await;
-        input.clear().await.unwrap();
-        input
-            .send_keys(text)
-            .await
-            .unwrap_or_else(|e| panic!("type into {css}: {e}"));
+        let deadline = tokio::time::Instant::now() + PATIENCE;
+        loop {
+            let input = self.wait_for(css).await;
+            let typed = match input.clear().await {
+                Ok(()) => input.send_keys(text).await,
+                Err(e) => Err(e),
+            };
+            match typed {
+                Ok(()) => return,
+                Err(e)
+                    if tokio::time::Instant::now() < deadline
+                        && e.to_string().contains("stale") =>
+                {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                Err(e) => panic!("type into {css}: {e}"),
+            }
+        }
     }
 
     pub async fn select(&self, css: &str, value: &str) {
