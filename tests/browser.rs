@@ -146,7 +146,7 @@ async fn central_story_from_designer_to_funnel() {
     )
     .await;
     let message = b.text(".field-error[data-error-for=\"level\"]").await;
-    assert!(!message.is_empty());
+    assert_eq!(message, "必填", "the error speaks the page's language");
     b.shot("validation-error").await;
     b.select("#f-level", "a").await;
     b.click("#save-record").await;

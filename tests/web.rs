@@ -696,3 +696,61 @@ async fn related_records_and_prefilled_forms() {
         .html;
     assert!(!boss.contains("data-related=\"contact\""));
 }
+
+/// Field errors come in the language the caller asked for (the page's cookie or the
+/// browser's `Accept-Language`); API callers asking for none get English.
+#[tokio::test]
+async fn field_errors_speak_the_callers_language() {
+    let site = Site::start().await;
+    let english = site
+        .server
+        .post("/api/data/customer", json!({"kind": "person"}))
+        .await;
+    assert_eq!(english.status, 422);
+    let messages: Vec<&str> = english.body["error"]["details"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["message"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        messages,
+        ["is required", "is required"],
+        "{:?}",
+        english.body
+    );
+
+    let chinese = site
+        .server
+        .send(
+            Method::POST,
+            "/api/data/customer",
+            Some(json!({"kind": "person", "revenue": "abc"})),
+            Some(&site.server.token),
+            &[("accept-language", "zh-CN,zh;q=0.9")],
+        )
+        .await;
+    assert_eq!(chinese.status, 422);
+    assert_eq!(
+        chinese.body["error"]["code"], "validation_failed",
+        "codes stay as they are"
+    );
+    assert_eq!(
+        chinese.body["error"]["message"],
+        "填写有误，请修改标出的字段"
+    );
+    let details = chinese.body["error"]["details"].as_array().unwrap();
+    assert_eq!(details[0]["field"], "revenue");
+    assert_eq!(details[0]["message"], "请填写数字", "{details:?}");
+    let required = site
+        .server
+        .send(
+            Method::POST,
+            "/api/data/customer",
+            Some(json!({"kind": "person"})),
+            Some(&site.server.token),
+            &[("accept-language", "zh-CN")],
+        )
+        .await;
+    assert_eq!(required.body["error"]["details"][0]["message"], "必填");
+}

@@ -140,7 +140,12 @@ pub fn server(tenants: Arc<Tenants>) -> impl Endpoint {
     let docs = Html(service.swagger_ui_html());
     crate::web::routes()
         .at("/api/openapi.json", get(openapi_json))
-        .nest("/api", service.around(crate::web::api_cookie_auth))
+        .nest(
+            "/api",
+            service
+                .around(crate::web::api_cookie_auth)
+                .around(crate::web::i18n::localize_api_errors),
+        )
         .at(
             "/docs",
             get(poem::endpoint::make_sync(move |_| docs.0.clone())).map_to_response(),

@@ -1,8 +1,8 @@
 //! UI text in Simplified Chinese and English. The language is the user's choice (a
 //! cookie set from the language switch), else the browser's first preference.
 
-use poem::Request;
 use poem::http::header;
+use poem::{Endpoint, IntoResponse, Request, Response};
 
 /// The cookie that remembers the user's language.
 pub const LANG_COOKIE: &str = "metacrm_lang";
@@ -57,6 +57,127 @@ impl Lang {
             .next()
             .unwrap_or(Lang::Zh)
     }
+}
+
+/// The language an API caller asked for: the UI's cookie, else `Accept-Language`;
+/// `None` (English, the API's own) when it asked for neither.
+fn asked(req: &Request) -> Option<Lang> {
+    let chose = req.cookie().get(LANG_COOKIE).is_some();
+    let accepts = req.headers().contains_key(header::ACCEPT_LANGUAGE);
+    (chose || accepts).then(|| Lang::of(req))
+}
+
+/// The field messages of validation errors (`details[].message` of a 422 or 403), in
+/// Chinese: `(pattern, 中文)` where `$1`, `$2` are the pattern's groups. A message
+/// without a pattern stays as the server wrote it.
+const FIELD_MESSAGES: &[(&str, &str)] = &[
+    (r"^is required$", "必填"),
+    (r"^is required in stage (.+)$", "进入阶段「$1」前必填"),
+    (r"^is read-only$", "只读，不能修改"),
+    (
+        r"^is computed and cannot be written$",
+        "由公式计算，不能填写",
+    ),
+    (r"^you may not change this field$", "您无权修改此字段"),
+    (
+        r"^this value is already used by another record$",
+        "该值已被其他记录使用",
+    ),
+    (r"^expected a whole number(?:, got .+)?$", "请填写整数"),
+    (r"^expected a number(?:, got .+)?$", "请填写数字"),
+    (r"^expected true or false$", "请选择是或否"),
+    (r"^expected a string$", "请填写文字"),
+    (
+        r"^expected an RFC 3339 date-time, got (.+)$",
+        "日期时间格式不正确（填写的是 $1）",
+    ),
+    (
+        r"^expected a date as YYYY-MM-DD, got (.+)$",
+        "日期应为 年-月-日 格式（填写的是 $1）",
+    ),
+    (r"^expected an array$", "格式有误"),
+    (r"^unknown field$", "没有这个字段"),
+    (
+        r"^(\S+) record (\d+) does not exist$",
+        "关联的记录不存在（#$2）",
+    ),
+    (r"^user (\d+) does not exist$", "用户不存在（#$1）"),
+    (r#"^file ".+" was not uploaded.*$"#, "附件尚未上传"),
+    (r"^the file is empty$", "文件是空的"),
+    (r"^give the file's name$", "请提供文件名"),
+    (r"^.+ is longer than (\d+) characters?$", "最多 $1 个字"),
+    (r"^.+ is shorter than (\d+) characters?$", "至少 $1 个字"),
+    (r"^.+ is less than the minimum of (.+)$", "不能小于 $1"),
+    (r"^.+ is greater than the maximum of (.+)$", "不能大于 $1"),
+    (r#"^.+ does not match ".+"$"#, "格式不符合要求"),
+    (r#"^.+ is not a "(.+)"$"#, "格式不正确（应为 $1）"),
+    (r"^.+ is not one of .+$", "不是可选的值"),
+    (r"^.+ is not of type .+$", "类型不正确"),
+    (
+        r"^.+ has more than (\d+) digits after the decimal point$",
+        "最多 $1 位小数",
+    ),
+    (r"^.+ is too large$", "数值过大"),
+];
+
+/// A field message in `lang`.
+pub fn field_message(lang: Lang, message: &str) -> String {
+    static COMPILED: std::sync::OnceLock<Vec<(regex::Regex, &'static str)>> =
+        std::sync::OnceLock::new();
+    if lang == Lang::En {
+        return message.to_string();
+    }
+    let compiled = COMPILED.get_or_init(|| {
+        FIELD_MESSAGES
+            .iter()
+            .map(|(pattern, zh)| (regex::Regex::new(pattern).expect("valid pattern"), *zh))
+            .collect()
+    });
+    compiled
+        .iter()
+        .find(|(pattern, _)| pattern.is_match(message))
+        .map(|(pattern, zh)| pattern.replace(message, *zh).into_owned())
+        .unwrap_or_else(|| message.to_string())
+}
+
+/// Puts the field messages of an API error in the caller's language (see
+/// [`FIELD_MESSAGES`]), so a form shows its errors in the language of the page.
+/// Callers that ask for no language get the API's English unchanged.
+pub async fn localize_api_errors<E: Endpoint>(next: E, req: Request) -> poem::Result<Response> {
+    let lang = asked(&req);
+    let response = match next.call(req).await {
+        Ok(response) => response.into_response(),
+        Err(error) => crate::api::error::to_contract(error).await,
+    };
+    let Some(lang @ Lang::Zh) = lang else {
+        return Ok(response);
+    };
+    if !matches!(response.status().as_u16(), 403 | 422) {
+        return Ok(response);
+    }
+    let (parts, body) = response.into_parts();
+    let bytes = body.into_vec().await.unwrap_or_default();
+    let Ok(mut json) = serde_json::from_slice::<serde_json::Value>(&bytes) else {
+        return Ok(Response::from_parts(parts, bytes.into()));
+    };
+    if json["error"]["code"] == "validation_failed" {
+        json["error"]["message"] = "填写有误，请修改标出的字段".into();
+    }
+    for detail in json["error"]["details"]
+        .as_array_mut()
+        .into_iter()
+        .flatten()
+    {
+        if let Some(message) = detail["message"].as_str() {
+            detail["message"] = field_message(lang, message).into();
+        }
+    }
+    let mut parts = parts;
+    parts.headers.remove(header::CONTENT_LENGTH);
+    Ok(Response::from_parts(
+        parts,
+        serde_json::to_vec(&json).unwrap_or(bytes).into(),
+    ))
 }
 
 /// `(key, English, 中文)`.
@@ -194,6 +315,21 @@ mod tests {
         let before = keys.len();
         keys.dedup();
         assert_eq!(before, keys.len(), "a UI text key appears twice");
+    }
+
+    #[test]
+    fn field_messages_read_in_chinese() {
+        assert_eq!(field_message(Lang::Zh, "is required"), "必填");
+        assert_eq!(
+            field_message(Lang::Zh, "is required in stage 报价"),
+            "进入阶段「报价」前必填"
+        );
+        assert_eq!(
+            field_message(Lang::Zh, "\"深圳市……\" is longer than 20 characters"),
+            "最多 20 个字"
+        );
+        assert_eq!(field_message(Lang::Zh, "something new"), "something new");
+        assert_eq!(field_message(Lang::En, "is required"), "is required");
     }
 
     #[test]
