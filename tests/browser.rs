@@ -435,3 +435,97 @@ async fn duplicates_conflicts_views_and_reassignment() {
     assert_ne!(untouched["owner"], boss, "only the listed records moved");
     b.close().await;
 }
+
+/// The rest of the daily pages in the browser: a stage move from the stage bar; a
+/// report built with the report builder, previewed with a chart, saved and opened;
+/// a designer mistake shown next to the field that has it, with nothing published.
+#[tokio::test]
+async fn stage_bar_report_builder_and_designer_errors() {
+    let server = start().await;
+    let base = &server.base;
+    let tenant = &server.tenant.key;
+    let sales = server.login("sales1", PASSWORD).await;
+    let created = server
+        .call(
+            &sales,
+            reqwest::Method::POST,
+            "/api/data/customer",
+            Some(json!({"name": "华为技术有限公司"})),
+        )
+        .await;
+    let id = created.body["id"].as_i64().unwrap();
+    let mut b = Browser::start("pages").await;
+
+    b.login(base, tenant, "sales1", PASSWORD).await;
+    b.goto(&format!("{base}/e/customer/{id}")).await;
+    b.click("button.move-stage[data-stage=\"quote\"]").await;
+    b.wait_for(".stage-bar li.current[data-stage=\"quote\"]")
+        .await;
+    b.shot("stage-moved").await;
+    let record = server.get(&format!("/api/data/customer/{id}")).await.body;
+    assert_eq!(record["stage"], "quote");
+
+    b.login(base, tenant, "boss", PASSWORD).await;
+    b.goto(&format!("{base}/reports/new")).await;
+    b.select("#report-builder select[name=\"entity\"]", "customer")
+        .await;
+    b.click("#add-group").await;
+    b.select("#report-builder select[name=\"group-field\"]", "stage")
+        .await;
+    b.click("#add-measure").await;
+    b.select("#report-builder select[name=\"measure-fn\"]", "count")
+        .await;
+    b.select("#report-builder select[name=\"chart\"]", "bar")
+        .await;
+    b.wait_until(
+        "the preview shows the quote stage",
+        "[...document.querySelectorAll('#preview table tbody tr')].some(tr => tr.textContent.includes('报价'))",
+    )
+    .await;
+    b.wait_for("#preview canvas").await;
+    b.shot("builder-preview").await;
+    b.fill(
+        "#report-builder input[name=\"report-key\"]",
+        "by_stage_mine",
+    )
+    .await;
+    b.fill("#report-builder input[name=\"report-label\"]", "各阶段客户")
+        .await;
+    b.click("#save-report").await;
+    b.wait_until("the report is saved", "document.querySelector('a.view-report') && document.querySelector('a.view-report').offsetParent !== null").await;
+    let saved = server.get("/api/reports/by_stage_mine").await;
+    assert_eq!(saved.status, 200, "{:?}", saved.body);
+    b.goto(&format!("{base}/reports/by_stage_mine")).await;
+    b.wait_for("#report-view table tbody tr").await;
+    assert!(b.text("#report-view table").await.contains("报价"));
+    b.shot("report-view").await;
+
+    let before = server.get("/api/meta/versions").await.body["items"]
+        .as_array()
+        .unwrap()
+        .len();
+    b.login(base, tenant, ADMIN, PASSWORD).await;
+    b.goto(&format!("{base}/designer")).await;
+    b.click("#designer a[data-entity=\"customer\"]").await;
+    b.click("#add-field").await;
+    b.fill("#designer input[name=\"key\"]", "name").await;
+    b.fill("#designer input[name=\"label\"]", "重复的字段")
+        .await;
+    b.click("#field-done").await;
+    b.click("#publish").await;
+    b.wait_for("#errors li.error[data-path]").await;
+    b.wait_until(
+        "the mistake is shown next to the field",
+        "[...document.querySelectorAll('#designer .error[data-path]')].some(e => !e.closest('#errors') && e.offsetParent !== null)",
+    )
+    .await;
+    b.shot("designer-error").await;
+    let errors = b.text("#errors").await;
+    assert!(errors.contains("name"), "{errors}");
+    let after = server.get("/api/meta/versions").await.body["items"]
+        .as_array()
+        .unwrap()
+        .len();
+    assert_eq!(before, after, "nothing was published");
+    b.close().await;
+}
