@@ -46,6 +46,20 @@ fn package() -> Value {
     ]})
 }
 
+/// Creates a customer as the user of `token` (so they own it) and returns its id.
+async fn customer_of(server: &TestServer, token: &str, record: Value) -> i64 {
+    let created = server
+        .call(
+            token,
+            reqwest::Method::POST,
+            "/api/data/customer",
+            Some(record),
+        )
+        .await;
+    assert_eq!(created.status, 201, "{:?}", created.body);
+    created.body["id"].as_i64().unwrap()
+}
+
 async fn start() -> TestServer {
     let server = TestServer::start(package()).await;
     server.user("sales1", &["sales"], None).await;
@@ -191,16 +205,12 @@ async fn approval_entirely_in_the_browser() {
     let base = &server.base;
     let tenant = &server.tenant.key;
     let sales = server.login("sales1", PASSWORD).await;
-    let created = server
-        .call(
-            &sales,
-            reqwest::Method::POST,
-            "/api/data/customer",
-            Some(json!({"name": "华润万家", "amount": "50000"})),
-        )
-        .await;
-    assert_eq!(created.status, 201, "{:?}", created.body);
-    let id = created.body["id"].as_i64().unwrap();
+    let id = customer_of(
+        &server,
+        &sales,
+        json!({"name": "华润万家", "amount": "50000"}),
+    )
+    .await;
     let mut b = Browser::start("approval").await;
 
     b.login(base, tenant, "sales1", PASSWORD).await;
@@ -317,16 +327,7 @@ async fn duplicates_conflicts_views_and_reassignment() {
     let sales = server.login("sales1", PASSWORD).await;
     let mut ids = Vec::new();
     for name in ["深圳市震华信息技术有限公司", "华润万家", "华润置地"] {
-        let created = server
-            .call(
-                &sales,
-                reqwest::Method::POST,
-                "/api/data/customer",
-                Some(json!({"name": name})),
-            )
-            .await;
-        assert_eq!(created.status, 201, "{:?}", created.body);
-        ids.push(created.body["id"].as_i64().unwrap());
+        ids.push(customer_of(&server, &sales, json!({"name": name})).await);
     }
     let mut b = Browser::start("lists_and_forms").await;
     b.login(base, tenant, "sales1", PASSWORD).await;
@@ -445,15 +446,7 @@ async fn stage_bar_report_builder_and_designer_errors() {
     let base = &server.base;
     let tenant = &server.tenant.key;
     let sales = server.login("sales1", PASSWORD).await;
-    let created = server
-        .call(
-            &sales,
-            reqwest::Method::POST,
-            "/api/data/customer",
-            Some(json!({"name": "华为技术有限公司"})),
-        )
-        .await;
-    let id = created.body["id"].as_i64().unwrap();
+    let id = customer_of(&server, &sales, json!({"name": "华为技术有限公司"})).await;
     let mut b = Browser::start("pages").await;
 
     b.login(base, tenant, "sales1", PASSWORD).await;
