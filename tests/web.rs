@@ -753,4 +753,18 @@ async fn field_errors_speak_the_callers_language() {
         )
         .await;
     assert_eq!(required.body["error"]["details"][0]["message"], "必填");
+    let french = site
+        .server
+        .send(
+            Method::POST,
+            "/api/data/customer",
+            Some(json!({"kind": "person"})),
+            Some(&site.server.token),
+            &[("accept-language", "fr-FR,fr;q=0.9")],
+        )
+        .await;
+    assert_eq!(
+        french.body["error"]["details"][0]["message"], "is required",
+        "a language we do not speak gets the API's English"
+    );
 }

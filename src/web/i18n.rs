@@ -32,39 +32,33 @@ impl Lang {
     /// The cookie's language, else the first language of `Accept-Language` we speak,
     /// else Chinese (our users are Chinese companies).
     pub fn of(req: &Request) -> Lang {
+        Lang::asked(req).unwrap_or(Lang::Zh)
+    }
+
+    /// The language the request asks for, if any: the UI's cookie, else the first
+    /// language of `Accept-Language` we speak.
+    fn asked(req: &Request) -> Option<Lang> {
         if let Some(lang) = req
             .cookie()
             .get(LANG_COOKIE)
             .and_then(|c| Lang::parse(c.value_str()))
         {
-            return lang;
+            return Some(lang);
         }
         let accept = req
             .headers()
             .get(header::ACCEPT_LANGUAGE)
             .and_then(|v| v.to_str().ok())
             .unwrap_or_default();
-        accept
-            .split(',')
-            .filter_map(|part| {
-                let tag = part.split(';').next()?.trim().to_ascii_lowercase();
-                match tag.split('-').next()? {
-                    "zh" => Some(Lang::Zh),
-                    "en" => Some(Lang::En),
-                    _ => None,
-                }
-            })
-            .next()
-            .unwrap_or(Lang::Zh)
+        accept.split(',').find_map(|part| {
+            let tag = part.split(';').next()?.trim().to_ascii_lowercase();
+            match tag.split('-').next()? {
+                "zh" => Some(Lang::Zh),
+                "en" => Some(Lang::En),
+                _ => None,
+            }
+        })
     }
-}
-
-/// The language an API caller asked for: the UI's cookie, else `Accept-Language`;
-/// `None` (English, the API's own) when it asked for neither.
-fn asked(req: &Request) -> Option<Lang> {
-    let chose = req.cookie().get(LANG_COOKIE).is_some();
-    let accepts = req.headers().contains_key(header::ACCEPT_LANGUAGE);
-    (chose || accepts).then(|| Lang::of(req))
 }
 
 /// The field messages of validation errors (`details[].message` of a 422 or 403), in
@@ -144,7 +138,8 @@ pub fn field_message(lang: Lang, message: &str) -> String {
 /// [`FIELD_MESSAGES`]), so a form shows its errors in the language of the page.
 /// Callers that ask for no language get the API's English unchanged.
 pub async fn localize_api_errors<E: Endpoint>(next: E, req: Request) -> poem::Result<Response> {
-    let lang = asked(&req);
+    // Callers asking for no language we speak get the API's own English.
+    let lang = Lang::asked(&req);
     let response = match next.call(req).await {
         Ok(response) => response.into_response(),
         Err(error) => crate::api::error::to_contract(error).await,
