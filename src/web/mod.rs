@@ -14,7 +14,6 @@ mod view;
 
 use poem::{Route, get, post};
 
-pub use pages::records::PAGE_ROWS;
 pub use session::api_cookie_auth;
 
 /// The pages and static assets; the API is mounted beside them by `api::server`.

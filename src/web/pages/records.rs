@@ -22,7 +22,7 @@ use crate::workflow::approvals::Engine;
 use crate::workflow::{pool, shares, stages};
 
 /// Rows on one page of a list.
-pub const PAGE_ROWS: u64 = 50;
+const PAGE_ROWS: u64 = 50;
 
 /// Columns a list shows when the user chose none: the title, then the first fields
 /// of the form, up to this many in all.
