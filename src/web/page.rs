@@ -101,6 +101,11 @@ pub fn html(status: StatusCode, body: String) -> Response {
 }
 
 impl Viewer {
+    /// Whether a form's `_csrf` is this session's token (compared in constant time).
+    pub fn csrf_matches(&self, offered: &str) -> bool {
+        subtle::ConstantTimeEq::ct_eq(self.csrf.as_bytes(), offered.as_bytes()).into()
+    }
+
     /// Renders `template` with `context` merged over what every page gets: `lang`,
     /// `csrf`, `user`, `nav` and `here`.
     pub async fn page(&self, template: &str, context: Value) -> Result<Response> {

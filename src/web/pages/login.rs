@@ -155,7 +155,7 @@ pub async fn switch_lang(req: &Request, viewer: Viewer, Form(form): Form<LangFor
             &crate::error::Error::BadRequest(format!("unknown language {:?}", form.lang)),
         );
     };
-    if form.csrf != viewer.csrf {
+    if !viewer.csrf_matches(&form.csrf) {
         return page::error_page(
             viewer.lang,
             &crate::error::Error::Forbidden("the form's CSRF token is not this session's".into()),
