@@ -607,6 +607,17 @@ async fn language_follows_the_browser_then_the_choice() {
     let chinese = admin.page("/").await.html;
     assert!(chinese.contains("<html lang=\"zh\">") && chinese.contains("退出"));
     let csrf = admin.csrf().await;
+    let forged = admin
+        .post_form(
+            "/lang",
+            &[("lang", "en"), ("_csrf", "forged"), ("back", "/")],
+        )
+        .await;
+    assert_eq!(forged.status().as_u16(), 403);
+    assert!(
+        forged.headers().get("set-cookie").is_none(),
+        "a forged switch changes nothing"
+    );
     let switched = admin
         .post_form(
             "/lang",
