@@ -20,7 +20,8 @@ fn package() -> Value {
            "visible_if": "kind == 'person'", "required_if": "kind == 'person'"},
           {"key": "note", "label": "<script>window.__pwned = 1</script>备注", "type": "text"},
           {"key": "amount", "label": "金额", "type": "decimal", "scale": 2},
-          {"key": "licence", "label": "营业执照", "type": "attachment"}
+          {"key": "licence", "label": "营业执照", "type": "attachment"},
+          {"key": "parent", "label": "上级单位", "type": "reference", "target": "customer"}
         ],
         "pipeline": {"stages": [
           {"key": "contact", "label": "初步接触", "probability": 10},
@@ -29,7 +30,7 @@ fn package() -> Value {
           {"key": "lost", "label": "流失", "probability": 0, "lost": true}], "transitions": "forward"},
         "duplicate_check": {"block": true},
         "layout": {"sections": [{"label": "基本信息", "columns": 2,
-          "fields": ["name", "kind", "id_card", "note", "amount", "licence"]}]}}
+          "fields": ["name", "kind", "id_card", "note", "amount", "licence", "parent"]}]}}
     ],
     "roles": [
       {"key": "sales", "label": "销售", "permissions": [
@@ -434,6 +435,38 @@ async fn duplicates_conflicts_views_and_reassignment() {
         .await
         .body;
     assert_ne!(untouched["owner"], boss, "only the listed records moved");
+
+    // A reference filter picks its record by searching, then filters the list by it.
+    let linked = server
+        .patch(
+            &format!("/api/data/customer/{}", ids[2]),
+            json!({"parent": ids[0]}),
+            None,
+        )
+        .await;
+    assert_eq!(linked.status, 200, "{:?}", linked.body);
+    b.goto(&format!("{base}/e/customer")).await;
+    b.click("#list-filters details.more-filters summary").await;
+    b.fill(".filter[data-filter=\"parent\"] .reference-search", "震华")
+        .await;
+    b.click(&format!(
+        ".filter[data-filter=\"parent\"] .dropdown .hit[data-id=\"{}\"]",
+        ids[0]
+    ))
+    .await;
+    b.click("#list-filters button[type=submit]").await;
+    b.wait_until(
+        "the list is filtered by the parent",
+        "location.search.includes('f.parent=')",
+    )
+    .await;
+    let rows = b.eval("return [...document.querySelectorAll('#records tbody tr[data-id]')].map(tr => Number(tr.dataset.id));").await;
+    assert_eq!(
+        rows,
+        json!([ids[2]]),
+        "only the child of 深圳市震华 is listed"
+    );
+    b.shot("reference-filter").await;
     b.close().await;
 }
 

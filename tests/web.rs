@@ -698,6 +698,15 @@ async fn related_records_and_prefilled_forms() {
         .html;
     assert_eq!(listed.matches("<tr data-id=").count(), 1);
     assert!(listed.contains("王经理"));
+    let picker = admin
+        .page(&format!("/e/contact?f.customer={id}"))
+        .await
+        .unescaped();
+    assert!(
+        picker.contains("data-target=\"customer\"")
+            && picker.contains("value=\"深圳市震华信息技术有限公司\""),
+        "the reference filter shows the chosen customer by its title"
+    );
     // Someone who may not read contacts sees no contact list on the customer page.
     let boss = site
         .web("boss")

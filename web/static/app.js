@@ -70,7 +70,37 @@
   }
 
   const t = (key) => texts[lang][key] || key;
-  window.metacrm = { api, escape, el, debounce, lang, t, snippetHtml, csrf };
+
+  /** A reference picker (`.reference-picker[data-target]` holding a search input, a
+   *  hidden input with the id, and a dropdown): typing searches the target entity,
+   *  picking a hit sets the id; `changed()` runs after every change of the id. */
+  function referencePicker(picker, changed) {
+    const search = picker.querySelector('.reference-search');
+    const hiddenInput = picker.querySelector('input[type=hidden]');
+    const dropdown = picker.querySelector('.dropdown');
+    const run = debounce(async () => {
+      const q = search.value.trim();
+      if (!q) { hiddenInput.value = ''; dropdown.hidden = true; changed(); return; }
+      let found;
+      try { found = await api('GET', `/search?entity=${encodeURIComponent(picker.dataset.target)}&limit=8&q=${encodeURIComponent(q)}`); } catch (_) { return; }
+      dropdown.replaceChildren(...(found.hits || []).map((hit) => {
+        const option = el('button', { type: 'button', class: 'hit', 'data-id': hit.id }, hit.title);
+        option.addEventListener('click', () => {
+          hiddenInput.value = hit.id;
+          search.value = hit.title;
+          dropdown.hidden = true;
+          changed();
+        });
+        return option;
+      }));
+      dropdown.hidden = !(found.hits || []).length;
+    }, 150);
+    search.addEventListener('input', (e) => { e.stopPropagation(); run(); });
+    search.addEventListener('keydown', (e) => { if (e.key === 'Enter' && !dropdown.hidden) e.preventDefault(); });
+  }
+
+  window.metacrm = { api, escape, el, debounce, lang, t, snippetHtml, csrf, referencePicker };
+  document.querySelectorAll('#list-filters .reference-picker').forEach((picker) => referencePicker(picker, () => {}));
 
   // Global search: results as you type, grouped by entity.
   const searchBox = document.getElementById('global-search');

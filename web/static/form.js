@@ -118,29 +118,7 @@
   refresh();
 
   // Reference pickers: type to search the target entity, pick a hit.
-  form.querySelectorAll('.reference-picker').forEach((picker) => {
-    const search = picker.querySelector('.reference-search');
-    const hiddenInput = picker.querySelector('input[type=hidden]');
-    const dropdown = picker.querySelector('.dropdown');
-    const run = debounce(async () => {
-      const q = search.value.trim();
-      if (!q) { hiddenInput.value = ''; dropdown.hidden = true; refresh(); return; }
-      let found;
-      try { found = await api('GET', `/search?entity=${encodeURIComponent(picker.dataset.target)}&limit=8&q=${encodeURIComponent(q)}`); } catch (_) { return; }
-      dropdown.replaceChildren(...(found.hits || []).map((hit) => {
-        const option = el('button', { type: 'button', class: 'hit', 'data-id': hit.id }, hit.title);
-        option.addEventListener('click', () => {
-          hiddenInput.value = hit.id;
-          search.value = hit.title;
-          dropdown.hidden = true;
-          refresh();
-        });
-        return option;
-      }));
-      dropdown.hidden = !(found.hits || []).length;
-    }, 150);
-    search.addEventListener('input', (e) => { e.stopPropagation(); run(); });
-  });
+  form.querySelectorAll('.reference-picker').forEach((picker) => window.metacrm.referencePicker(picker, refresh));
 
   // Attachments: each chosen file is uploaded at once (POST /api/files); the field
   // holds the uploaded items until the record is saved.

@@ -46,7 +46,8 @@ fn filter_kind(field: &Field) -> Option<&'static str> {
         FieldType::User => "user",
         FieldType::Date | FieldType::Datetime => "date_range",
         FieldType::Integer | FieldType::Decimal => "number_range",
-        FieldType::Attachment | FieldType::Reference => return None,
+        FieldType::Reference => "reference",
+        FieldType::Attachment => return None,
         _ => "text",
     })
 }
@@ -248,6 +249,31 @@ async fn list_page(
             })
         })
         .collect();
+    // The titles of the records the reference filters name, for their pickers.
+    let references: Vec<&Field> = fields
+        .iter()
+        .filter(|f| f.field_type == FieldType::Reference)
+        .copied()
+        .collect();
+    let filtered = Value::Object(
+        references
+            .iter()
+            .filter_map(|f| {
+                let id = param(params, &format!("f.{}", f.key))?
+                    .parse::<i64>()
+                    .ok()?;
+                Some((f.key.clone(), json!(id)))
+            })
+            .collect(),
+    );
+    let chosen_titles = Display::load(
+        ctx,
+        &catalog,
+        viewer.lang,
+        &references,
+        std::slice::from_ref(&filtered),
+    )
+    .await?;
     let filters: Vec<Value> = fields
         .iter()
         .filter_map(|f| {
@@ -256,6 +282,8 @@ async fn list_page(
                 "key": f.key,
                 "label": f.label(),
                 "kind": kind,
+                "target": f.target,
+                "title": (kind == "reference").then(|| chosen_titles.cell(f, filtered.get(&f.key))["text"].clone()),
                 "options": f.options.iter().map(|o| json!({"value": o.value, "label": o.label.clone().unwrap_or_else(|| o.value.clone())})).collect::<Vec<_>>(),
                 "value": param(params, &format!("f.{}", f.key)),
                 "from": param(params, &format!("f.{}.from", f.key)),
