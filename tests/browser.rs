@@ -29,6 +29,7 @@ fn package() -> Value {
           {"key": "signed", "label": "签单", "probability": 100, "won": true},
           {"key": "lost", "label": "流失", "probability": 0, "lost": true}], "transitions": "forward"},
         "duplicate_check": {"block": true},
+        "pool": {"reclaim_after_days": 30},
         "layout": {"sections": [{"label": "基本信息", "columns": 2,
           "fields": ["name", "kind", "id_card", "note", "amount", "licence", "parent"]}]}}
     ],
@@ -553,5 +554,80 @@ async fn stage_bar_report_builder_and_designer_errors() {
         .unwrap()
         .len();
     assert_eq!(before, after, "nothing was published");
+    b.close().await;
+}
+
+/// The public pool and a rejection in the browser: a record left uncontacted returns to
+/// the pool and a salesperson claims it there; the manager rejects a submission, with
+/// the comment a rejection requires, and the record's timeline shows it.
+#[tokio::test]
+async fn pool_claim_and_rejection() {
+    let server = start().await;
+    let base = &server.base;
+    let tenant = &server.tenant.key;
+    let sales = server.login("sales1", PASSWORD).await;
+    let idle = server
+        .create("customer", json!({"name": "久未联系的客户"}))
+        .await["id"]
+        .as_i64()
+        .unwrap();
+    let catalog = server.tenant.catalog().await.clone();
+    let later = chrono::Utc::now() + chrono::Duration::days(31);
+    let reclaimed = metacrm::workflow::pool::reclaim(&server.tenant.db, &catalog, later)
+        .await
+        .unwrap();
+    assert_eq!(reclaimed, vec![("customer".to_string(), 1)]);
+    let mut b = Browser::start("pool_and_reject").await;
+
+    b.login(base, tenant, "sales1", PASSWORD).await;
+    b.goto(&format!("{base}/pool/customer")).await;
+    b.click(&format!("button.claim[data-id=\"{idle}\"]")).await;
+    b.wait_for(&format!("#record[data-id=\"{idle}\"]")).await;
+    b.shot("claimed").await;
+    let record = server.get(&format!("/api/data/customer/{idle}")).await.body;
+    let me = server.get("/api/users").await.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|u| u["username"] == "sales1")
+        .expect("sales1")["id"]
+        .clone();
+    assert_eq!(record["owner"], me, "the claim makes sales1 the owner");
+
+    let id = customer_of(&server, &sales, json!({"name": "美的集团"})).await;
+    let submitted = server
+        .call(
+            &sales,
+            reqwest::Method::POST,
+            &format!("/api/data/customer/{id}/submit"),
+            Some(json!({"flow": "discount"})),
+        )
+        .await;
+    assert_eq!(submitted.status, 200, "{:?}", submitted.body);
+    b.login(base, tenant, "boss", PASSWORD).await;
+    b.goto(&format!("{base}/approvals")).await;
+    b.click("#inbox button.reject").await;
+    b.wait_until(
+        "a rejection asks for a comment",
+        "document.getElementById('approval-message').textContent.length > 0",
+    )
+    .await;
+    assert!(
+        b.eval("return !!document.querySelector('#inbox tr[data-approval]');")
+            .await
+            == json!(true),
+        "nothing was rejected without a comment"
+    );
+    b.fill("#inbox .comment", "折扣过大，请重新报价").await;
+    b.click("#inbox button.reject").await;
+    b.wait_until(
+        "the task leaves the inbox",
+        "!document.querySelector('#inbox tr[data-approval]')",
+    )
+    .await;
+    b.goto(&format!("{base}/e/customer/{id}")).await;
+    b.wait_for(".approval[data-status=\"rejected\"]").await;
+    assert!(b.text("#timeline").await.contains("折扣过大，请重新报价"));
+    b.shot("rejected").await;
     b.close().await;
 }
