@@ -629,5 +629,33 @@ async fn pool_claim_and_rejection() {
     b.wait_for(".approval[data-status=\"rejected\"]").await;
     assert!(b.text("#timeline").await.contains("折扣过大，请重新报价"));
     b.shot("rejected").await;
+
+    // Delegating (转审) hands the task to someone else's inbox.
+    let other = customer_of(&server, &sales, json!({"name": "格力电器"})).await;
+    let submitted = server
+        .call(
+            &sales,
+            reqwest::Method::POST,
+            &format!("/api/data/customer/{other}/submit"),
+            Some(json!({"flow": "discount"})),
+        )
+        .await;
+    assert_eq!(submitted.status, 200, "{:?}", submitted.body);
+    let admin_id = server.get("/api/auth/me").await.body["id"].clone();
+    b.goto(&format!("{base}/approvals")).await;
+    b.select("#inbox .delegate-to", &admin_id.to_string()).await;
+    b.click("#inbox button.delegate").await;
+    b.wait_until(
+        "the task leaves the manager's inbox",
+        "!document.querySelector('#inbox tr[data-approval]')",
+    )
+    .await;
+    let inbox = server.get("/api/approvals/inbox").await.body;
+    assert_eq!(
+        inbox["items"].as_array().unwrap().len(),
+        1,
+        "the admin has it now: {inbox}"
+    );
+    assert_eq!(inbox["items"][0]["record"], other);
     b.close().await;
 }
