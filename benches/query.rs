@@ -21,11 +21,8 @@ use metacrm::auth::Access;
 use metacrm::store::db::{Backend, TenantDb};
 use metacrm::store::records::{QueryRequest, Records};
 use metacrm::tenant::Tenant;
-use sea_orm::sea_query::{
-    Alias, Expr, ExprTrait, NullOrdering, Order, PostgresQueryBuilder, Query, SelectStatement,
-    SqliteQueryBuilder,
-};
-use sea_orm::{ConnectionTrait, Statement};
+use sea_orm::ConnectionTrait;
+use sea_orm::sea_query::{Alias, Expr, ExprTrait, NullOrdering, Order, Query, SelectStatement};
 use serde_json::{Value, json};
 
 const TARGET: Duration = Duration::from_millis(5);
@@ -172,27 +169,6 @@ fn raw_select(db: &TenantDb, params: &Params) -> SelectStatement {
     }
     select.limit(51);
     select
-}
-
-/// The database's plan for the raw statement, one line per node.
-async fn explain(db: &TenantDb, params: &Params) -> Vec<String> {
-    let select = raw_select(db, params);
-    let (prefix, (sql, values)) = match db.backend() {
-        Backend::Postgres => ("EXPLAIN ", select.build(PostgresQueryBuilder)),
-        Backend::Sqlite => ("EXPLAIN QUERY PLAN ", select.build(SqliteQueryBuilder)),
-    };
-    let statement =
-        Statement::from_sql_and_values(common::db_backend(db), format!("{prefix}{sql}"), values);
-    let rows = match db.conn().query_all_raw(statement).await {
-        Ok(rows) => rows,
-        Err(e) => return vec![format!("EXPLAIN failed: {e}")],
-    };
-    rows.iter()
-        .map(|row| match db.backend() {
-            Backend::Postgres => row.try_get::<String>("", "QUERY PLAN").unwrap_or_default(),
-            Backend::Sqlite => row.try_get::<String>("", "detail").unwrap_or_default(),
-        })
-        .collect()
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -344,7 +320,12 @@ fn main() {
         for kind in [Kind::IndexedEq, Kind::FilterSort, Kind::UnindexedSort] {
             let mut rng = Rng::new(7);
             println!("\nplan of {}:", kind.label());
-            for line in explain(&tenant.db, &draw(kind, &mut rng, rows)).await {
+            for line in common::explain_select(
+                &tenant.db,
+                &raw_select(&tenant.db, &draw(kind, &mut rng, rows)),
+            )
+            .await
+            {
                 println!("    {line}");
             }
             let n = if kind == Kind::UnindexedSort {

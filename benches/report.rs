@@ -629,13 +629,6 @@ async fn measure(ctx: &Ctx<'_>, case: Case, iterations: usize) -> Measurement {
     }
 }
 
-fn build(db: &TenantDb, select: &SelectStatement) -> (String, sea_orm::sea_query::Values) {
-    match db.backend() {
-        Backend::Postgres => select.build(PostgresQueryBuilder),
-        Backend::Sqlite => select.build(SqliteQueryBuilder),
-    }
-}
-
 fn inline(db: &TenantDb, select: &SelectStatement) -> String {
     match db.backend() {
         Backend::Postgres => select.to_string(PostgresQueryBuilder),
@@ -643,41 +636,14 @@ fn inline(db: &TenantDb, select: &SelectStatement) -> String {
     }
 }
 
-/// The database's plan for a statement, one line per node.
-async fn explain(db: &TenantDb, sql: String, values: sea_orm::sea_query::Values) -> Vec<String> {
-    let prefix = match db.backend() {
-        Backend::Postgres => "EXPLAIN ",
-        Backend::Sqlite => "EXPLAIN QUERY PLAN ",
-    };
-    let statement =
-        Statement::from_sql_and_values(common::db_backend(db), format!("{prefix}{sql}"), values);
-    match db.conn().query_all_raw(statement).await {
-        Ok(rows) => rows
-            .iter()
-            .map(|row| match db.backend() {
-                Backend::Postgres => row.try_get::<String>("", "QUERY PLAN").unwrap_or_default(),
-                Backend::Sqlite => row.try_get::<String>("", "detail").unwrap_or_default(),
-            })
-            .collect(),
-        Err(e) => vec![format!("EXPLAIN failed: {e}")],
-    }
-}
-
 async fn print_plans(ctx: &Ctx<'_>, title: &str, engine: &SelectStatement, hand: &str) {
     println!("\n{title}\n  engine SQL: {}", inline(ctx.db, engine));
-    let (sql, values) = build(ctx.db, engine);
     println!("  engine plan:");
-    for line in explain(ctx.db, sql, values).await {
+    for line in common::explain_select(ctx.db, engine).await {
         println!("      {line}");
     }
     println!("  hand SQL: {hand}\n  hand plan:");
-    for line in explain(
-        ctx.db,
-        hand.to_string(),
-        sea_orm::sea_query::Values(Vec::new()),
-    )
-    .await
-    {
+    for line in common::explain(ctx.db, hand, sea_orm::sea_query::Values(Vec::new())).await {
         println!("      {line}");
     }
 }

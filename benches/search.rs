@@ -38,11 +38,8 @@ use metacrm::search::{Document, SearchIndex, SearchQuery, analyze, indexer};
 use metacrm::store::db::{Backend, TenantDb};
 use metacrm::tenant::Tenant;
 use pinyin::ToPinyin;
-use sea_orm::sea_query::{
-    Alias, Condition, Expr, ExprTrait, PostgresQueryBuilder, Query, SelectStatement,
-    SqliteQueryBuilder,
-};
-use sea_orm::{ConnectionTrait, Statement};
+use sea_orm::ConnectionTrait;
+use sea_orm::sea_query::{Alias, Condition, Expr, ExprTrait, Query, SelectStatement};
 use serde_json::{Value, json};
 
 const BUILD_TARGET_PER_SEC: f64 = 20_000.0;
@@ -454,25 +451,6 @@ fn like_select(db: &TenantDb, scope: Scope, sample: &Sample) -> SelectStatement 
     select
 }
 
-async fn explain(db: &TenantDb, select: SelectStatement) -> Vec<String> {
-    let (prefix, (sql, values)) = match db.backend() {
-        Backend::Postgres => ("EXPLAIN ", select.build(PostgresQueryBuilder)),
-        Backend::Sqlite => ("EXPLAIN QUERY PLAN ", select.build(SqliteQueryBuilder)),
-    };
-    let statement =
-        Statement::from_sql_and_values(common::db_backend(db), format!("{prefix}{sql}"), values);
-    match db.conn().query_all_raw(statement).await {
-        Ok(rows) => rows
-            .iter()
-            .map(|row| match db.backend() {
-                Backend::Postgres => row.try_get::<String>("", "QUERY PLAN").unwrap_or_default(),
-                Backend::Sqlite => row.try_get::<String>("", "detail").unwrap_or_default(),
-            })
-            .collect(),
-        Err(e) => vec![format!("EXPLAIN failed: {e}")],
-    }
-}
-
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Via {
     Engine,
@@ -637,7 +615,10 @@ fn main() {
                     scope.label(),
                     sample.text
                 );
-                for line in explain(&tenant.db, like_select(&tenant.db, scope, &sample)).await {
+                for line in
+                    common::explain_select(&tenant.db, &like_select(&tenant.db, scope, &sample))
+                        .await
+                {
                     println!("      {line}");
                 }
             }

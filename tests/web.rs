@@ -686,6 +686,11 @@ async fn related_records_and_prefilled_forms() {
         form.contains(&format!("name=\"customer\" value=\"{id}\"")),
         "and holds its id"
     );
+    assert_eq!(
+        admin.page("/e/contact?f.customer=abc").await.status,
+        400,
+        "a reference filter that is not an id is refused, not read as empty"
+    );
     let ignored = admin.page("/e/contact/new?customer=abc").await;
     assert_eq!(
         ignored.status, 200,

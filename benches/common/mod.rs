@@ -1001,3 +1001,36 @@ pub fn load_average() -> String {
         .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
         .unwrap_or_else(|| "unknown".into())
 }
+
+/// The database's plan for a statement, one line per node (`EXPLAIN` on PostgreSQL,
+/// `EXPLAIN QUERY PLAN` on SQLite).
+pub async fn explain(db: &TenantDb, sql: &str, values: sea_orm::sea_query::Values) -> Vec<String> {
+    let prefix = match db.backend() {
+        Backend::Postgres => "EXPLAIN ",
+        Backend::Sqlite => "EXPLAIN QUERY PLAN ",
+    };
+    let statement =
+        Statement::from_sql_and_values(db_backend(db), format!("{prefix}{sql}"), values);
+    match db.conn().query_all_raw(statement).await {
+        Ok(rows) => rows
+            .iter()
+            .map(|row| match db.backend() {
+                Backend::Postgres => row.try_get::<String>("", "QUERY PLAN").unwrap_or_default(),
+                Backend::Sqlite => row.try_get::<String>("", "detail").unwrap_or_default(),
+            })
+            .collect(),
+        Err(e) => vec![format!("EXPLAIN failed: {e}")],
+    }
+}
+
+/// [`explain`] for a sea-query select, built for the tenant's database.
+pub async fn explain_select(
+    db: &TenantDb,
+    select: &sea_orm::sea_query::SelectStatement,
+) -> Vec<String> {
+    let (sql, values) = match db.backend() {
+        Backend::Postgres => select.build(sea_orm::sea_query::PostgresQueryBuilder),
+        Backend::Sqlite => select.build(sea_orm::sea_query::SqliteQueryBuilder),
+    };
+    explain(db, &sql, values).await
+}

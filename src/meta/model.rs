@@ -299,12 +299,28 @@ pub struct SelectOption {
     pub color: Option<String>,
 }
 
+impl SelectOption {
+    pub fn label(&self) -> &str {
+        self.label.as_deref().unwrap_or(&self.value)
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Pipeline {
     pub stages: Vec<Stage>,
     #[serde(default)]
     pub transitions: Transitions,
+}
+
+impl Pipeline {
+    /// The label of the stage `key`, or the key itself for a stage no longer there.
+    pub fn stage_label<'p>(&'p self, key: &'p str) -> &'p str {
+        self.stages
+            .iter()
+            .find(|s| s.key == key)
+            .map_or(key, Stage::label)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -321,6 +337,12 @@ pub struct Stage {
     pub won: bool,
     #[serde(default, skip_serializing_if = "is_false")]
     pub lost: bool,
+}
+
+impl Stage {
+    pub fn label(&self) -> &str {
+        self.label.as_deref().unwrap_or(&self.key)
+    }
 }
 
 /// `"forward"`, `"any"`, or an explicit list of allowed moves.
@@ -491,6 +513,12 @@ pub struct Flow {
     pub on_reject: Option<FlowEffect>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub notify: Option<FlowNotify>,
+}
+
+impl Flow {
+    pub fn label(&self) -> &str {
+        self.label.as_deref().unwrap_or(&self.key)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

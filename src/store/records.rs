@@ -1063,7 +1063,7 @@ impl<'a> Records<'a> {
         else {
             return Vec::new();
         };
-        let label = stage.label.as_deref().unwrap_or(&stage.key);
+        let label = stage.label();
         stage
             .required_fields
             .iter()

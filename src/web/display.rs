@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use serde_json::{Value, json};
 
-use crate::auth::{Context, users};
+use crate::auth::{Context, User, users};
 use crate::catalog::{Catalog, EntityCatalog};
 use crate::error::Result;
 use crate::meta::{Action, Field, FieldType};
@@ -17,7 +17,8 @@ use super::i18n::{Lang, text};
 /// The names and titles a set of records mentions.
 pub struct Display {
     lang: Lang,
-    people: BTreeMap<i64, String>,
+    /// Every user of the tenant by id (one query per page).
+    people: BTreeMap<i64, User>,
     /// Per reference field: id → title of the target records the viewer may read.
     titles: HashMap<String, BTreeMap<String, String>>,
 }
@@ -30,12 +31,12 @@ impl Display {
         catalog: &Catalog,
         lang: Lang,
         fields: &[&Field],
-        records: &[Value],
+        records: &[&Value],
     ) -> Result<Display> {
         let people = users::list(&ctx.tenant.db)
             .await?
             .into_iter()
-            .map(|u| (u.id, u.display_name))
+            .map(|u| (u.id, u))
             .collect();
         let mut titles = HashMap::new();
         for field in fields
@@ -67,10 +68,20 @@ impl Display {
             Some(id) => self
                 .people
                 .get(&id)
-                .cloned()
+                .map(|u| u.display_name.clone())
                 .unwrap_or_else(|| format!("#{id}")),
             None => String::new(),
         }
+    }
+
+    /// The active users, `[{id, name}]`: whom a record may be assigned or a task
+    /// delegated to, whom a user field may name.
+    pub fn choosable(&self) -> Vec<Value> {
+        self.people
+            .values()
+            .filter(|u| u.active)
+            .map(|u| json!({"id": u.id, "name": u.display_name}))
+            .collect()
     }
 
     /// `{text, href?}` for a field's value.
@@ -88,7 +99,7 @@ impl Display {
                 .options
                 .iter()
                 .find(|o| o.value == key)
-                .map(|o| o.label.clone().unwrap_or_else(|| o.value.clone()))
+                .map(|o| o.label().to_string())
                 .unwrap_or_else(|| key.to_string())
         };
         match field.field_type {
@@ -182,14 +193,9 @@ impl Display {
         let stage = record
             .get(schema::STAGE)
             .and_then(Value::as_str)
-            .map(|key| {
-                entity
-                    .def
-                    .pipeline
-                    .as_ref()
-                    .and_then(|p| p.stages.iter().find(|s| s.key == key))
-                    .map(|s| s.label.clone().unwrap_or_else(|| s.key.clone()))
-                    .unwrap_or_else(|| key.to_string())
+            .map(|key| match &entity.def.pipeline {
+                Some(pipeline) => pipeline.stage_label(key),
+                None => key,
             });
         json!({
             "owner": self.person(record.get(schema::OWNER).and_then(Value::as_i64)),
@@ -198,6 +204,17 @@ impl Display {
             "updated_at": short_datetime(record.get(schema::UPDATED_AT).and_then(Value::as_str).unwrap_or_default()),
         })
     }
+}
+
+/// The label of the flow `key`, or the key itself for a flow no longer there.
+pub fn flow_label(catalog: &Catalog, key: &str) -> String {
+    catalog
+        .package
+        .flows
+        .iter()
+        .find(|f| f.key == key)
+        .map_or(key, |f| f.label())
+        .to_string()
 }
 
 /// `2024-03-05T08:30:00.000+08:00` → `2024-03-05 08:30`.

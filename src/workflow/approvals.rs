@@ -250,7 +250,7 @@ impl<'a> Engine<'a> {
         submitter: i64,
     ) -> Result<i64> {
         let record_id = record[schema::ID].as_i64().unwrap_or_default();
-        let label = flow.label.as_deref().unwrap_or(&flow.key);
+        let label = flow.label();
         locks::lock(
             txn,
             self.db,
@@ -361,7 +361,7 @@ impl<'a> Engine<'a> {
                 approvers,
                 &Notice {
                     kind: "approval_request",
-                    title: format!("待审批：{} — {title}", flow_label(flow)),
+                    title: format!("待审批：{} — {title}", flow.label()),
                     body: format!(
                         "{} 步骤等待您的审批",
                         step.label.as_deref().unwrap_or(&step.key)
@@ -675,7 +675,7 @@ impl<'a> Engine<'a> {
                 kind: "approval_request",
                 title: format!(
                     "待审批：{} — {}",
-                    flow_label(flow),
+                    flow.label(),
                     self.record_title(&instance.entity, record)
                 ),
                 body: "请您审批".into(),
@@ -733,7 +733,7 @@ impl<'a> Engine<'a> {
         };
         let title = format!(
             "{}{verdict} — {}",
-            flow_label(flow),
+            flow.label(),
             self.record_title(&instance.entity, &record)
         );
         let body = comment.map(|c| format!("意见：{c}")).unwrap_or_default();
@@ -1065,7 +1065,7 @@ impl<'a> Engine<'a> {
             items.push(json!({
                 "id": instance.id,
                 "flow": instance.flow,
-                "flow_label": flow.map(flow_label),
+                "flow_label": flow.map(Flow::label),
                 "entity": instance.entity,
                 "record": instance.record_id,
                 "title": title,
@@ -1099,10 +1099,6 @@ impl<'a> Engine<'a> {
         }
         Ok(views)
     }
-}
-
-fn flow_label(flow: &Flow) -> String {
-    flow.label.clone().unwrap_or_else(|| flow.key.clone())
 }
 
 fn describe_approvers(step: &FlowStep) -> String {

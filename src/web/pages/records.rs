@@ -9,14 +9,14 @@ use poem::web::{Path, Query};
 use poem::{Response, handler};
 use serde_json::{Map, Value, json};
 
-use crate::auth::{Access, users};
+use crate::auth::{Access, Context};
 use crate::catalog::{Catalog, EntityCatalog, form_model};
 use crate::error::Result;
 use crate::meta::{Action, Field, FieldType};
 use crate::store::journal;
 use crate::store::records::{QueryRequest, Records, SortSpec};
 use crate::store::schema;
-use crate::web::display::{Display, short_datetime};
+use crate::web::display::{Display, flow_label, short_datetime};
 use crate::web::page::Viewer;
 use crate::workflow::approvals::Engine;
 use crate::workflow::{pool, shares, stages};
@@ -93,13 +93,11 @@ fn list_filter(entity: &EntityCatalog, params: &Params, hidden: &BTreeSet<String
             (None, FieldType::User) => {
                 json!({"field": key, "op": "eq", "value": user_value(value)})
             }
-            (None, FieldType::Reference) => {
-                json!({"field": key, "op": "eq", "value": value.parse::<i64>().ok()})
-            }
-            (None, FieldType::Select | FieldType::Integer | FieldType::Decimal) => {
-                json!({"field": key, "op": "eq", "value": value})
-            }
-            (None, _) if key == schema::STAGE => json!({"field": key, "op": "eq", "value": value}),
+            // The filter converts the text as a write would: a bad value is its 400.
+            (
+                None,
+                FieldType::Select | FieldType::Reference | FieldType::Integer | FieldType::Decimal,
+            ) => json!({"field": key, "op": "eq", "value": value}),
             (None, _) => json!({"field": key, "op": "contains", "value": value}),
         };
         all.push(node);
@@ -206,7 +204,31 @@ async fn list_page(
     let page = Records::new(&ctx.tenant.db, &catalog, entity)
         .query(&request, &access)
         .await?;
-    let display = Display::load(ctx, &catalog, viewer.lang, &columns, &page.items).await?;
+    // The records the reference filters name, for their pickers' titles.
+    let references: Vec<&Field> = fields
+        .iter()
+        .filter(|f| f.field_type == FieldType::Reference)
+        .copied()
+        .collect();
+    let filtered = Value::Object(
+        references
+            .iter()
+            .filter_map(|f| {
+                let id = param(params, &format!("f.{}", f.key))?
+                    .parse::<i64>()
+                    .ok()?;
+                Some((f.key.clone(), json!(id)))
+            })
+            .collect(),
+    );
+    let mut mentioned_fields = columns.clone();
+    mentioned_fields.extend(
+        references
+            .iter()
+            .filter(|r| !columns.iter().any(|c| c.key == r.key)),
+    );
+    let mentioned: Vec<&Value> = page.items.iter().chain([&filtered]).collect();
+    let display = Display::load(ctx, &catalog, viewer.lang, &mentioned_fields, &mentioned).await?;
     let base = if in_pool {
         format!("/pool/{}", entity.def.key)
     } else {
@@ -249,31 +271,6 @@ async fn list_page(
             })
         })
         .collect();
-    // The titles of the records the reference filters name, for their pickers.
-    let references: Vec<&Field> = fields
-        .iter()
-        .filter(|f| f.field_type == FieldType::Reference)
-        .copied()
-        .collect();
-    let filtered = Value::Object(
-        references
-            .iter()
-            .filter_map(|f| {
-                let id = param(params, &format!("f.{}", f.key))?
-                    .parse::<i64>()
-                    .ok()?;
-                Some((f.key.clone(), json!(id)))
-            })
-            .collect(),
-    );
-    let chosen_titles = Display::load(
-        ctx,
-        &catalog,
-        viewer.lang,
-        &references,
-        std::slice::from_ref(&filtered),
-    )
-    .await?;
     let filters: Vec<Value> = fields
         .iter()
         .filter_map(|f| {
@@ -283,8 +280,8 @@ async fn list_page(
                 "label": f.label(),
                 "kind": kind,
                 "target": f.target,
-                "title": (kind == "reference").then(|| chosen_titles.cell(f, filtered.get(&f.key))["text"].clone()),
-                "options": f.options.iter().map(|o| json!({"value": o.value, "label": o.label.clone().unwrap_or_else(|| o.value.clone())})).collect::<Vec<_>>(),
+                "title": (kind == "reference").then(|| display.cell(f, filtered.get(&f.key))["text"].clone()),
+                "options": f.options.iter().map(|o| json!({"value": o.value, "label": o.label()})).collect::<Vec<_>>(),
                 "value": param(params, &format!("f.{}", f.key)),
                 "from": param(params, &format!("f.{}.from", f.key)),
                 "to": param(params, &format!("f.{}.to", f.key)),
@@ -296,17 +293,12 @@ async fn list_page(
         .pipeline
         .iter()
         .flat_map(|p| p.stages.iter())
-        .map(|s| json!({"key": s.key, "label": s.label.clone().unwrap_or_else(|| s.key.clone())}))
+        .map(|s| json!({"key": s.key, "label": s.label()}))
         .collect();
     let can_create = !in_pool && ctx.authorize(entity, Action::Create).await.is_ok();
     let can_assign = !in_pool && ctx.authorize(entity, Action::Assign).await.is_ok();
-    let people: Vec<Value> = if can_assign {
-        users::list(&ctx.tenant.db)
-            .await?
-            .into_iter()
-            .filter(|u| u.active)
-            .map(|u| json!({"id": u.id, "name": u.display_name}))
-            .collect()
+    let people = if can_assign {
+        display.choosable()
     } else {
         Vec::new()
     };
@@ -382,6 +374,7 @@ async fn record_page(viewer: &Viewer, entity_key: &str, id: i64) -> Result<Respo
             mentioned.push(Value::Object(values));
         }
     }
+    let mentioned: Vec<&Value> = mentioned.iter().collect();
     let display = Display::load(ctx, &catalog, viewer.lang, &fields, &mentioned).await?;
     let form = form_model(entity, &ctx.form_access(entity).await?);
     let sections: Vec<Value> = form["sections"]
@@ -419,7 +412,7 @@ async fn record_page(viewer: &Viewer, entity_key: &str, id: i64) -> Result<Respo
                         && stages::check_transition(pipeline, current, &s.key, &ctx.user).is_ok();
                     json!({
                         "key": s.key,
-                        "label": s.label.clone().unwrap_or_else(|| s.key.clone()),
+                        "label": s.label(),
                         "current": s.key == current,
                         "done": position.is_some_and(|p| i < p) && !s.lost,
                         "lost": s.lost,
@@ -457,14 +450,12 @@ async fn record_page(viewer: &Viewer, entity_key: &str, id: i64) -> Result<Respo
             })
         })
         .collect();
-    let stage_label = |key: &str| {
+    let stage_label = |key: &'_ str| {
         entity
             .def
             .pipeline
             .as_ref()
-            .and_then(|p| p.stages.iter().find(|s| s.key == key))
-            .and_then(|s| s.label.clone())
-            .unwrap_or_else(|| key.to_string())
+            .map_or(key.to_string(), |p| p.stage_label(key).to_string())
     };
     let stage_entries: Vec<Value> = journal::stage_history(&ctx.tenant.db, &entity.def.key, id)
         .await?
@@ -484,10 +475,9 @@ async fn record_page(viewer: &Viewer, entity_key: &str, id: i64) -> Result<Respo
         .await?
         .iter()
         .map(|a| {
-            let flow = catalog.package.flows.iter().find(|f| a["flow"] == f.key);
             json!({
                 "id": a["id"],
-                "flow": flow.and_then(|f| f.label.clone()).unwrap_or_else(|| a["flow"].as_str().unwrap_or_default().to_string()),
+                "flow": flow_label(&catalog, a["flow"].as_str().unwrap_or_default()),
                 "status": a["status"],
                 "submitter": display.person(a["submitter"].as_i64()),
                 "submitted_at": short_datetime(a["submitted_at"].as_str().unwrap_or_default()),
@@ -519,9 +509,9 @@ async fn record_page(viewer: &Viewer, entity_key: &str, id: i64) -> Result<Respo
         .flows
         .iter()
         .filter(|f| f.entity == entity.def.key)
-        .map(|f| json!({"key": f.key, "label": f.label.clone().unwrap_or_else(|| f.key.clone())}))
+        .map(|f| json!({"key": f.key, "label": f.label()}))
         .collect();
-    let related = related_lists(viewer, &catalog, entity, id).await?;
+    let related = related_lists(ctx, &catalog, &display, entity, id).await?;
     let locked = approvals.iter().any(|a| a["status"] == "pending");
     viewer
         .page(
@@ -554,12 +544,12 @@ const RELATED_ROWS: u64 = 10;
 /// its follow-up activities), newest first, for each entity the viewer may read —
 /// with links to all of them and to a new one already pointing here.
 async fn related_lists(
-    viewer: &Viewer,
+    ctx: &Context,
     catalog: &Catalog,
+    display: &Display,
     entity: &EntityCatalog,
     id: i64,
 ) -> Result<Vec<Value>> {
-    let ctx = &viewer.ctx;
     let activity = entity
         .def
         .followup
@@ -588,7 +578,6 @@ async fn related_lists(
         let page = Records::new(&ctx.tenant.db, catalog, other)
             .query(&request, &access)
             .await?;
-        let display = Display::load(ctx, catalog, viewer.lang, &[], &page.items).await?;
         let rows: Vec<Value> = page
             .items
             .iter()
@@ -670,36 +659,29 @@ async fn form_page(
         .iter()
         .filter(|f| f.field_type == FieldType::Reference)
         .collect();
-    // Reference titles for the record's values, or for those given in the URL.
-    let shown = match id {
-        Some(_) => record.clone(),
-        None => Value::Object(
-            references
-                .iter()
-                .filter_map(|f| Some((f.key.clone(), prefilled(f, param(params, &f.key)?)?)))
-                .collect(),
-        ),
-    };
-    let display = Display::load(
-        ctx,
-        &catalog,
-        viewer.lang,
-        &references,
-        std::slice::from_ref(&shown),
-    )
-    .await?;
+    // A new record starts from the values given in the URL, else the defaults.
+    let given = Value::Object(
+        entity
+            .def
+            .fields
+            .iter()
+            .filter_map(|f| Some((f.key.clone(), prefilled(f, param(params, &f.key)?)?)))
+            .collect(),
+    );
+    let shown = if id.is_some() { &record } else { &given };
+    let display = Display::load(ctx, &catalog, viewer.lang, &references, &[shown]).await?;
     let mut sections = model["sections"].clone();
     for section in sections.as_array_mut().into_iter().flatten() {
         for spec in section["fields"].as_array_mut().into_iter().flatten() {
             let key = spec["key"].as_str().unwrap_or_default().to_string();
-            let given = param(params, &key)
-                .zip(entity.field(&key))
-                .and_then(|(raw, field)| prefilled(field, raw));
-            let value = match id {
-                Some(_) => record.get(&key).cloned().unwrap_or(Value::Null),
-                None => given
-                    .or_else(|| spec.get("default").cloned().filter(|d| !d.is_object()))
+            let value = match shown.get(&key) {
+                Some(value) => value.clone(),
+                None if id.is_none() => spec
+                    .get("default")
+                    .cloned()
+                    .filter(|d| !d.is_object())
                     .unwrap_or(Value::Null),
+                None => Value::Null,
             };
             if let Some(field) = entity.field(&key)
                 && field.field_type == FieldType::Reference
@@ -710,12 +692,7 @@ async fn form_page(
             spec["value"] = value;
         }
     }
-    let people: Vec<Value> = users::list(&ctx.tenant.db)
-        .await?
-        .into_iter()
-        .filter(|u| u.active)
-        .map(|u| json!({"id": u.id, "name": u.display_name}))
-        .collect();
+    let people = display.choosable();
     let duplicate_check = entity.def.duplicate_check.is_some();
     viewer
         .page(

@@ -3,9 +3,8 @@
 use poem::{Response, handler};
 use serde_json::{Value, json};
 
-use crate::auth::users;
 use crate::error::Result;
-use crate::web::display::short_datetime;
+use crate::web::display::{Display, flow_label, short_datetime};
 use crate::web::page::Viewer;
 use crate::workflow::approvals::Engine;
 use crate::workflow::{followups, notifications};
@@ -15,47 +14,38 @@ const FOLLOWUPS_SHOWN: u64 = 200;
 /// Notifications shown on the page, newest first.
 const NOTIFICATIONS_SHOWN: u64 = 100;
 
-async fn people(viewer: &Viewer) -> Result<Vec<Value>> {
-    Ok(users::list(&viewer.ctx.tenant.db)
-        .await?
-        .into_iter()
-        .filter(|u| u.active)
-        .map(|u| json!({"id": u.id, "name": u.display_name}))
-        .collect())
+/// The people's names, for pages that show records without their fields.
+async fn names(viewer: &Viewer, catalog: &crate::catalog::Catalog) -> Result<Display> {
+    Display::load(&viewer.ctx, catalog, viewer.lang, &[], &[]).await
 }
 
 async fn approvals_page(viewer: &Viewer) -> Result<Response> {
     let ctx = &viewer.ctx;
     let catalog = ctx.tenant.catalog().await;
-    let people = people(viewer).await?;
-    let name = |id: Option<i64>| {
-        people
-            .iter()
-            .find(|p| id.is_some_and(|id| p["id"] == id))
-            .map(|p| p["name"].clone())
-            .unwrap_or(Value::Null)
-    };
+    let names = names(viewer, &catalog).await?;
     let items: Vec<Value> = Engine::new(&ctx.tenant.db, &catalog)
         .inbox(ctx.user.id)
         .await?
         .into_iter()
         .map(|item| {
-            let flow = catalog.package.flows.iter().find(|f| item["flow"] == f.key);
             let entity = catalog.entity(item["entity"].as_str().unwrap_or_default());
             json!({
                 "id": item["id"],
-                "flow": flow.and_then(|f| f.label.clone()).unwrap_or_else(|| item["flow"].as_str().unwrap_or_default().to_string()),
+                "flow": flow_label(&catalog, item["flow"].as_str().unwrap_or_default()),
                 "entity": entity.map(|e| e.def.label().to_string()),
                 "href": format!("/e/{}/{}", item["entity"].as_str().unwrap_or_default(), item["record"]),
                 "title": item["title"],
                 "step": item["step"],
-                "submitter": name(item["submitter"].as_i64()),
+                "submitter": names.person(item["submitter"].as_i64()),
                 "submitted_at": short_datetime(item["submitted_at"].as_str().unwrap_or_default()),
             })
         })
         .collect();
     viewer
-        .page("approvals.html", json!({"items": items, "people": people}))
+        .page(
+            "approvals.html",
+            json!({"items": items, "people": names.choosable()}),
+        )
         .await
 }
 
@@ -67,7 +57,7 @@ pub async fn approvals(viewer: Viewer) -> Response {
 async fn followups_page(viewer: &Viewer) -> Result<Response> {
     let ctx = &viewer.ctx;
     let catalog = ctx.tenant.catalog().await;
-    let people = people(viewer).await?;
+    let names = names(viewer, &catalog).await?;
     let items = followups::due(ctx, &catalog, None, chrono::Utc::now(), FOLLOWUPS_SHOWN).await?;
     let row = |item: &Value| {
         let entity = catalog.entity(item["entity"].as_str().unwrap_or_default());
@@ -75,7 +65,7 @@ async fn followups_page(viewer: &Viewer) -> Result<Response> {
             "entity": entity.map(|e| e.def.label().to_string()),
             "href": format!("/e/{}/{}", item["entity"].as_str().unwrap_or_default(), item["id"]),
             "title": item["title"],
-            "owner": people.iter().find(|p| p["id"] == item["owner"]).map(|p| p["name"].clone()),
+            "owner": names.person(item["owner"].as_i64()),
             "last_contact_at": short_datetime(item["last_contact_at"].as_str().unwrap_or_default()),
             "due_on": item["due_on"],
             "overdue_days": item["overdue_days"],
