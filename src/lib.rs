@@ -12,5 +12,6 @@ pub mod search;
 pub mod store;
 pub mod templates;
 pub mod tenant;
+pub mod transfer;
 pub mod web;
 pub mod workflow;

@@ -18,6 +18,7 @@ mod m0006_tenant;
 mod m0007_tenant;
 mod m0008_tenant;
 mod m0009_tenant;
+mod m0010_tenant;
 
 pub use sea_orm_migration::MigratorTrait;
 
@@ -48,6 +49,7 @@ impl MigratorTrait for TenantMigrator {
             Box::new(m0007_tenant::Migration),
             Box::new(m0008_tenant::Migration),
             Box::new(m0009_tenant::Migration),
+            Box::new(m0010_tenant::Migration),
         ]
     }
 }

@@ -10,6 +10,7 @@ mod records;
 mod reports;
 mod search;
 mod security;
+mod transfer;
 mod users;
 mod views;
 mod workflow;
@@ -27,6 +28,10 @@ use crate::tenant::Tenants;
 
 /// Request bodies above this size are refused with 413: the largest attachment file.
 pub const MAX_BODY_BYTES: usize = crate::store::files::MAX_FILE_BYTES;
+
+/// Spreadsheets to import may be larger (about 300,000 rows of 15 columns as CSV);
+/// larger files go through `metacrm import`.
+pub const MAX_IMPORT_BYTES: usize = 64 << 20;
 
 #[derive(Tags)]
 enum Tag {
@@ -56,6 +61,7 @@ type Apis = (
     reports::ReportsApi,
     views::ViewsApi,
     files::FilesApi,
+    transfer::TransferApi,
 );
 
 fn service() -> OpenApiService<Apis, ()> {
@@ -70,6 +76,7 @@ fn service() -> OpenApiService<Apis, ()> {
             reports::ReportsApi,
             views::ViewsApi,
             files::FilesApi,
+            transfer::TransferApi,
         ),
         "metacrm",
         env!("CARGO_PKG_VERSION"),
@@ -102,24 +109,26 @@ async fn openapi_json(
     Json(serde_json::from_str(&spec.0.0).expect("poem-openapi emits JSON"))
 }
 
-/// Refuses bodies over [`MAX_BODY_BYTES`] with 413, whether or not they announce
-/// their length.
+/// Refuses bodies over [`MAX_BODY_BYTES`] ([`MAX_IMPORT_BYTES`] for imports) with
+/// 413, whether or not they announce their length.
 async fn limit_body<E: Endpoint>(next: E, mut req: Request) -> poem::Result<Response> {
-    let too_large = || crate::error::Error::PayloadTooLarge {
-        limit: MAX_BODY_BYTES,
+    let limit = match req.uri().path().starts_with("/api/import/") {
+        true => MAX_IMPORT_BYTES,
+        false => MAX_BODY_BYTES,
     };
+    let too_large = || crate::error::Error::PayloadTooLarge { limit };
     let announced = req
         .headers()
         .get(poem::http::header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<usize>().ok());
     match announced {
-        Some(length) if length > MAX_BODY_BYTES => return Err(too_large().into()),
+        Some(length) if length > limit => return Err(too_large().into()),
         Some(_) => {}
         None => {
             let body = req
                 .take_body()
-                .into_bytes_limit(MAX_BODY_BYTES)
+                .into_bytes_limit(limit)
                 .await
                 .map_err(|_| too_large())?;
             req.set_body(body);

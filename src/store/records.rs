@@ -219,6 +219,17 @@ impl<'a> Records<'a> {
     }
 
     pub async fn create(&self, input: &Value, access: &Access) -> Result<Value> {
+        let record = self.prepare_create(input, access)?;
+        let txn = self.db.begin_write().await?;
+        let created = self.insert_prepared(&txn, record, access, "create").await?;
+        txn.commit().await?;
+        Ok(mask(created, access))
+    }
+
+    /// A new record from a user's input, checked and completed without the database:
+    /// input rules, owner reach, defaults, formulas, required fields and the first
+    /// stage's requirements. `insert_prepared` writes it.
+    pub fn prepare_create(&self, input: &Value, access: &Access) -> Result<Map<String, Value>> {
         let input = self.check_input(input, access)?;
         if let Some(owner) = input.get(schema::OWNER).and_then(Value::as_i64)
             && !access.reaches_owner(owner)
@@ -242,11 +253,22 @@ impl<'a> Records<'a> {
                 return Err(Error::Validation(missing));
             }
         }
+        Ok(record)
+    }
 
-        let txn = self.db.begin_write().await?;
-        self.check_constraints(&txn, &record, None, access.user_id)
+    /// Writes a prepared record inside `txn`: constraints, auto numbers, the row, stage
+    /// history, audit (as `action`), outbox and the workflow's reactions. Answers it
+    /// unmasked.
+    pub async fn insert_prepared(
+        &self,
+        txn: &DatabaseTransaction,
+        mut record: Map<String, Value>,
+        access: &Access,
+        action: &str,
+    ) -> Result<Value> {
+        self.check_constraints(txn, &record, None, access.user_id)
             .await?;
-        self.assign_auto_numbers(&txn, &mut record).await?;
+        self.assign_auto_numbers(txn, &mut record).await?;
         let now = crate::clock::now();
         let mut insert = Query::insert();
         insert.into_table(self.table());
@@ -270,13 +292,13 @@ impl<'a> Records<'a> {
             .columns(columns)
             .values_panic(values)
             .returning_col(Alias::new(schema::ID));
-        let row = query_first(&txn, &insert)
+        let row = query_first(txn, &insert)
             .await
             .map_err(|e| self.write_error(e))?
             .ok_or_else(|| Error::Internal("insert returned no id".into()))?;
         let id: i64 = row.try_get("", schema::ID)?;
         let created = self
-            .fetch(&txn, id, &Access::full(access.user_id))
+            .fetch(txn, id, &Access::full(access.user_id))
             .await?
             .ok_or_else(|| Error::Internal("created record vanished".into()))?;
         let changes = diff_records(
@@ -285,7 +307,7 @@ impl<'a> Records<'a> {
         );
         if let Some(stage) = created.get(schema::STAGE).and_then(Value::as_str) {
             journal::enter_stage(
-                &txn,
+                txn,
                 self.db,
                 &self.entity.def.key,
                 id,
@@ -295,20 +317,19 @@ impl<'a> Records<'a> {
             .await?;
         }
         journal::record_write(
-            &txn,
+            txn,
             self.db,
             &self.entity.def.key,
             id,
-            "create",
+            action,
             access.user_id,
             &changes,
             &created,
         )
         .await?;
-        self.after_write(&txn, &created, TriggerOn::Create, access.user_id)
+        self.after_write(txn, &created, TriggerOn::Create, access.user_id)
             .await?;
-        txn.commit().await?;
-        Ok(mask(created, access))
+        Ok(created)
     }
 
     /// A user's change: owners change only by reassignment, stages only through the
@@ -327,6 +348,25 @@ impl<'a> Records<'a> {
             .fetch(&txn, id, access)
             .await?
             .ok_or_else(|| self.not_found(id))?;
+        let updated = self
+            .update_checked_in(&txn, current, input, expected_version, access, "update")
+            .await?;
+        txn.commit().await?;
+        Ok(mask(updated, access))
+    }
+
+    /// A user's checked change to `current` (read within their rows) inside `txn`, with
+    /// the rules of `update`; audited as `action`. Answers the record unmasked.
+    pub async fn update_checked_in(
+        &self,
+        txn: &DatabaseTransaction,
+        current: Value,
+        input: Map<String, Value>,
+        expected_version: Option<i64>,
+        access: &Access,
+        action: &str,
+    ) -> Result<Value> {
+        let id = current[schema::ID].as_i64().unwrap_or_default();
         if input
             .get(schema::OWNER)
             .is_some_and(|owner| *owner != current[schema::OWNER])
@@ -351,17 +391,16 @@ impl<'a> Records<'a> {
                 ),
             ));
         }
-        locks::ensure_unlocked(&txn, self.db, &self.entity.def.key, id).await?;
+        locks::ensure_unlocked(txn, self.db, &self.entity.def.key, id).await?;
         let version = current[schema::VERSION].clone();
         let updated = self
-            .update_in(&txn, current, input, expected_version, access, "update")
+            .update_in(txn, current, input, expected_version, access, action)
             .await?;
         if updated[schema::VERSION] != version {
-            self.after_write(&txn, &updated, TriggerOn::Update, access.user_id)
+            self.after_write(txn, &updated, TriggerOn::Update, access.user_id)
                 .await?;
         }
-        txn.commit().await?;
-        Ok(mask(updated, access))
+        Ok(updated)
     }
 
     /// Gives a record a new owner (`None`: the public pool) inside `txn`, audited as
@@ -408,6 +447,31 @@ impl<'a> Records<'a> {
         )
         .await?;
         Ok(updated)
+    }
+
+    /// The id of the live record whose `key` (`id` or a unique field) equals `value`,
+    /// whoever owns it.
+    pub async fn find_by(
+        &self,
+        conn: &impl ConnectionTrait,
+        key: &str,
+        value: &Value,
+    ) -> Result<Option<i64>> {
+        let sql_value = match key {
+            schema::ID => SqlValue::BigInt(value.as_i64()),
+            _ => self.sql_value(key, value)?,
+        };
+        let select = Query::select()
+            .column(Alias::new(schema::ID))
+            .from(self.table())
+            .and_where(Expr::col(Alias::new(key)).eq(sql_value))
+            .and_where(Expr::col(Alias::new(schema::DELETED_AT)).is_null())
+            .limit(1)
+            .to_owned();
+        match query_first(conn, &select).await? {
+            Some(row) => Ok(Some(row.try_get("", schema::ID)?)),
+            None => Ok(None),
+        }
     }
 
     /// A live record within the access's rows, unmasked, read in a transaction.

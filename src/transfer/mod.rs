@@ -1,0 +1,7 @@
+//! Bulk data in and out of an entity: spreadsheet import (read, coerce, write in
+//! resumable batches) and export of filtered lists.
+
+pub mod coerce;
+pub mod import;
+pub mod jobs;
+pub mod sheet;
