@@ -36,11 +36,14 @@ fn package() -> Value {
     ],
     "roles": [
       {"key": "sales", "permissions": [
-          {"entity": "customer", "actions": ["create", "read", "update", "import"], "scope": "own",
+          {"entity": "customer", "actions": ["create", "read", "update", "import", "export"], "scope": "own",
            "deny_write": ["rep"]},
           {"entity": "industry", "actions": ["read"], "scope": "all"}]},
       {"key": "viewer", "permissions": [
-          {"entity": "customer", "actions": ["read"], "scope": "all"}]}
+          {"entity": "customer", "actions": ["read"], "scope": "all"}]},
+      {"key": "auditor", "permissions": [
+          {"entity": "customer", "actions": ["read", "export"], "scope": "all", "deny_read": ["revenue"]},
+          {"entity": "industry", "actions": ["read"], "scope": "all"}]}
     ]})
 }
 
@@ -649,4 +652,134 @@ async fn a_killed_import_resumes_without_duplicating_rows() {
         "every row once: {:?}",
         count.body
     );
+}
+
+async fn export(server: &TestServer, token: &str, query: &str) -> (u16, Vec<u8>) {
+    let response = server
+        .client
+        .get(format!("{}/api/export/customer?{query}", server.base))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    (
+        response.status().as_u16(),
+        response.bytes().await.unwrap().to_vec(),
+    )
+}
+
+#[tokio::test]
+async fn exports_honour_scope_and_masks_and_import_back_unchanged() {
+    let server = TestServer::start(package()).await;
+    let (_, sales) = server.user("sales1", &["sales"], None).await;
+    let (_, auditor) = server.user("auditor1", &["auditor"], None).await;
+    let (_, viewer) = server.user("viewer1", &["viewer"], None).await;
+    let industry = server.create("industry", json!({"name": "制造业"})).await["id"].clone();
+    server
+        .create(
+            "customer",
+            json!({"name": "甲公司", "code": "A1", "region": "south", "tags": ["vip", "new"],
+            "listed": true, "founded": "2024-03-05", "visited_at": "2024-03-05T06:30:00Z",
+            "revenue": "1234.50", "staff": 12, "industry": industry}),
+        )
+        .await;
+    let reply = server
+        .call(
+            &sales,
+            Method::POST,
+            "/api/data/customer",
+            Some(json!({"name": "乙公司", "code": "B1"})),
+        )
+        .await;
+    assert_eq!(reply.status, 201);
+
+    let (status, csv) = export(&server, &server.token, "format=csv&sort=id").await;
+    assert_eq!(status, 200);
+    let text = String::from_utf8(csv.clone()).unwrap();
+    assert!(text.starts_with('\u{feff}'), "a BOM for Excel");
+    let mut lines = text.trim_start_matches('\u{feff}').lines();
+    let header = lines.next().unwrap();
+    assert!(header.starts_with("id,客户名称,客户编号"), "{header}");
+    assert!(
+        header.contains("负责人") && header.contains("年营业额"),
+        "{header}"
+    );
+    let first = lines.next().unwrap();
+    for shown in [
+        "甲公司",
+        "华南",
+        "重点、新客",
+        "是",
+        "2024-03-05",
+        "2024-03-05 14:30",
+        "1234.5",
+        "制造业",
+    ] {
+        assert!(first.contains(shown), "{shown} in {first}");
+    }
+
+    let again = import(&server, &server.token, "customer", "upsert_on=id", csv).await;
+    assert_eq!(again.status, 200, "{:?}", again.body);
+    assert_eq!(
+        (
+            again.body["unchanged"].as_u64(),
+            again.body["created"].as_u64(),
+            again.body["updated"].as_u64()
+        ),
+        (Some(2), Some(0), Some(0)),
+        "an exported file imports back unchanged: {:#}",
+        again.body
+    );
+
+    let (status, own) = export(&server, &sales, "").await;
+    assert_eq!(status, 200);
+    let own = String::from_utf8(own).unwrap();
+    assert!(
+        own.contains("乙公司") && !own.contains("甲公司"),
+        "own scope: {own}"
+    );
+
+    let (status, xlsx) = export(&server, &auditor, "format=xlsx&sort=id").await;
+    assert_eq!(status, 200);
+    use calamine::Reader;
+    let mut book: calamine::Xlsx<_> =
+        calamine::open_workbook_from_rs(std::io::Cursor::new(xlsx)).unwrap();
+    let range = book.worksheet_range_at(0).unwrap().unwrap();
+    let header: Vec<String> = range
+        .rows()
+        .next()
+        .unwrap()
+        .iter()
+        .map(|c| c.to_string())
+        .collect();
+    assert!(
+        !header.contains(&"年营业额".to_string()),
+        "masked fields are left out: {header:?}"
+    );
+    assert_eq!(range.height(), 3);
+    let founded = header.iter().position(|h| h == "成立日期").unwrap();
+    assert!(
+        matches!(
+            range.rows().nth(1).unwrap()[founded],
+            calamine::Data::DateTime(_)
+        ),
+        "dates are date cells"
+    );
+    let staff = header.iter().position(|h| h == "员工人数").unwrap();
+    assert_eq!(
+        range.rows().nth(1).unwrap()[staff],
+        calamine::Data::Float(12.0)
+    );
+
+    let filter = urlencode(r#"{"field": "code", "op": "eq", "value": "B1"}"#);
+    let (status, filtered) = export(&server, &server.token, &format!("filter={filter}")).await;
+    assert_eq!(status, 200);
+    let filtered = String::from_utf8(filtered).unwrap();
+    assert_eq!(filtered.lines().count(), 2, "{filtered}");
+    assert_eq!(
+        export(&server, &viewer, "").await.0,
+        403,
+        "export is its own right"
+    );
+    assert_eq!(export(&server, &server.token, "format=pdf").await.0, 400);
 }

@@ -30,7 +30,7 @@ enum Download {
 
 /// `attachment` with the name for every browser: an ASCII fallback and the UTF-8 name
 /// (RFC 6266 `filename*`).
-fn content_disposition(name: &str) -> String {
+pub(super) fn content_disposition(name: &str) -> String {
     let ascii: String = name
         .chars()
         .map(|c| {

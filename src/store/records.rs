@@ -288,19 +288,18 @@ impl<'a> Records<'a> {
             columns.push(Alias::new(key));
             values.push(Expr::val(self.sql_value(key, value)?));
         }
+        // The new row comes back whole from the insert: no second read.
+        let read = self.columns();
         insert
             .columns(columns)
             .values_panic(values)
-            .returning_col(Alias::new(schema::ID));
+            .returning(Query::returning().columns(read.iter().map(|(c, _, _)| Alias::new(c))));
         let row = query_first(txn, &insert)
             .await
             .map_err(|e| self.write_error(e))?
-            .ok_or_else(|| Error::Internal("insert returned no id".into()))?;
-        let id: i64 = row.try_get("", schema::ID)?;
-        let created = self
-            .fetch(txn, id, &Access::full(access.user_id))
-            .await?
-            .ok_or_else(|| Error::Internal("created record vanished".into()))?;
+            .ok_or_else(|| Error::Internal("insert returned no row".into()))?;
+        let created = self.decode(&row, &read)?;
+        let id = created[schema::ID].as_i64().unwrap_or_default();
         let changes = diff_records(
             &Map::new(),
             created.as_object().expect("records are objects"),

@@ -171,7 +171,10 @@ fn map_columns(
             schema::OWNER => Some(Target::Owner),
             schema::STAGE if entity.has_pipeline() => Some(Target::Stage),
             schema::ID => Some(Target::Id),
-            _ => entity.field(key).cloned().map(|f| Target::Field(Box::new(f))),
+            _ => entity
+                .field(key)
+                .cloned()
+                .map(|f| Target::Field(Box::new(f))),
         }
     };
     let mut columns: Vec<Column> = Vec::new();

@@ -2,6 +2,7 @@
 //! resumable batches) and export of filtered lists.
 
 pub mod coerce;
+pub mod export;
 pub mod import;
 pub mod jobs;
 pub mod sheet;
