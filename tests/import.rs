@@ -783,3 +783,71 @@ async fn exports_honour_scope_and_masks_and_import_back_unchanged() {
     );
     assert_eq!(export(&server, &server.token, "format=pdf").await.0, 400);
 }
+
+#[tokio::test]
+async fn a_metadata_package_moves_between_tenants_with_its_plan_shown() {
+    let server = TestServer::start(metacrm::templates::package("crm-base").unwrap()).await;
+    let exported = server.get("/api/meta").await;
+    assert_eq!(exported.status, 200);
+    let key = common::unique_key("other");
+    server
+        .tenants
+        .create(&metacrm::tenant::NewTenant {
+            key: &key,
+            name: "另一家公司",
+            admin: common::ADMIN,
+            password: common::PASSWORD,
+        })
+        .await
+        .unwrap();
+    let login = server
+        .send(
+            Method::POST,
+            "/api/auth/login",
+            Some(json!({"tenant": key, "username": common::ADMIN, "password": common::PASSWORD})),
+            None,
+            &[],
+        )
+        .await;
+    let other = login.body["token"].as_str().unwrap().to_string();
+
+    let plan = server
+        .call(
+            &other,
+            Method::PUT,
+            "/api/meta?dry_run=true",
+            Some(exported.body.clone()),
+        )
+        .await;
+    assert_eq!(plan.status, 200, "{:?}", plan.body);
+    let steps = plan.body["steps"].as_array().unwrap();
+    assert!(
+        steps
+            .iter()
+            .any(|s| s["op"] == "create_table" && s["entity"] == "customer"),
+        "a plan of {} steps",
+        steps.len()
+    );
+    let unchanged = server.call(&other, Method::GET, "/api/meta", None).await;
+    assert!(
+        unchanged.body["entities"]
+            .as_array()
+            .is_none_or(|e| e.is_empty()),
+        "a dry run changes nothing"
+    );
+
+    let applied = server
+        .call(
+            &other,
+            Method::PUT,
+            "/api/meta",
+            Some(exported.body.clone()),
+        )
+        .await;
+    assert_eq!(applied.status, 200, "{:?}", applied.body);
+    let copy = server.call(&other, Method::GET, "/api/meta", None).await;
+    assert_eq!(
+        copy.body, exported.body,
+        "the other tenant now has the same package"
+    );
+}
