@@ -7,6 +7,7 @@ pub mod catalog;
 pub mod clock;
 pub mod error;
 pub mod meta;
+pub mod print;
 pub mod report;
 pub mod search;
 pub mod store;

@@ -6,6 +6,7 @@ pub mod error;
 mod files;
 mod meta;
 mod openapi;
+mod print;
 mod records;
 mod reports;
 mod search;
@@ -62,6 +63,7 @@ type Apis = (
     views::ViewsApi,
     files::FilesApi,
     transfer::TransferApi,
+    print::PrintApi,
 );
 
 fn service() -> OpenApiService<Apis, ()> {
@@ -77,6 +79,7 @@ fn service() -> OpenApiService<Apis, ()> {
             views::ViewsApi,
             files::FilesApi,
             transfer::TransferApi,
+            print::PrintApi,
         ),
         "metacrm",
         env!("CARGO_PKG_VERSION"),

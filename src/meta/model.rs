@@ -24,6 +24,59 @@ pub struct Package {
     pub reports: Vec<Report>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub dashboards: Vec<Dashboard>,
+    /// The company as printed documents show it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub branding: Option<Branding>,
+}
+
+/// Company details for printed documents (报价单, 出库单): the letterhead.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Branding {
+    /// The company's full name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub company: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub address: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phone: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub website: Option<String>,
+    /// 纳税人识别号.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tax_no: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bank: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bank_account: Option<String>,
+    /// The logo: a file id from `POST /api/files` (an image).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub logo: Option<String>,
+    /// A line at the foot of every printed page.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub footer: Option<String>,
+}
+
+/// A print format of an entity (打印模板): a minijinja HTML template rendered over one
+/// record, its child records and the company's branding, on A4.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PrintTemplate {
+    pub key: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub label: Option<String>,
+    pub template: String,
+    /// Print across the page (wide tables).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub landscape: bool,
+}
+
+impl PrintTemplate {
+    pub fn label(&self) -> &str {
+        self.label.as_deref().unwrap_or(&self.key)
+    }
 }
 
 impl Package {
@@ -35,6 +88,7 @@ impl Package {
             flows: Vec::new(),
             reports: Vec::new(),
             dashboards: Vec::new(),
+            branding: None,
         }
     }
 
@@ -67,6 +121,9 @@ pub struct Entity {
     pub duplicate_check: Option<DuplicateCheck>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub layout: Option<Layout>,
+    /// Print formats (`GET /api/data/{e}/{id}/print/{key}`); `default` is built in.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub prints: Vec<PrintTemplate>,
 }
 
 impl Entity {

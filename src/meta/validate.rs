@@ -450,6 +450,14 @@ impl<'p> Validator<'p> {
         for (i, entity) in pkg.entities.iter().enumerate() {
             self.entity(&format!("entities[{i}]"), entity);
         }
+        if let Some(logo) = pkg.branding.as_ref().and_then(|b| b.logo.as_deref())
+            && !crate::store::files::is_file_id(logo)
+        {
+            self.report(
+                "branding.logo",
+                "name an uploaded image by its file id (POST /api/files)",
+            );
+        }
         for (i, role) in pkg.roles.iter().enumerate() {
             self.role(&format!("roles[{i}]"), role);
         }
@@ -586,6 +594,7 @@ impl<'p> Validator<'p> {
         }
         self.formula_cycles(path, entity);
         self.title_field(path, entity);
+        self.prints(&format!("{path}.prints"), entity);
         if let Some(layout) = &entity.layout {
             self.layout(&format!("{path}.layout"), entity, layout);
         }
@@ -643,6 +652,24 @@ impl<'p> Validator<'p> {
             }
             Some(_) => {}
         }
+    }
+
+    /// Print formats: keys, and templates that compile.
+    fn prints(&mut self, path: &str, entity: &Entity) {
+        for (i, print) in entity.prints.iter().enumerate() {
+            self.identifier(format!("{path}[{i}].key"), &print.key);
+            if let Err(message) = crate::print::check(&print.template) {
+                self.report(format!("{path}[{i}].template"), message);
+            }
+        }
+        self.duplicates(
+            "print format",
+            entity
+                .prints
+                .iter()
+                .enumerate()
+                .map(|(i, p)| (format!("{path}[{i}].key"), p.key.as_str())),
+        );
     }
 
     fn layout(&mut self, path: &str, entity: &Entity, layout: &Layout) {
