@@ -170,3 +170,48 @@ async fn print_templates_are_sandboxed() {
         assert!(!body.contains("root:"), "no file was read");
     }
 }
+
+/// The record page links its print formats and the list page its exports; both open
+/// with the page's session cookie.
+#[tokio::test]
+async fn pages_link_prints_and_exports() {
+    let server = TestServer::start(package(None, QUOTE)).await;
+    let quote = server
+        .create("quote", json!({"code": "Q-WEB", "total": "88"}))
+        .await;
+    let admin = common::web::WebUser::login(&server, common::ADMIN, common::PASSWORD).await;
+    let record = admin.page(&format!("/e/quote/{}", quote["id"])).await;
+    let html = record.unescaped();
+    let formal = format!("/api/data/quote/{}/print/formal", quote["id"]);
+    assert!(
+        html.contains(&formal) && html.contains("正式报价单"),
+        "{html}"
+    );
+    let printed = admin.page(&formal).await;
+    assert_eq!(printed.status, 200);
+    assert!(printed.html.contains("捌拾捌元整"), "{}", printed.html);
+
+    let list = admin.page("/e/quote?q=Q-WEB").await.unescaped();
+    let start = list
+        .find("/api/export/quote?format=xlsx")
+        .expect("an export link");
+    let href: String = list[start..].chars().take_while(|c| *c != '"').collect();
+    let exported = admin.page(&href).await;
+    assert_eq!(exported.status, 200);
+    assert!(
+        exported.headers["content-type"]
+            .to_str()
+            .unwrap()
+            .contains("spreadsheetml")
+    );
+    let csv_start = list.find("/api/export/quote?format=csv").unwrap();
+    let csv_href: String = list[csv_start..]
+        .chars()
+        .take_while(|c| *c != '"')
+        .collect();
+    let csv = admin.page(&csv_href).await.html;
+    assert!(
+        csv.contains("Q-WEB") && csv.lines().count() == 2,
+        "the list's filter applies: {csv}"
+    );
+}

@@ -191,8 +191,17 @@ async fn list_page(
     // Newest first by default: the primary key is indexed on every table, so the
     // first page costs the same on a million rows as on a hundred.
     let sort = param(params, "sort").unwrap_or("-id").to_string();
+    let filter = list_filter(entity, params, &access.hidden_fields);
+    // The same list as a file, for those who may export it.
+    let export_query = match ctx.authorize(entity, Action::Export).await {
+        Ok(_) => {
+            serde_urlencoded::to_string([("filter", filter.to_string()), ("sort", sort.clone())])
+                .ok()
+        }
+        Err(_) => None,
+    };
     let request = QueryRequest {
-        filter: Some(list_filter(entity, params, &access.hidden_fields)),
+        filter: Some(filter),
         sort: if sort.trim_start_matches('-') == schema::ID {
             vec![SortSpec::Key(sort.clone())]
         } else {
@@ -322,6 +331,7 @@ async fn list_page(
                 "first_href": param(params, "after").map(|_| with_params(&base, params, &[("after", None)])),
                 "can_create": can_create,
                 "can_assign": can_assign,
+                "export_query": export_query,
                 "people": people,
                 "query": serde_urlencoded::to_string(params.iter().filter(|(k, _)| k != "after").collect::<Vec<_>>()).unwrap_or_default(),
             }),
@@ -529,6 +539,9 @@ async fn record_page(viewer: &Viewer, entity_key: &str, id: i64) -> Result<Respo
                 "approvals": approvals,
                 "shares": share_entries,
                 "flows": flows,
+                "prints": entity.def.prints.iter().map(|p| json!({"key": p.key, "label": p.label()}))
+                    .chain([json!({"key": crate::print::DEFAULT, "label": crate::web::i18n::text(viewer.lang, "print_default")})])
+                    .collect::<Vec<_>>(),
                 "related": related,
                 "locked": locked,
                 "can_edit": ctx.authorize(entity, Action::Update).await.is_ok() && !locked,
