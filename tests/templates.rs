@@ -9,6 +9,7 @@ mod common;
 use std::collections::{BTreeMap, HashMap};
 
 use common::{ADMIN, TestServer};
+use reqwest::Method;
 use serde_json::{Map, Value, json};
 
 const CRM_BASE: &str = include_str!("../metadata/samples/crm-base.json");
@@ -313,6 +314,74 @@ impl Loaded {
         assert_eq!(seen.len(), expected, "{username} reading {entity}");
     }
 
+    /// A request as a sample user (by token).
+    async fn call(&self, token: &str, method: Method, path: &str, body: Option<Value>) -> Value {
+        let reply = self.server.call(token, method.clone(), path, body).await;
+        assert!(
+            (200..300).contains(&reply.status),
+            "{method} {path}: {} {:#?}",
+            reply.status,
+            reply.body
+        );
+        reply.body
+    }
+
+    /// Submits a record to a flow as `token`'s user; answers the approval.
+    async fn submit(&self, token: &str, entity: &str, id: i64, flow: &str) -> Value {
+        self.call(
+            token,
+            Method::POST,
+            &format!("/api/data/{entity}/{id}/submit"),
+            Some(json!({"flow": flow})),
+        )
+        .await
+    }
+
+    /// Acts on an approval as `token`'s user, after checking it is in their inbox.
+    async fn act(&self, token: &str, approval: &Value, action: &str, body: Value) -> Value {
+        let id = approval["id"].as_i64().unwrap();
+        let inbox = self
+            .call(token, Method::GET, "/api/approvals/inbox", None)
+            .await;
+        assert!(
+            inbox["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|item| item["id"] == id),
+            "approval {id} is not in the inbox: {inbox:#?}"
+        );
+        self.call(
+            token,
+            Method::POST,
+            &format!("/api/approvals/{id}/{action}"),
+            Some(body),
+        )
+        .await
+    }
+
+    /// Every record of `entity` (all pages), oldest first, as the administrator.
+    async fn all(&self, entity: &str) -> Vec<Value> {
+        let mut items = Vec::new();
+        let mut after = Value::Null;
+        loop {
+            let mut body = json!({"sort": ["id"], "limit": 1000});
+            if !after.is_null() {
+                body["after"] = after.clone();
+            }
+            let reply = self
+                .server
+                .post(&format!("/api/data/{entity}/query"), body)
+                .await;
+            assert_eq!(reply.status, 200, "query {entity}: {:#?}", reply.body);
+            items.extend(reply.body["items"].as_array().unwrap().iter().cloned());
+            after = reply.body["next"].clone();
+            if after.is_null() {
+                return items;
+            }
+        }
+    }
+
     async fn create(&self, entity: &str, record: Value) -> Value {
         self.server.create(entity, record).await
     }
@@ -407,13 +476,23 @@ async fn crm_base_template_loads_with_samples() {
         "sales_order",
         "order_line",
         "payment",
+        "invoice_request",
+        "expense",
         "article",
         "quota",
     ])
     .await;
     t.assert_forms().await;
     t.assert_samples_read_back();
-    t.assert_owners_spread(&["customer", "contact", "lead", "opportunity", "activity"]);
+    t.assert_owners_spread(&[
+        "customer",
+        "contact",
+        "lead",
+        "opportunity",
+        "activity",
+        "invoice_request",
+        "expense",
+    ]);
     t.assert_reports_run().await;
 
     // Formulas: line amounts, the discounted quote total, the validity date.
@@ -545,6 +624,234 @@ async fn crm_base_template_loads_with_samples() {
     assert!(products.iter().all(|p| p.get("cost_price").is_none()));
     assert!(products.iter().all(|p| p.get("list_price").is_some()));
 
+    // 开票申请: the tax split; a rep's request goes through the sales manager and
+    // finance (开票审批), and finance then records the invoice.
+    let issued = t.find("invoice_request", "title", "恒达五金 首付款 50% 开票");
+    assert_money(&issued["tax_amount"], 15844.35, "137724 × 13 / 113");
+    assert_money(&issued["net_amount"], 121879.65, "without tax");
+    let service_fee = t.find("invoice_request", "title", "中科恒信 年度运维续约开票");
+    assert_money(&service_fee["tax_amount"], 1811.32, "6% on services");
+    let zhangwei = t.login("zhangwei").await;
+    let chenjing = t.login("chenjing").await;
+    let zhaomin = t.login("zhaomin").await;
+    let hengda = t.id_of("customer", "name", "东莞市恒达精密五金制品有限公司");
+    let request = json!({
+        "title": "恒达五金 质保金 20% 开票", "customer": hengda,
+        "sales_order": t.id_of("sales_order", "title", "恒达五金 ERP 财务一体化"),
+        "payment": t.id_of("payment", "title", "恒达五金 质保金 20%"),
+        "amount": "55089.60", "buyer_name": "东莞市恒达精密五金制品有限公司",
+        "buyer_tax_no": "91441900MA4W7D5Y2N"});
+    let reply = t
+        .server
+        .call(
+            &zhangwei,
+            Method::POST,
+            "/api/data/invoice_request",
+            Some(request.clone()),
+        )
+        .await;
+    assert_eq!(reply.status, 422, "{:?}", reply.body);
+    assert_eq!(
+        TestServer::fields_of(&reply),
+        ["receiver_email"],
+        "a 数电发票 needs a mailbox"
+    );
+    let mut request = object(request);
+    request.insert("receiver_email".into(), json!("caiwu@hengda-hw.cn"));
+    let created = t
+        .call(
+            &zhangwei,
+            Method::POST,
+            "/api/data/invoice_request",
+            Some(Value::Object(request)),
+        )
+        .await;
+    let path = format!("/api/data/invoice_request/{}", created["id"]);
+    assert_eq!(created["status"], "draft");
+    assert_eq!(created["invoice_type"], "e_special");
+    assert_money(&created["tax_amount"], 6337.74, "55089.6 × 13 / 113");
+    assert_money(&created["net_amount"], 48751.86, "without tax");
+    assert!(created["code"].as_str().unwrap().starts_with("KP"));
+    let reply = t
+        .server
+        .call(
+            &zhangwei,
+            Method::PATCH,
+            &path,
+            Some(json!({"status": "issued"})),
+        )
+        .await;
+    assert_eq!(
+        reply.status, 403,
+        "a rep does not issue invoices: {:?}",
+        reply.body
+    );
+    let approval = t
+        .submit(
+            &zhangwei,
+            "invoice_request",
+            created["id"].as_i64().unwrap(),
+            "invoice_approval",
+        )
+        .await;
+    assert_eq!(approval["step"], "manager");
+    let step = t
+        .act(
+            &chenjing,
+            &approval,
+            "approve",
+            json!({"comment": "同意开票"}),
+        )
+        .await;
+    assert_eq!(step["step"], "finance", "gm skipped: amount ≤ 500000");
+    let done = t.act(&zhaomin, &approval, "approve", json!({})).await;
+    assert_eq!(done["status"], "approved");
+    let approved = t.call(&zhaomin, Method::GET, &path, None).await;
+    assert_eq!(approved["status"], "approved");
+    let reply = t
+        .server
+        .call(
+            &zhaomin,
+            Method::PATCH,
+            &path,
+            Some(json!({"status": "issued"})),
+        )
+        .await;
+    assert_eq!(reply.status, 422, "{:?}", reply.body);
+    let mut missing = TestServer::fields_of(&reply);
+    missing.sort();
+    assert_eq!(missing, ["invoice_no", "issue_date"]);
+    let issued = t
+        .call(
+            &zhaomin,
+            Method::PATCH,
+            &path,
+            Some(json!({"status": "issued", "invoice_no": "04512399", "issue_date": "2026-11-24"})),
+        )
+        .await;
+    assert_eq!(issued["status"], "issued");
+
+    // 费用 per customer: above 5000 the general manager approves too; finance rejects.
+    let lina = t.login("lina").await;
+    let expense = t
+        .call(
+            &lina,
+            Method::POST,
+            "/api/data/expense",
+            Some(
+                json!({"title": "广州-上海 明德贸易总部汇报 差旅", "kind": "travel",
+                        "customer": t.id_of("customer", "name", "广州天河明德贸易有限公司"),
+                        "amount": 6200, "receipt_count": 6}),
+            ),
+        )
+        .await;
+    assert_eq!(expense["status"], "draft");
+    assert_eq!(
+        expense["rep"],
+        t.user("lina"),
+        "the rep defaults to the owner"
+    );
+    assert!(expense["code"].as_str().unwrap().starts_with("FY"));
+    let approval = t
+        .submit(
+            &lina,
+            "expense",
+            expense["id"].as_i64().unwrap(),
+            "expense_approval",
+        )
+        .await;
+    assert_eq!(approval["step"], "manager");
+    let step = t.act(&chenjing, &approval, "approve", json!({})).await;
+    assert_eq!(step["step"], "gm", "6200 > 5000");
+    let zhoujianguo = t.login("zhoujianguo").await;
+    let step = t.act(&zhoujianguo, &approval, "approve", json!({})).await;
+    assert_eq!(step["step"], "finance");
+    let done = t
+        .act(
+            &zhaomin,
+            &approval,
+            "reject",
+            json!({"comment": "缺少酒店发票，请补齐后重新提交"}),
+        )
+        .await;
+    assert_eq!(done["status"], "rejected");
+    let rejected = t
+        .call(
+            &lina,
+            Method::GET,
+            &format!("/api/data/expense/{}", expense["id"]),
+            None,
+        )
+        .await;
+    assert_eq!(rejected["status"], "rejected");
+
+    // Discounts: quote approval (报价审批) applies above 10% off; the manager decides.
+    let small = t.id_of("quote", "title", "明德贸易 门店进销存报价");
+    let reply = t
+        .server
+        .call(
+            &t.login("lina").await,
+            Method::POST,
+            &format!("/api/data/quote/{small}/submit"),
+            Some(json!({"flow": "quote_approval"})),
+        )
+        .await;
+    assert_eq!(
+        reply.status, 422,
+        "no discount, no approval: {:?}",
+        reply.body
+    );
+    let discounted = t.find("quote", "title", "震华信息 CRM 系统报价");
+    assert_eq!(discounted["discount_rate"], 12);
+    let approval = t
+        .submit(
+            &zhangwei,
+            "quote",
+            discounted["id"].as_i64().unwrap(),
+            "quote_approval",
+        )
+        .await;
+    let done = t.act(&chenjing, &approval, "approve", json!({})).await;
+    assert_eq!(done["status"], "approved", "gm only above 20% off");
+    let quote = t
+        .call(
+            &zhangwei,
+            Method::GET,
+            &format!("/api/data/quote/{}", discounted["id"]),
+            None,
+        )
+        .await;
+    assert_eq!(quote["status"], "approved");
+
+    // 客服/售后: every customer without credit terms, their own service calls, no payments.
+    let hejing = t.login("hejing").await;
+    let customers = t.query(&hejing, "customer", json!({})).await;
+    assert_eq!(customers.len(), t.records["customer"].len());
+    assert!(customers.iter().all(|c| c.get("credit_limit").is_none()));
+    let activities = t.query(&hejing, "activity", json!({})).await;
+    assert!(activities.len() > t.owned_by("activity", &["hejing"]));
+    t.call(
+        &hejing,
+        Method::POST,
+        "/api/data/activity",
+        Some(
+            json!({"subject": "震华信息 报表模板需求回访", "kind": "callback",
+                    "customer": t.id_of("customer", "name", "深圳市震华信息技术有限公司"),
+                    "result": "已转实施顾问评估"}),
+        ),
+    )
+    .await;
+    let reply = t
+        .server
+        .call(
+            &hejing,
+            Method::POST,
+            "/api/data/payment/query",
+            Some(json!({})),
+        )
+        .await;
+    assert_eq!(reply.status, 403, "{:?}", reply.body);
+
     t.assert_republish_is_noop().await;
 }
 
@@ -665,6 +972,29 @@ async fn training_services_template_loads_with_samples() {
     assert_eq!(customers.len(), t.records["customer"].len());
     assert!(customers.iter().all(|c| c.get("expected_amount").is_none()));
 
+    // Vehicles and drivers on the training schedule: the monthly vehicle report counts
+    // each vehicle's trips.
+    let reply = t.server.get("/api/reports/vehicle_usage/run").await;
+    assert_eq!(reply.status, 200, "{:?}", reply.body);
+    let trips: f64 = reply.body["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|row| number(&row[3]))
+        .sum();
+    let with_vehicle = t.records["training_session"]
+        .iter()
+        .filter(|s| s["vehicle"].is_string() && s["status"] != "cancelled")
+        .count();
+    assert_eq!(trips as usize, with_vehicle, "{:#?}", reply.body);
+    // Generated demo data is crm-base's: a demo tenant of another template (restarted
+    // with the default --template crm-base) gets none.
+    for template in ["crm-base", "training-services"] {
+        let report =
+            metacrm::templates::generate_demo_data(&t.server.tenant, template, 10, false).await;
+        assert!(report.unwrap().is_none(), "{template}");
+    }
+
     t.assert_republish_is_noop().await;
 }
 
@@ -688,6 +1018,7 @@ async fn manufacturing_service_template_loads_with_samples() {
         "vehicle",
         "fault_report",
         "repair_order",
+        "parts_recovery",
         "complaint",
         "report_8d",
         "satisfaction_survey",
@@ -790,5 +1121,317 @@ async fn manufacturing_service_template_loads_with_samples() {
     assert!(orders.iter().all(|o| o.get("unit_price").is_none()));
     assert!(orders.iter().all(|o| o.get("configuration").is_some()));
 
+    // 旧件回收: each part's warranty end from its delivery date and warranty months, and
+    // whether it failed within it (保内旧件 are claimed from the supplier).
+    let part = |title: &str| t.find("parts_recovery", "title", title);
+    for (title, until, in_warranty) in [
+        ("D10103 电机控制器旧件返厂", "2030-06-18", true),
+        ("D10102 电池模组旧件", "2033-06-18", true),
+        ("F2888 高压线束旧件返厂分析", "2026-09-01", false),
+        ("K8055 后轮摩擦片旧件", "2026-04-10", false),
+    ] {
+        assert_eq!(part(title)["warranty_until"], until, "{title}");
+        assert_eq!(part(title)["in_warranty"], in_warranty, "{title}");
+    }
+    assert_eq!(
+        part("D10103 电机控制器旧件返厂")["repair_order"],
+        json!(t.id_of("repair_order", "title", "D10103 电机控制器更换"))
+    );
+    // A new one: 18 months from 31 August end on 28 February; recomputed on update.
+    let zhaogang = t.login("zhaogang").await;
+    let recovered = t
+        .call(
+            &zhaogang,
+            Method::POST,
+            "/api/data/parts_recovery",
+            Some(json!({"title": "E60302 充电枪锁止电机旧件",
+                        "repair_order": t.id_of("repair_order", "title", "E60302 充电枪锁止机构调整"),
+                        "customer": t.id_of("customer", "name", "东莞市莞通公共汽车有限公司"),
+                        "part_name": "充电枪锁止电机", "part_no": "CG-LK-220",
+                        "supplier": "深圳市联驰电驱科技有限公司",
+                        "installed_date": "2024-08-31", "warranty_months": 18,
+                        "failure_date": "2026-03-01", "disposal": "supplier_claim"})),
+        )
+        .await;
+    assert_eq!(recovered["warranty_until"], "2026-02-28");
+    assert_eq!(recovered["in_warranty"], false);
+    assert_eq!(recovered["status"], "pending");
+    assert_eq!(recovered["quantity"], 1);
+    assert_eq!(recovered["approved"], false);
+    assert!(recovered["code"].as_str().unwrap().starts_with("JH"));
+    let path = format!("/api/data/parts_recovery/{}", recovered["id"]);
+    let corrected = t
+        .call(
+            &zhaogang,
+            Method::PATCH,
+            &path,
+            Some(json!({"failure_date": "2026-02-28"})),
+        )
+        .await;
+    assert_eq!(corrected["in_warranty"], true);
+    // 旧件处置审批: quality, then finance for a supplier claim; approval marks it.
+    let approval = t
+        .submit(
+            &zhaogang,
+            "parts_recovery",
+            recovered["id"].as_i64().unwrap(),
+            "parts_disposal",
+        )
+        .await;
+    assert_eq!(approval["step"], "quality");
+    let step = t
+        .act(&t.login("limin").await, &approval, "approve", json!({}))
+        .await;
+    assert_eq!(step["step"], "finance");
+    let done = t
+        .act(&t.login("wufang").await, &approval, "approve", json!({}))
+        .await;
+    assert_eq!(done["status"], "approved");
+    let reply = t
+        .server
+        .call(
+            &zhaogang,
+            Method::PATCH,
+            &path,
+            Some(json!({"status": "claimed", "received_date": "2026-03-05"})),
+        )
+        .await;
+    assert_eq!(reply.status, 422, "{:?}", reply.body);
+    assert_eq!(TestServer::fields_of(&reply), ["claim_amount"]);
+    let claimed = t
+        .call(
+            &zhaogang,
+            Method::PATCH,
+            &path,
+            Some(json!({"status": "claimed", "received_date": "2026-03-05", "claim_amount": 420})),
+        )
+        .await;
+    assert_eq!(claimed["approved"], true);
+    assert_eq!(claimed["status"], "claimed");
+
     t.assert_republish_is_noop().await;
+}
+
+/// `serve --demo`'s generated data on top of crm-base and its samples: realistic,
+/// consistent records written through the records store, and a generator that adds
+/// only what is missing when it runs again (after a restart or an interrupted run).
+#[tokio::test(flavor = "multi_thread")]
+async fn crm_base_demo_data_is_generated_once_and_consistent() {
+    use metacrm::demo_data::{DemoOptions, generate};
+
+    let t = Loaded::new("crm-base", CRM_BASE).await;
+    let tenant = &t.server.tenant;
+    let options = |customers| DemoOptions {
+        customers,
+        ..DemoOptions::default()
+    };
+    // An interrupted run (the last batch short), the full run, and a restart.
+    let first = metacrm::templates::generate_demo_data(tenant, "crm-base", 90, false)
+        .await
+        .unwrap()
+        .expect("crm-base has generated demo data");
+    assert_eq!(first.count("customer"), 90);
+    assert_eq!(first.existing_customers, 0);
+    let second = generate(tenant, &options(200)).await.unwrap();
+    assert_eq!(second.count("customer"), 110);
+    assert_eq!(second.existing_customers, 90);
+    let third = generate(tenant, &options(200)).await.unwrap();
+    assert_eq!(third.total(), 0, "{third:?}");
+    assert_eq!(third.existing_customers, 200);
+    eprintln!(
+        "demo data for 200 customers: {:?} in {:?} + {:?}",
+        second.created, first.elapsed, second.elapsed
+    );
+
+    // Every generated record is there, next to the samples.
+    let mut by_entity: BTreeMap<String, Vec<Value>> = BTreeMap::new();
+    for entity in [
+        "customer",
+        "contact",
+        "lead",
+        "opportunity",
+        "activity",
+        "quote",
+        "quote_line",
+        "sales_order",
+        "order_line",
+        "payment",
+    ] {
+        let records = t.all(entity).await;
+        let samples = t.records[entity].len();
+        let generated = first.count(entity) + second.count(entity);
+        assert_eq!(records.len(), samples + generated, "{entity}");
+        by_entity.insert(entity.to_string(), records[samples..].to_vec());
+    }
+    let customers = &by_entity["customer"];
+    assert!(by_entity["contact"].len() >= customers.len());
+    assert!(by_entity["activity"].len() >= 2 * customers.len());
+    assert!(by_entity["lead"].len() >= customers.len() / 5);
+    assert!(!by_entity["sales_order"].is_empty());
+    assert!(!by_entity["payment"].is_empty());
+
+    // Company names: unique, shaped like registered names, never a sample's.
+    let mut names: Vec<&str> = t.records["customer"]
+        .iter()
+        .chain(customers)
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    let count = names.len();
+    names.sort();
+    names.dedup();
+    assert_eq!(names.len(), count, "company names are unique");
+    for customer in customers {
+        let name = customer["name"].as_str().unwrap();
+        let city = customer["city"].as_str().unwrap();
+        assert!(name.starts_with(city) && name.ends_with("公司"), "{name}");
+        assert!(
+            customer["address"].as_str().unwrap().starts_with(city),
+            "{customer}"
+        );
+        assert!(customer["region"].is_string() && customer["tax_no"].is_string());
+    }
+    let mobile = regex::Regex::new(r"^1[3-9][0-9]{9}$").unwrap();
+    for contact in &by_entity["contact"] {
+        let number = contact["mobile"].as_str().unwrap();
+        assert!(mobile.is_match(number), "{number}");
+    }
+
+    // Owners are the sample reps, spread; service calls are the service desk's.
+    let reps: Vec<i64> = ["zhangwei", "lina", "wangqiang", "liuyang"]
+        .iter()
+        .map(|u| t.user(u))
+        .collect();
+    let owners = tally(
+        &customers
+            .iter()
+            .map(|c| json!({"owner": c["owner"].to_string()}))
+            .collect::<Vec<_>>(),
+        "owner",
+    );
+    assert_eq!(owners.len(), 4, "{owners:?}");
+    for rep in &reps {
+        assert!(
+            owners[&rep.to_string()] >= customers.len() / 10,
+            "{owners:?}"
+        );
+    }
+    for activity in &by_entity["activity"] {
+        if activity["kind"] == "service" || activity["kind"] == "callback" {
+            assert_eq!(activity["owner"], t.user("hejing"));
+        } else {
+            assert!(reps.contains(&activity["owner"].as_i64().unwrap()));
+        }
+    }
+
+    // Opportunities across every stage of the pipeline.
+    let stages = tally(&by_entity["opportunity"], "stage");
+    let opportunities = by_entity["opportunity"].len();
+    for stage in ["initial", "followup", "quote", "negotiation", "won", "lost"] {
+        let n = stages.get(stage).copied().unwrap_or(0);
+        assert!(n * 20 >= opportunities, "{stage}: {stages:?}");
+    }
+    // Follow-ups over the last year, a few planned ahead.
+    let today = chrono::Utc::now().date_naive();
+    let dates: Vec<chrono::NaiveDate> = by_entity["activity"]
+        .iter()
+        .map(|a| a["activity_date"].as_str().unwrap().parse().unwrap())
+        .collect();
+    assert!(dates.iter().any(|d| (today - *d).num_days() > 300));
+    assert!(dates.iter().any(|d| (today - *d).num_days() < 30));
+    assert!(dates.iter().all(|d| (today - *d).num_days() <= 366));
+
+    // Money adds up: quote lines make the quote, orders match their payments.
+    let mut quoted: BTreeMap<i64, f64> = BTreeMap::new();
+    for line in &by_entity["quote_line"] {
+        *quoted.entry(line["quote"].as_i64().unwrap()).or_default() += number(&line["amount"]);
+    }
+    for quote in &by_entity["quote"] {
+        let id = quote["id"].as_i64().unwrap();
+        assert_money(&quote["amount"], quoted[&id], "quote amount = its lines");
+    }
+    let mut received: BTreeMap<i64, f64> = BTreeMap::new();
+    for payment in &by_entity["payment"] {
+        let order = payment["sales_order"].as_i64().unwrap();
+        *received.entry(order).or_default() +=
+            payment["amount_received"].as_f64().unwrap_or_default();
+    }
+    for order in &by_entity["sales_order"] {
+        let id = order["id"].as_i64().unwrap();
+        let paid = received.get(&id).copied().unwrap_or_default();
+        assert_money(&order["received_amount"], paid, "received = payments");
+        let status = match paid {
+            0.0 => "unpaid",
+            p if (p - number(&order["amount"])).abs() < 0.001 => "paid",
+            _ => "partial",
+        };
+        assert_eq!(order["payment_status"], status, "{order}");
+    }
+
+    // Written like any write: the owner created it (audit), follow-ups count as contacts,
+    // and query and search find it.
+    let customer = &customers[customers.len() / 2];
+    let name = customer["name"].as_str().unwrap();
+    let id = customer["id"].as_i64().unwrap();
+    let history = t
+        .server
+        .get(&format!("/api/data/customer/{id}/history"))
+        .await
+        .body;
+    assert_eq!(history["items"][0]["action"], "create");
+    assert_eq!(history["items"][0]["user"], customer["owner"]);
+    assert!(customer["last_contact_at"].is_string(), "{customer}");
+    let found = t
+        .query(
+            &t.server.token,
+            "customer",
+            json!({"field": "name", "op": "eq", "value": name}),
+        )
+        .await;
+    assert_eq!(found.len(), 1);
+    let reply = t
+        .server
+        .get(&format!(
+            "/api/search?entity=customer&q={}",
+            name.bytes()
+                .map(|b| format!("%{b:02X}"))
+                .collect::<String>()
+        ))
+        .await;
+    assert_eq!(reply.status, 200, "{:?}", reply.body);
+    assert_eq!(reply.body["hits"][0]["id"], id, "{:#?}", reply.body);
+    // The rep who owns it finds it by its short name too.
+    let owner = ["zhangwei", "lina", "wangqiang", "liuyang"]
+        .into_iter()
+        .find(|u| json!(t.user(u)) == customer["owner"])
+        .unwrap();
+    let token = t.login(owner).await;
+    let short = customer["short_name"].as_str().unwrap();
+    let reply = t
+        .server
+        .call(
+            &token,
+            Method::GET,
+            &format!(
+                "/api/search?entity=customer&q={}",
+                short
+                    .bytes()
+                    .map(|b| format!("%{b:02X}"))
+                    .collect::<String>()
+            ),
+            None,
+        )
+        .await;
+    assert!(
+        reply.body["hits"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|h| h["id"] == id),
+        "{short}: {:#?}",
+        reply.body
+    );
+
+    // The reports run over the generated data: the funnel shows every stage.
+    let funnel = t.server.get("/api/reports/sales_funnel/run").await;
+    assert_eq!(funnel.status, 200, "{:?}", funnel.body);
 }
