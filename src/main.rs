@@ -61,6 +61,10 @@ enum Command {
         /// Tenant key for --demo.
         #[arg(long, default_value = "demo")]
         demo_tenant: String,
+        /// Customers generated for a crm-base demo, with their contacts, follow-ups,
+        /// opportunities, quotes, orders and payments (0: the samples only).
+        #[arg(long, env = "METACRM_DEMO_CUSTOMERS", default_value_t = metacrm::demo_data::DEFAULT_CUSTOMERS)]
+        demo_customers: usize,
         /// Seconds between runs of the background jobs (public pool reclaim); 0 turns
         /// them off on this node.
         #[arg(long, env = "METACRM_JOBS_INTERVAL", default_value_t = 600)]
@@ -226,10 +230,19 @@ async fn run(cli: Cli) -> Result<()> {
             demo,
             template,
             demo_tenant,
+            demo_customers,
             jobs_interval,
         } => {
             if demo {
-                prepare_demo(&tenants, &config, &demo_tenant, &template, &bind).await?;
+                prepare_demo(
+                    &tenants,
+                    &config,
+                    &demo_tenant,
+                    &template,
+                    demo_customers,
+                    &bind,
+                )
+                .await?;
             }
             if jobs_interval > 0 {
                 tokio::spawn(run_jobs_every(tenants.clone(), jobs_interval));
@@ -378,6 +391,7 @@ async fn prepare_demo(
     config: &DbConfig,
     key: &str,
     template: &str,
+    demo_customers: usize,
     bind: &str,
 ) -> Result<()> {
     let password_file = config.data_dir.join(format!("{key}-admin-password"));
@@ -404,6 +418,19 @@ async fn prepare_demo(
                 Error::Internal(format!("cannot write {}: {e}", password_file.display()))
             })?;
         println!("created demo tenant from template {template} with {count} sample records");
+    }
+    // Every start finishes a generation an earlier start was stopped in.
+    let tenant = tenants.get(key).await?;
+    if let Some(report) =
+        templates::generate_demo_data(&tenant, template, demo_customers, true).await?
+        && report.total() > 0
+    {
+        println!(
+            "generated demo data: {} records for {} customers in {:.1?}",
+            report.total(),
+            report.count("customer"),
+            report.elapsed
+        );
     }
     let password = std::fs::read_to_string(&password_file)
         .unwrap_or_else(|_| format!("(see {})", password_file.display()));

@@ -9,6 +9,7 @@ use serde_json::{Map, Value};
 use crate::auth::Access;
 use crate::auth::org::{self, DepartmentInput};
 use crate::auth::users::{self, NewUser};
+use crate::demo_data::{self, DemoOptions, DemoReport};
 use crate::error::{Error, Result};
 use crate::store::records::Records;
 use crate::tenant::Tenant;
@@ -31,6 +32,9 @@ const TEMPLATES: [(&str, &str, &str); 3] = [
         include_str!("../metadata/samples/manufacturing-service.json"),
     ),
 ];
+
+/// The template whose demo has generated data on top of its samples.
+pub const GENERATED_DEMO: &str = "crm-base";
 
 pub fn names() -> impl Iterator<Item = &'static str> {
     TEMPLATES.iter().map(|(name, _, _)| *name)
@@ -236,4 +240,26 @@ pub async fn load_samples(tenant: &Tenant, name: &str, acting_user: i64) -> Resu
         }
     }
     Ok(count)
+}
+
+/// Generates `customers` demo customers with their records on top of the samples
+/// (`serve --demo`), when the template has a generator (crm-base) and the tenant's
+/// package still is that template; `None` otherwise. Idempotent and resumable: run it
+/// on every start, it writes only the customers (with their records) not yet written.
+pub async fn generate_demo_data(
+    tenant: &Tenant,
+    name: &str,
+    customers: usize,
+    progress: bool,
+) -> Result<Option<DemoReport>> {
+    find(name)?;
+    if name != GENERATED_DEMO || customers == 0 || !demo_data::applies_to(tenant).await {
+        return Ok(None);
+    }
+    let options = DemoOptions {
+        customers,
+        progress,
+        ..DemoOptions::default()
+    };
+    demo_data::generate(tenant, &options).await.map(Some)
 }

@@ -137,6 +137,10 @@ fn start_demo(data: &std::path::Path, tenant: &str, port: u16) -> (Child, String
             "--demo",
             "--demo-tenant",
             tenant,
+            // A small generated demo: the 5,000 customers of the default take a minute
+            // in a debug build.
+            "--demo-customers",
+            "40",
             "--bind",
             &format!("127.0.0.1:{port}"),
         ])
@@ -193,6 +197,20 @@ async fn serve_demo_is_idempotent_and_prints_a_working_login() {
     assert!(
         !entities.is_empty(),
         "the demo tenant has the template's entities"
+    );
+    let customers: serde_json::Value = client
+        .post(format!("http://127.0.0.1:{port}/api/data/customer/query"))
+        .bearer_auth(&token)
+        .json(&json!({"limit": 1000}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(
+        customers["items"].as_array().unwrap().len() >= 40,
+        "the generated customers are there"
     );
     first.kill().unwrap();
     first.wait().unwrap();
