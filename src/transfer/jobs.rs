@@ -214,27 +214,12 @@ pub async fn start(
         None => {
             let insert = Query::insert()
                 .into_table(db.table(TABLE))
+                // Every column but those the database or the end of the job fills.
                 .columns(
-                    [
-                        "entity",
-                        "file_name",
-                        "file_hash",
-                        "options",
-                        "status",
-                        "runner",
-                        "rows_total",
-                        "rows_done",
-                        "created",
-                        "updated",
-                        "unchanged",
-                        "skipped",
-                        "errors",
-                        "duplicates",
-                        "started_by",
-                        "started_at",
-                        "updated_at",
-                    ]
-                    .map(Alias::new),
+                    columns()
+                        .into_iter()
+                        .filter(|c| !["id", "message", "finished_at"].contains(c))
+                        .map(Alias::new),
                 )
                 .values_panic([
                     key.entity.into(),
