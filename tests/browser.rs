@@ -659,3 +659,53 @@ async fn pool_claim_and_rejection() {
     assert_eq!(inbox["items"][0]["record"], other);
     b.close().await;
 }
+
+/// An admin imports a spreadsheet from the list page: the check lists the refused row
+/// with its column, the import runs as a job to the end, and the records are listed.
+#[tokio::test]
+async fn a_spreadsheet_is_checked_then_imported_from_the_list() {
+    let server = start().await;
+    let base = &server.base;
+    let mut b = Browser::start("import").await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("客户.csv");
+    std::fs::write(&file, "客户名称*,金额,客户性质\n导入甲公司,\"1,200.50\",企业\n导入乙公司,很多,企业\n导入丙公司,8,个人\n").unwrap();
+
+    b.login(base, &server.tenant.key, ADMIN, PASSWORD).await;
+    b.goto(&format!("{base}/e/customer")).await;
+    b.click("#import-link").await;
+    b.wait_for("#import-file")
+        .await
+        .send_keys(&file.display().to_string())
+        .await
+        .unwrap();
+    b.click("#import-check").await;
+    b.wait_for("#import-errors").await;
+    b.shot("checked").await;
+    let errors = b.text("#import-errors").await;
+    assert!(
+        errors.contains("金额") && errors.contains("很多"),
+        "{errors}"
+    );
+    assert!(
+        errors.contains("身份证号"),
+        "required_if for 个人 names its field: {errors}"
+    );
+    assert!(
+        b.text("#import-counts").await.contains('1'),
+        "one row would be created"
+    );
+    let listed = server.post("/api/data/customer/query", json!({})).await;
+    assert_eq!(
+        listed.body["items"].as_array().unwrap().len(),
+        0,
+        "a check changes nothing"
+    );
+
+    b.click("#import-run").await;
+    b.wait_for("#import-done").await;
+    b.shot("imported").await;
+    b.goto(&format!("{base}/e/customer")).await;
+    assert!(b.text("main").await.contains("导入甲公司"));
+    b.close().await;
+}

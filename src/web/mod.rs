@@ -27,6 +27,7 @@ pub fn routes() -> Route {
         .at("/static/*path", get(assets::serve))
         .at("/e/:entity", get(records::list))
         .at("/e/:entity/new", get(records::new_form))
+        .at("/e/:entity/import", get(records::import_page))
         .at("/e/:entity/:id", get(records::record_view))
         .at("/e/:entity/:id/edit", get(records::edit_form))
         .at("/pool/:entity", get(records::pool_list))

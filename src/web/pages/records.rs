@@ -331,6 +331,7 @@ async fn list_page(
                 "first_href": param(params, "after").map(|_| with_params(&base, params, &[("after", None)])),
                 "can_create": can_create,
                 "can_assign": can_assign,
+                "can_import": ctx.authorize(entity, Action::Import).await.is_ok() && !in_pool,
                 "export_query": export_query,
                 "people": people,
                 "query": serde_urlencoded::to_string(params.iter().filter(|(k, _)| k != "after").collect::<Vec<_>>()).unwrap_or_default(),
@@ -755,6 +756,46 @@ pub async fn new_form(
 pub async fn edit_form(viewer: Viewer, Path((entity, id)): Path<(String, i64)>) -> Response {
     viewer
         .respond(form_page(&viewer, &entity, Some(id), &Vec::new()).await)
+        .await
+}
+
+/// `/e/{entity}/import`: upload a spreadsheet, check it (a dry run listing every row
+/// error), then import it as a background job whose progress the page follows.
+#[handler]
+pub async fn import_page(viewer: Viewer, Path(entity): Path<String>) -> Response {
+    viewer.respond(import_form(&viewer, &entity).await).await
+}
+
+async fn import_form(viewer: &Viewer, entity_key: &str) -> Result<Response> {
+    let ctx = &viewer.ctx;
+    let catalog = ctx.tenant.catalog().await;
+    let entity = ctx.entity(&catalog, entity_key)?;
+    let access = ctx.authorize(entity, Action::Import).await?;
+    let writable: Vec<Value> = entity
+        .def
+        .fields
+        .iter()
+        .filter(|f| !f.is_computed() && !access.readonly_fields.contains(&f.key))
+        .filter(|f| f.field_type != FieldType::Attachment)
+        .map(|f| json!({"key": f.key, "label": f.label(), "required": f.required}))
+        .collect();
+    let keys: Vec<Value> = entity
+        .def
+        .fields
+        .iter()
+        .filter(|f| f.unique)
+        .map(|f| json!({"key": f.key, "label": f.label()}))
+        .collect();
+    viewer
+        .page(
+            "import.html",
+            json!({
+                "entity": {"key": entity.def.key, "label": entity.def.label()},
+                "fields": writable,
+                "keys": keys,
+                "is_admin": ctx.require_admin().await.is_ok(),
+            }),
+        )
         .await
 }
 
