@@ -135,6 +135,10 @@ async fn a_gb18030_sheet_with_chinese_values_imports_after_a_dry_run() {
     assert_eq!(report["rows"], 7);
     assert_eq!(report["created"], 3, "{report:#}");
     assert_eq!(report["skipped"], 3, "{report:#}");
+    assert_eq!(
+        report["unchanged"], 0,
+        "a blank line is a row, not a record"
+    );
     assert!(report["job"].is_null());
     assert!(error_at(&report, 3, "区域").contains("华北"));
     assert!(error_at(&report, 3, "是否上市").contains("是/否"));

@@ -32,7 +32,6 @@ pub fn coerce(field: &Field, cell: &Cell) -> Result<Value, String> {
         FieldType::Attachment => Err(
             "attachments cannot be imported from a spreadsheet; upload them on the record".into(),
         ),
-        FieldType::Phone => Ok(json!(text_of(cell))),
         _ => Ok(json!(text_of(cell))),
     }
 }

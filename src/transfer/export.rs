@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use crate::auth::Context;
 use crate::catalog::Catalog;
@@ -192,11 +192,6 @@ fn cell(display: &Display, field: &Field, value: Option<&Value>) -> Value {
     match (field.field_type, value) {
         (_, None | Some(Value::Null)) => Value::Null,
         (FieldType::Integer | FieldType::Decimal | FieldType::Date, Some(value)) => value.clone(),
-        (FieldType::Boolean, Some(value)) => json!(if value.as_bool() == Some(true) {
-            "是"
-        } else {
-            "否"
-        }),
         // Titles export as written; an unreadable reference stays `#id`, which imports back.
         _ => display.cell(field, value)["text"].clone(),
     }

@@ -412,8 +412,8 @@ async fn lookup(
 /// see rows of a batch not yet committed) and unique fields.
 #[derive(Default)]
 struct Seen {
-    /// (field, normalised text) → (row, text as typed).
-    searchable: HashMap<(String, String), (u64, String)>,
+    /// (field, normalised text) → the first row with it.
+    searchable: HashMap<(String, String), u64>,
     unique: HashMap<(String, String), u64>,
 }
 
@@ -622,6 +622,8 @@ enum Existing {
 
 /// What became of one row.
 enum Outcome {
+    /// A blank line: counted as a row, nothing else.
+    Blank,
     Created,
     Updated,
     Unchanged,
@@ -664,6 +666,7 @@ impl Importer<'_> {
             Outcome::Created => progress.created += 1,
             Outcome::Updated => progress.updated += 1,
             Outcome::Unchanged => progress.unchanged += 1,
+            Outcome::Blank => {}
             Outcome::Refused(errors) => {
                 progress.skipped += 1;
                 for error in errors {
@@ -683,7 +686,7 @@ impl Importer<'_> {
         cells: &[Cell],
     ) -> Result<Outcome> {
         if cells.iter().all(Cell::is_empty) {
-            return Ok(Outcome::Unchanged);
+            return Ok(Outcome::Blank);
         }
         let (input, key, mut errors) = self.read_cells(txn, row, cells).await?;
         if !errors.is_empty() {
@@ -910,7 +913,7 @@ impl Importer<'_> {
                 .searchable
                 .get(&(field.key.clone(), normal.clone()))
             {
-                Some((first, _)) => {
+                Some(first) => {
                     let duplicate =
                         json!({"row": row, "same_as_row": first, "fields": [field.key]});
                     if self.options.duplicates == DuplicatePolicy::Skip {
@@ -927,7 +930,7 @@ impl Importer<'_> {
                 None => {
                     self.seen
                         .searchable
-                        .insert((field.key.clone(), normal), (row, text.to_string()));
+                        .insert((field.key.clone(), normal), row);
                 }
             }
         }
