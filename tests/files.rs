@@ -28,23 +28,9 @@ const PNG: &[u8] =
     b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR\0\0\0\x01\0\0\0\x01\x08\x06\0\0\0\x1f\x15\xc4\x89";
 
 async fn download(server: &TestServer, token: &str, path: &str) -> (u16, Vec<u8>, Option<String>) {
-    let response = server
-        .client
-        .get(format!("{}{path}", server.base))
-        .bearer_auth(token)
-        .send()
-        .await
-        .unwrap();
-    let status = response.status().as_u16();
-    let disposition = response
-        .headers()
-        .get("content-disposition")
-        .map(|v| v.to_str().unwrap_or_default().to_string());
-    (
-        status,
-        response.bytes().await.unwrap().to_vec(),
-        disposition,
-    )
+    let fetched = server.fetch(token, path).await;
+    let disposition = fetched.header("content-disposition");
+    (fetched.status, fetched.bytes, disposition)
 }
 
 #[tokio::test]

@@ -659,17 +659,10 @@ async fn a_killed_import_resumes_without_duplicating_rows() {
 }
 
 async fn export(server: &TestServer, token: &str, query: &str) -> (u16, Vec<u8>) {
-    let response = server
-        .client
-        .get(format!("{}/api/export/customer?{query}", server.base))
-        .bearer_auth(token)
-        .send()
-        .await
-        .unwrap();
-    (
-        response.status().as_u16(),
-        response.bytes().await.unwrap().to_vec(),
-    )
+    let fetched = server
+        .fetch(token, &format!("/api/export/customer?{query}"))
+        .await;
+    (fetched.status, fetched.bytes)
 }
 
 #[tokio::test]

@@ -37,19 +37,13 @@ fn package(logo: Option<&str>, template: &str) -> Value {
 }
 
 async fn print(server: &TestServer, token: &str, path: &str) -> (u16, String, Option<String>) {
-    let response = server
-        .client
-        .get(format!("{}{path}", server.base))
-        .bearer_auth(token)
-        .send()
-        .await
-        .unwrap();
-    let status = response.status().as_u16();
-    let csp = response
-        .headers()
-        .get("content-security-policy")
-        .map(|v| v.to_str().unwrap().to_string());
-    (status, response.text().await.unwrap(), csp)
+    let fetched = server.fetch(token, path).await;
+    let csp = fetched.header("content-security-policy");
+    (
+        fetched.status,
+        String::from_utf8(fetched.bytes).unwrap(),
+        csp,
+    )
 }
 
 const PNG: &[u8] =

@@ -119,6 +119,21 @@ pub struct TestServer {
     pub dir: tempfile::TempDir,
 }
 
+/// A response read as bytes.
+pub struct Fetched {
+    pub status: u16,
+    pub headers: reqwest::header::HeaderMap,
+    pub bytes: Vec<u8>,
+}
+
+impl Fetched {
+    pub fn header(&self, name: &str) -> Option<String> {
+        self.headers
+            .get(name)
+            .map(|v| v.to_str().unwrap_or_default().to_string())
+    }
+}
+
 /// A response: status and JSON body (Null when the body is empty).
 #[derive(Debug)]
 pub struct Reply {
@@ -299,6 +314,22 @@ impl TestServer {
         let status = response.status().as_u16();
         let body = response.json().await.unwrap_or(Value::Null);
         Reply { status, body }
+    }
+
+    /// A GET with `token` answered with raw bytes (downloads, exports, printed pages).
+    pub async fn fetch(&self, token: &str, path: &str) -> Fetched {
+        let response = self
+            .client
+            .get(format!("{}{path}", self.base))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap();
+        Fetched {
+            status: response.status().as_u16(),
+            headers: response.headers().clone(),
+            bytes: response.bytes().await.unwrap().to_vec(),
+        }
     }
 
     /// Uploads a file as the admin and returns the attachment item.
