@@ -3,7 +3,7 @@
 //! entirely in the browser, conditional visibility, and a `<script>` label that
 //! stays text. Each step leaves a screenshot under `target/tmp/browser/<test>/`.
 
-mod common;
+use crate::common;
 
 use common::browser::Browser;
 use common::{ADMIN, PASSWORD, TestServer};

@@ -1,7 +1,7 @@
 //! The `metacrm` command line: help, tenant creation, apply with a dry run, and
 //! `serve --demo` started twice (idempotent, same login).
 
-mod common;
+use crate::common;
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};

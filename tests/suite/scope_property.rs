@@ -2,7 +2,7 @@
 //! record outside their scope nor a field masked from them; a filter or sort that
 //! names a masked field is refused.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeSet;
 

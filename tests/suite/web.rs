@@ -2,7 +2,7 @@
 //! the security headers, escaping, masked fields, the live form state and saved
 //! views. (The browser tests drive the same pages in Chromium.)
 
-mod common;
+use crate::common;
 
 use common::web::{WebUser, post_login};
 use common::{PASSWORD, TestServer};

@@ -1,7 +1,7 @@
 //! Applying metadata: plans, dry runs, refusals that change nothing, archive and
 //! restore, renames, widenings, publishing under load, wide entities.
 
-mod common;
+use crate::common;
 
 use common::TestServer;
 use serde_json::{Value, json};

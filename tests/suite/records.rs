@@ -1,7 +1,7 @@
 //! Records over HTTP: every field type, formulas, defaults, auto numbers, references,
 //! validation errors, optimistic locking, concurrency, cursor pagination, history.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeSet;
 

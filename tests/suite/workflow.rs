@@ -2,7 +2,7 @@
 //! multi-step flows with conditions, 或签/会签, manager_of up the tree, 退回, 转审,
 //! 加签, withdraw, locks, effects, notifications, and a restart mid-flow.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 

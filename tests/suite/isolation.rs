@@ -2,7 +2,7 @@
 //! ids; every route of the OpenAPI document, called with one tenant's token, must
 //! neither reveal nor change the other tenant's data.
 
-mod common;
+use crate::common;
 
 use common::TestServer;
 use metacrm::tenant::NewTenant;

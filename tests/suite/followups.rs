@@ -1,7 +1,7 @@
 //! Follow-up cycles and the public pool, with the clock controlled by the test: due
 //! lists at day boundaries, activities counting as contacts, reclaim, claim limits.
 
-mod common;
+use crate::common;
 
 use chrono::{DateTime, Duration, Utc};
 use common::TestServer;

@@ -1,7 +1,7 @@
 //! Attachment files: upload, attach to a record, download only through a record the
 //! reader may read; unknown files refused; names cleaned; types sniffed; size capped.
 
-mod common;
+use crate::common;
 
 use common::TestServer;
 use reqwest::Method;

@@ -2,7 +2,7 @@
 //! column, dry runs that change nothing, upserts, duplicates, permissions, XLSX,
 //! background jobs, and a killed import resumed by the same command.
 
-mod common;
+use crate::common;
 
 use std::process::{Command, Stdio};
 use std::time::Duration;

@@ -4,7 +4,7 @@
 //! filters, its roles give the sample users the rows they should see, and publishing
 //! the same package again changes nothing.
 
-mod common;
+use crate::common;
 
 use std::collections::{BTreeMap, HashMap};
 

@@ -4,7 +4,7 @@
 //! inside the engine, masked fields, updates and deletes through the outbox, rebuilds,
 //! duplicate checks.
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 

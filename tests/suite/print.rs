@@ -1,7 +1,7 @@
 //! Printed documents: a quote with the letterhead and logo, its lines, totals and the
 //! amount in capitals; the built-in format; sandboxed templates that fail cleanly.
 
-mod common;
+use crate::common;
 
 use common::TestServer;
 use serde_json::{Value, json};

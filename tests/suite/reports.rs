@@ -2,7 +2,7 @@
 //! figures computed here from the inserted rows; scopes and field masks; the
 //! built-in kinds; CSV and XLSX carrying the JSON's numbers; dashboards.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::io::Cursor;

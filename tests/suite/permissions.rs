@@ -2,7 +2,7 @@
 //! department tree, field masks and write denies, reassignment, people and
 //! departments, hardened sessions.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 

@@ -1,7 +1,6 @@
 //! Test harness: a real server on a free port over a real database, chosen by
 //! `METACRM_TEST_DATABASE` (`sqlite`, the default, or a `postgres://` URL). Each test
 //! gets its own tenant (its own PostgreSQL schema or SQLite file).
-#![allow(dead_code)]
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};

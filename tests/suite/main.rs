@@ -1,0 +1,22 @@
+//! The integration suite: one test binary (linking the crate once instead of once per
+//! file keeps the CI build small and fast), one module per capability. Every test
+//! starts its own server over a real database chosen by `METACRM_TEST_DATABASE`.
+
+mod common;
+
+mod browser;
+mod cli;
+mod files;
+mod followups;
+mod import;
+mod isolation;
+mod metadata;
+mod permissions;
+mod print;
+mod records;
+mod reports;
+mod scope_property;
+mod search;
+mod templates;
+mod web;
+mod workflow;
