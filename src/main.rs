@@ -40,6 +40,11 @@ struct Cli {
         hide_env_values = true
     )]
     meilisearch_api_key: Option<String>,
+    /// S3-compatible bucket for attachment files (s3://bucket/prefix; credentials,
+    /// region and endpoint from AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_REGION,
+    /// AWS_ENDPOINT, AWS_ALLOW_HTTP). Unset: files under --data.
+    #[arg(long, env = "METACRM_FILE_STORE", global = true)]
+    file_store: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -218,6 +223,7 @@ async fn run(cli: Cli) -> Result<()> {
             url,
             api_key: cli.meilisearch_api_key,
         }),
+        file_store: cli.file_store,
     };
     let tenants = Tenants::open(&config).await?;
     match cli.command {

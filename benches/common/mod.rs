@@ -94,6 +94,7 @@ pub fn db_config(dir: &std::path::Path) -> DbConfig {
         database_url: database_url(),
         data_dir: dir.to_path_buf(),
         meilisearch: None,
+        file_store: None,
     }
 }
 

@@ -19,6 +19,7 @@ mod m0007_tenant;
 mod m0008_tenant;
 mod m0009_tenant;
 mod m0010_tenant;
+mod m0011_tenant;
 
 pub use sea_orm_migration::MigratorTrait;
 
@@ -50,6 +51,7 @@ impl MigratorTrait for TenantMigrator {
             Box::new(m0008_tenant::Migration),
             Box::new(m0009_tenant::Migration),
             Box::new(m0010_tenant::Migration),
+            Box::new(m0011_tenant::Migration),
         ]
     }
 }

@@ -13,7 +13,7 @@ use super::Tag;
 use super::security::Bearer;
 use crate::error::Error;
 use crate::meta::{Action, FieldType};
-use crate::store::files::FileStore;
+use crate::store::files::{self, FileStore};
 use crate::store::records::Records;
 use crate::tenant::Tenants;
 
@@ -66,6 +66,23 @@ impl FilesApi {
             .put(&ctx.tenant.db, &name.0, &body.0, ctx.user.id)
             .await?;
         Ok(Json(item))
+    }
+
+    /// Uploads never attached to a record (administrators): unreachable, they are
+    /// removed by the files sweep (a background job) once older than 24 hours.
+    /// `older_than_hours` (default 0) lists only those uploaded that long ago.
+    #[oai(path = "/files/unattached", method = "get")]
+    async fn unattached(
+        &self,
+        auth: Bearer,
+        older_than_hours: Query<Option<u32>>,
+    ) -> poem::Result<Json<Value>> {
+        let ctx = auth.0;
+        ctx.require_admin().await?;
+        let cutoff = crate::clock::now()
+            - chrono::Duration::hours(i64::from(older_than_hours.0.unwrap_or(0)));
+        let files = files::unattached(&ctx.tenant.db, cutoff).await?;
+        Ok(Json(serde_json::json!({ "files": files })))
     }
 
     /// Download a file held by an `attachment` field of a record the caller may read

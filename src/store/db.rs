@@ -10,6 +10,7 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use metacrm_migrations::{MigratorTrait, SystemMigrator, TenantMigrator};
+use object_store::ObjectStore;
 use sea_orm::sea_query::{Alias, IntoIden, SchemaName, TableName};
 use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
 use sea_orm::{
@@ -18,6 +19,7 @@ use sea_orm::{
 };
 
 use crate::error::{Error, Result};
+use crate::store::files;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
@@ -33,6 +35,9 @@ pub struct DbConfig {
     pub data_dir: PathBuf,
     /// Search in Meilisearch; `None` keeps it embedded under `data_dir/search`.
     pub meilisearch: Option<MeiliConfig>,
+    /// Attachment files in an S3-compatible bucket (`s3://bucket/prefix`); `None`
+    /// keeps them under `data_dir/files`.
+    pub file_store: Option<String>,
 }
 
 /// Where Meilisearch answers, and the key to use.
@@ -48,6 +53,7 @@ pub struct Platform {
     system: DatabaseConnection,
     backend: Backend,
     data_dir: PathBuf,
+    objects: Arc<dyn ObjectStore>,
 }
 
 impl Platform {
@@ -79,6 +85,7 @@ impl Platform {
             system,
             backend,
             data_dir: config.data_dir.clone(),
+            objects: files::open_object_store(config.file_store.as_deref(), &config.data_dir)?,
         })
     }
 
@@ -88,6 +95,11 @@ impl Platform {
 
     pub fn data_dir(&self) -> &Path {
         &self.data_dir
+    }
+
+    /// Where attachment files are kept (see `store::files`).
+    pub fn object_store(&self) -> Arc<dyn ObjectStore> {
+        self.objects.clone()
     }
 
     /// The system namespace (tenants, sessions).

@@ -976,7 +976,7 @@ impl<'a> Records<'a> {
                         .flatten()
                         .filter_map(|item| item["file"].as_str().map(String::from))
                         .collect();
-                    let stored = files::known(txn, self.db, &named).await?;
+                    let stored = files::attach(txn, self.db, &named).await?;
                     if let Some(missing) = named.difference(&stored).next() {
                         errors.push(FieldError::new(
                             &field.key,

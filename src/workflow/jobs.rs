@@ -1,9 +1,13 @@
-//! Background jobs: today the public pool's reclaim, for every tenant. `serve` runs
-//! them periodically; `metacrm jobs run` runs them once.
+//! Background jobs, for every tenant: the public pool's reclaim and the sweep of
+//! uploaded files never attached to a record. `serve` runs them periodically;
+//! `metacrm jobs run` runs them once.
 
-use chrono::{DateTime, Utc};
+use std::collections::BTreeSet;
+
+use chrono::{DateTime, Duration, Utc};
 
 use crate::error::Result;
+use crate::store::files::{self, FileStore};
 use crate::tenant::Tenants;
 use crate::workflow::pool;
 
@@ -36,6 +40,27 @@ pub async fn run(
                 job: "pool_reclaim",
                 entity,
                 count,
+            });
+        }
+        // The letterhead's logo is attached to the metadata, not to a record.
+        let keep: BTreeSet<String> = catalog
+            .package
+            .branding
+            .as_ref()
+            .and_then(|b| b.logo.clone())
+            .into_iter()
+            .collect();
+        let cutoff = now - Duration::hours(files::UNATTACHED_GRACE_HOURS);
+        let swept = FileStore::for_tenant(&tenants.platform, &key)
+            .sweep(&tenant.db, cutoff, &keep)
+            .await?;
+        if !swept.is_empty() {
+            tracing::info!(tenant = %key, files = ?swept, "unattached uploads removed");
+            reports.push(JobReport {
+                tenant: key.clone(),
+                job: "files_sweep",
+                entity: "files".into(),
+                count: swept.len() as u64,
             });
         }
     }

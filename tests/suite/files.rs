@@ -3,7 +3,10 @@
 
 use crate::common;
 
+use chrono::{Duration, Utc};
 use common::TestServer;
+use metacrm::store::files::FileStore;
+use metacrm::workflow::jobs;
 use reqwest::Method;
 use serde_json::{Value, json};
 
@@ -110,21 +113,109 @@ async fn files_are_read_through_their_record() {
     // A record in the recycle bin keeps its file: restoring it loses nothing.
     let deleted = server.delete(&format!("/api/data/customer/{id}")).await;
     assert_eq!(deleted.status, 204);
-    let stored: Vec<_> = walk(server.dir.path());
-    assert!(stored.iter().any(|p| p.ends_with(file)), "{stored:?}");
+    assert_eq!(stored(&server).read(file).await.unwrap(), PNG);
 }
 
-fn walk(dir: &std::path::Path) -> Vec<String> {
-    let mut found = Vec::new();
-    for entry in std::fs::read_dir(dir).unwrap().flatten() {
-        let path = entry.path();
-        if path.is_dir() {
-            found.extend(walk(&path));
-        } else {
-            found.push(path.display().to_string());
-        }
-    }
-    found
+/// The tenant's file store, whichever backend the run configured.
+fn stored(server: &TestServer) -> FileStore {
+    FileStore::for_tenant(&server.tenants.platform, &server.tenant.key)
+}
+
+#[tokio::test]
+async fn uploads_never_attached_are_swept_after_a_day() {
+    let server = TestServer::start(package()).await;
+    let token = server.token.clone();
+    let kept = server.upload_as(&token, "执照.png", PNG).await.body;
+    let created = server
+        .post(
+            "/api/data/customer",
+            json!({"name": "华润万家", "licence": [kept]}),
+        )
+        .await;
+    assert_eq!(created.status, 201, "{:?}", created.body);
+    let stray = server
+        .upload_as(&token, "草稿.txt", "未用的草稿".as_bytes())
+        .await
+        .body;
+    let logo = server
+        .upload_as(&token, "logo.txt", "公司标志".as_bytes())
+        .await
+        .body;
+    let mut branded = package();
+    branded["branding"] = json!({"company": "测试公司", "logo": logo["file"]});
+    server.tenant.apply(&branded, None, false).await.unwrap();
+
+    let listed = server.get("/api/files/unattached").await;
+    assert_eq!(listed.status, 200, "{:?}", listed.body);
+    let listed: Vec<&str> = listed.body["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["file"].as_str().unwrap())
+        .collect();
+    assert!(
+        listed.contains(&stray["file"].as_str().unwrap()),
+        "{listed:?}"
+    );
+    assert!(
+        !listed.contains(&kept["file"].as_str().unwrap()),
+        "attached: {listed:?}"
+    );
+    let (_, sales) = server.user("sales1", &["sales"], None).await;
+    let forbidden = server
+        .call(&sales, Method::GET, "/api/files/unattached", None)
+        .await;
+    assert_eq!(forbidden.status, 403);
+
+    let tenant = Some(server.tenant.key.as_str());
+    let now = Utc::now();
+    let early = jobs::run(&server.tenants, tenant, now).await.unwrap();
+    assert!(early.iter().all(|r| r.job != "files_sweep"), "{early:?}");
+    let stray_file = stray["file"].as_str().unwrap();
+    assert!(
+        stored(&server).read(stray_file).await.is_ok(),
+        "a fresh upload waits"
+    );
+
+    let later = jobs::run(&server.tenants, tenant, now + Duration::hours(25))
+        .await
+        .unwrap();
+    let swept: Vec<_> = later.iter().filter(|r| r.job == "files_sweep").collect();
+    assert_eq!(swept.len(), 1, "{later:?}");
+    assert_eq!(swept[0].count, 1, "only the stray upload: {later:?}");
+    assert!(stored(&server).read(stray_file).await.is_err(), "swept");
+    let kept_file = kept["file"].as_str().unwrap();
+    assert_eq!(stored(&server).read(kept_file).await.unwrap(), PNG);
+    let logo_file = logo["file"].as_str().unwrap();
+    assert!(
+        stored(&server).read(logo_file).await.is_ok(),
+        "the logo stays"
+    );
+
+    // The swept file is gone for records too, until it is uploaded again.
+    let refused = server
+        .post(
+            "/api/data/customer",
+            json!({"name": "沃尔玛", "contract": [stray]}),
+        )
+        .await;
+    assert_eq!(refused.status, 422, "{:?}", refused.body);
+    let again = server
+        .upload_as(&token, "草稿.txt", "未用的草稿".as_bytes())
+        .await;
+    assert_eq!(again.body["file"], stray["file"]);
+    let attached = server
+        .post(
+            "/api/data/customer",
+            json!({"name": "沃尔玛", "contract": [again.body]}),
+        )
+        .await;
+    assert_eq!(attached.status, 201, "{:?}", attached.body);
+    let after = jobs::run(&server.tenants, tenant, now + Duration::hours(50))
+        .await
+        .unwrap();
+    assert!(after.iter().all(|r| r.job != "files_sweep"), "{after:?}");
+    assert!(stored(&server).read(stray_file).await.is_ok());
 }
 
 #[tokio::test]

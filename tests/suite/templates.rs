@@ -12,9 +12,9 @@ use common::{ADMIN, TestServer};
 use reqwest::Method;
 use serde_json::{Map, Value, json};
 
-const CRM_BASE: &str = include_str!("../metadata/samples/crm-base.json");
-const TRAINING: &str = include_str!("../metadata/samples/training-services.json");
-const MANUFACTURING: &str = include_str!("../metadata/samples/manufacturing-service.json");
+const CRM_BASE: &str = include_str!("../../metadata/samples/crm-base.json");
+const TRAINING: &str = include_str!("../../metadata/samples/training-services.json");
+const MANUFACTURING: &str = include_str!("../../metadata/samples/manufacturing-service.json");
 
 /// A tenant with one template published and its samples loaded.
 struct Loaded {

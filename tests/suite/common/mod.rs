@@ -27,6 +27,9 @@ pub fn db_config(dir: &std::path::Path) -> DbConfig {
         database_url: url,
         data_dir: dir.to_path_buf(),
         meilisearch: None,
+        // `s3://bucket` with the AWS_* variables: attachments in an S3-compatible
+        // store (`.ci/run` starts one for the PostgreSQL run); unset: local files.
+        file_store: std::env::var("METACRM_TEST_FILE_STORE").ok(),
     }
 }
 
