@@ -20,6 +20,7 @@ mod m0008_tenant;
 mod m0009_tenant;
 mod m0010_tenant;
 mod m0011_tenant;
+mod m0012_tenant;
 
 pub use sea_orm_migration::MigratorTrait;
 
@@ -52,6 +53,7 @@ impl MigratorTrait for TenantMigrator {
             Box::new(m0009_tenant::Migration),
             Box::new(m0010_tenant::Migration),
             Box::new(m0011_tenant::Migration),
+            Box::new(m0012_tenant::Migration),
         ]
     }
 }

@@ -16,12 +16,19 @@ pub struct MetaApi;
 
 #[OpenApi(tag = "Tag::Meta")]
 impl MetaApi {
-    /// The tenant's whole published metadata package.
+    /// The tenant's whole published metadata package (webhook secrets only for
+    /// administrators, so that they can move the package to another tenant whole).
     #[oai(path = "/meta", method = "get")]
     async fn get(&self, auth: Bearer) -> poem::Result<Json<Value>> {
         let catalog = auth.0.tenant.catalog().await;
+        let mut package = catalog.package.clone();
+        if auth.0.require_admin().await.is_err() {
+            for webhook in &mut package.webhooks {
+                webhook.secret = None;
+            }
+        }
         Ok(Json(
-            serde_json::to_value(&catalog.package).map_err(|e| Error::Internal(e.to_string()))?,
+            serde_json::to_value(&package).map_err(|e| Error::Internal(e.to_string()))?,
         ))
     }
 

@@ -14,6 +14,7 @@ mod security;
 mod transfer;
 mod users;
 mod views;
+mod webhooks;
 mod workflow;
 
 use std::sync::Arc;
@@ -50,6 +51,8 @@ enum Tag {
     Search,
     /// Reports and dashboards
     Reports,
+    /// Webhooks and their delivery log
+    Automation,
 }
 
 type Apis = (
@@ -64,6 +67,7 @@ type Apis = (
     files::FilesApi,
     transfer::TransferApi,
     print::PrintApi,
+    webhooks::WebhooksApi,
 );
 
 fn service() -> OpenApiService<Apis, ()> {
@@ -80,6 +84,7 @@ fn service() -> OpenApiService<Apis, ()> {
             files::FilesApi,
             transfer::TransferApi,
             print::PrintApi,
+            webhooks::WebhooksApi,
         ),
         "metacrm",
         env!("CARGO_PKG_VERSION"),

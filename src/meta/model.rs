@@ -27,6 +27,79 @@ pub struct Package {
     /// The company as printed documents show it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub branding: Option<Branding>,
+    /// Record events sent to other systems (`plugin::webhooks`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub webhooks: Vec<Webhook>,
+}
+
+/// An HTTP endpoint told of record events: a JSON body, or a text message for a chat
+/// robot (企业微信/钉钉 群机器人).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Webhook {
+    pub key: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub label: Option<String>,
+    /// Where deliveries are POSTed (http or https).
+    pub url: String,
+    pub events: Vec<WebhookEvent>,
+    /// Only this entity's records (all entities when absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub entity: Option<String>,
+    #[serde(default)]
+    pub format: WebhookFormat,
+    /// Signs each delivery (HMAC-SHA256 over `<timestamp>.<body>`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret: Option<String>,
+    /// The chat message, a template over `record`, `title`, `entity` and `event`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub text: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WebhookEvent {
+    Created,
+    Updated,
+    StageChanged,
+    Deleted,
+    Approved,
+    Rejected,
+}
+
+impl WebhookEvent {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WebhookEvent::Created => "created",
+            WebhookEvent::Updated => "updated",
+            WebhookEvent::StageChanged => "stage_changed",
+            WebhookEvent::Deleted => "deleted",
+            WebhookEvent::Approved => "approved",
+            WebhookEvent::Rejected => "rejected",
+        }
+    }
+
+    /// How a chat message names the event.
+    pub fn label(self) -> &'static str {
+        match self {
+            WebhookEvent::Created => "已创建",
+            WebhookEvent::Updated => "已更新",
+            WebhookEvent::StageChanged => "阶段变更",
+            WebhookEvent::Deleted => "已删除",
+            WebhookEvent::Approved => "审批通过",
+            WebhookEvent::Rejected => "审批驳回",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WebhookFormat {
+    /// `{event, tenant, entity, id, title, record}`.
+    #[default]
+    Json,
+    /// `{"msgtype": "text", "text": {"content": …}}`, what 企业微信 and 钉钉 robots read.
+    ChatText,
 }
 
 /// Company details for printed documents (报价单, 出库单): the letterhead.
@@ -89,6 +162,7 @@ impl Package {
             reports: Vec::new(),
             dashboards: Vec::new(),
             branding: None,
+            webhooks: Vec::new(),
         }
     }
 

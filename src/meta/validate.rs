@@ -15,7 +15,7 @@ use super::expr::{self, Expr};
 use super::model::{
     Approvers, ComparePeriod, Dashboard, DateBucket, DefaultSpec, Entity, FORMAT, Field, FieldType,
     Flow, FlowEffect, FlowStep, Followup, GroupBy, Layout, Measure, MeasureFn, Package, Pipeline,
-    Report, ReportKind, Role, Transitions, Trigger, TriggerOn,
+    Report, ReportKind, Role, Transitions, Trigger, TriggerOn, Webhook,
 };
 
 /// One thing wrong with a package, at a JSON path such as `entities[0].fields[3].key`.
@@ -447,6 +447,10 @@ impl<'p> Validator<'p> {
             "dashboard",
             &keyed("dashboards", &pkg.dashboards, |d| (d.key.as_str(), None)),
         );
+        self.keys(
+            "webhook",
+            &keyed("webhooks", &pkg.webhooks, |w| (w.key.as_str(), None)),
+        );
         for (i, entity) in pkg.entities.iter().enumerate() {
             self.entity(&format!("entities[{i}]"), entity);
         }
@@ -469,6 +473,45 @@ impl<'p> Validator<'p> {
         }
         for (i, dashboard) in pkg.dashboards.iter().enumerate() {
             self.dashboard(&format!("dashboards[{i}]"), dashboard);
+        }
+        for (i, webhook) in pkg.webhooks.iter().enumerate() {
+            self.webhook(&format!("webhooks[{i}]"), webhook);
+        }
+    }
+
+    fn webhook(&mut self, path: &str, webhook: &Webhook) {
+        let url = webhook.url.trim();
+        let scheme_ok = url.starts_with("http://") || url.starts_with("https://");
+        if !scheme_ok || url.len() <= "https://".len() || url.contains(char::is_whitespace) {
+            self.report(
+                format!("{path}.url"),
+                format!("{:?} is not an http:// or https:// URL", webhook.url),
+            );
+        }
+        if webhook.events.is_empty() {
+            self.report(
+                format!("{path}.events"),
+                "list at least one event: created, updated, stage_changed, deleted, approved, rejected",
+            );
+        }
+        if let Some(entity) = &webhook.entity
+            && !self.pkg.entities.iter().any(|e| &e.key == entity)
+        {
+            self.report(
+                format!("{path}.entity"),
+                format!("unknown entity {entity:?}"),
+            );
+        }
+        if webhook.secret.as_deref().is_some_and(|s| s.len() < 16) {
+            self.report(
+                format!("{path}.secret"),
+                "use at least 16 characters: the secret is what proves a delivery is ours",
+            );
+        }
+        if let Some(text) = &webhook.text
+            && let Err(error) = minijinja::Environment::new().template_from_str(text)
+        {
+            self.report(format!("{path}.text"), format!("template error: {error}"));
         }
     }
 

@@ -43,6 +43,19 @@ pub async fn record_write(
         ])
         .to_owned();
     txn.execute(&audit).await?;
+    outbox(txn, db, entity, record_id, action, record).await
+}
+
+/// Writes an outbox row (the record as it now is) for `op`: record writes through
+/// [`record_write`], approval verdicts directly.
+pub async fn outbox(
+    txn: &DatabaseTransaction,
+    db: &TenantDb,
+    entity: &str,
+    record_id: i64,
+    op: &str,
+    record: &Value,
+) -> Result<()> {
     if let Some(schema) = db.schema() {
         // Outbox ids must become visible in order, or the indexer's cursor could pass
         // an id whose transaction commits later and skip it for good. Holding this
@@ -59,9 +72,9 @@ pub async fn record_write(
         .values_panic([
             entity.into(),
             record_id.into(),
-            action.into(),
+            op.into(),
             record.to_string().into(),
-            now.into(),
+            crate::clock::now().into(),
         ])
         .to_owned();
     txn.execute(&outbox).await?;

@@ -25,7 +25,7 @@ use crate::meta::{Flow, FlowEffect, FlowStep, StepMode, TriggerOn};
 use crate::store::db::{TenantDb, query_first};
 use crate::store::records::Records;
 use crate::store::value::format_datetime;
-use crate::store::{locks, schema};
+use crate::store::{journal, locks, schema};
 use crate::workflow::notifications::{self, Notice};
 
 const PENDING: &str = "pending";
@@ -726,6 +726,17 @@ impl<'a> Engine<'a> {
         if outcome == "withdrawn" {
             return Ok(());
         }
+        // Webhooks and other outbox readers hear of the verdict with the record as
+        // the flow's effects left it.
+        journal::outbox(
+            txn,
+            self.db,
+            &instance.entity,
+            instance.record_id,
+            outcome,
+            &record,
+        )
+        .await?;
         let verdict = if outcome == "approved" {
             "已通过"
         } else {

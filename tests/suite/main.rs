@@ -19,4 +19,5 @@ mod scope_property;
 mod search;
 mod templates;
 mod web;
+mod webhooks;
 mod workflow;
