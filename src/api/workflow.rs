@@ -1,8 +1,13 @@
-//! Stage moves, approvals and notifications over HTTP.
+//! Stage moves, conversions, approvals and notifications over HTTP.
 
+use std::collections::BTreeMap;
+
+use poem::{FromRequest, Request, RequestBody};
 use poem_openapi::param::{Path, Query};
 use poem_openapi::payload::Json;
-use poem_openapi::{Object, OpenApi};
+use poem_openapi::registry::{MetaMediaType, MetaRequest, Registry};
+use poem_openapi::types::Type;
+use poem_openapi::{ApiExtractor, ApiExtractorType, ExtractParamOptions, Object, OpenApi};
 use serde_json::{Value, json};
 
 use super::Tag;
@@ -11,6 +16,7 @@ use crate::error::Error;
 use crate::meta::Action;
 use crate::store::records::{QueryRequest, Records};
 use crate::workflow::approvals::{ActRequest, Engine};
+use crate::workflow::convert::{self, ConvertOptions};
 use crate::workflow::shares::{self, ShareRequest};
 use crate::workflow::{followups, notifications, pool, stages};
 
@@ -24,6 +30,63 @@ struct StageMove {
 struct Submit {
     /// The flow key.
     flow: String,
+}
+
+/// Options of a conversion (the body may be left out).
+#[derive(Object)]
+#[oai(rename = "ConvertOptions")]
+struct ConvertBody {
+    /// Alias → the id of an existing record to link instead of creating one, e.g.
+    /// `{"customer": 12}`: the contact joins customer 12 and no customer is created.
+    use_existing: Option<BTreeMap<String, i64>>,
+}
+
+/// A JSON body that may be left out altogether (no body and no content type): then
+/// `Value::Null`. Documented as an optional `ConvertOptions` body.
+struct OptionalBody(Value);
+
+impl<'a> ApiExtractor<'a> for OptionalBody {
+    const TYPES: &'static [ApiExtractorType] = &[ApiExtractorType::RequestObject];
+
+    type ParamType = ();
+    type ParamRawType = ();
+
+    fn register(registry: &mut Registry) {
+        ConvertBody::register(registry);
+    }
+
+    fn request_meta() -> Option<MetaRequest> {
+        Some(MetaRequest {
+            description: None,
+            content: vec![MetaMediaType {
+                content_type: "application/json; charset=utf-8",
+                schema: ConvertBody::schema_ref(),
+            }],
+            required: false,
+        })
+    }
+
+    async fn from_request(
+        request: &'a Request,
+        body: &mut RequestBody,
+        _param_opts: ExtractParamOptions<Self::ParamType>,
+    ) -> poem::Result<Self> {
+        let bytes = <Vec<u8> as FromRequest>::from_request(request, body).await?;
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Ok(OptionalBody(Value::Null));
+        }
+        let json = request.content_type().is_some_and(|t| {
+            let essence = t.split(';').next().unwrap_or_default().trim();
+            essence.eq_ignore_ascii_case("application/json")
+                || essence.to_ascii_lowercase().ends_with("+json")
+        });
+        if !json {
+            return Err(Error::BadRequest("send the options as application/json".into()).into());
+        }
+        serde_json::from_slice(&bytes)
+            .map(OptionalBody)
+            .map_err(|e| Error::BadRequest(format!("convert: invalid JSON: {e}")).into())
+    }
 }
 
 pub struct WorkflowApi;
@@ -56,6 +119,31 @@ impl WorkflowApi {
         )
         .await?;
         Ok(Json(moved))
+    }
+
+    /// Convert a record by one of its entity's conversions (a lead into a customer and
+    /// a contact): one transaction creates the records, links them and updates the
+    /// record. Optional body `{use_existing: {alias: id}}` links existing records
+    /// instead of creating them. 404 when the record is not within the caller's
+    /// update scope, 403 without the create right on a created entity, 409 when the
+    /// conversion's `when` does not hold or the record is locked, 422 naming
+    /// `alias.field` (or `source.field`). Answers `{source, created: {alias: record},
+    /// existing?: {alias: record}}`.
+    #[oai(path = "/data/:entity/:id/convert/:key", method = "post")]
+    async fn convert(
+        &self,
+        auth: Bearer,
+        entity: Path<String>,
+        id: Path<i64>,
+        key: Path<String>,
+        body: OptionalBody,
+    ) -> poem::Result<Json<Value>> {
+        let ctx = auth.0;
+        let options = ConvertOptions::from_json(body.0)?;
+        let catalog = ctx.tenant.catalog().await;
+        let entity = ctx.entity(&catalog, &entity.0)?;
+        let converted = convert::convert(&ctx, &catalog, entity, id.0, &key.0, &options).await?;
+        Ok(Json(converted))
     }
 
     /// Submit a record for approval by a flow; the record is locked until it ends.

@@ -4,6 +4,8 @@
 //! silently ignored option. Semantic checks (identifiers, references, expressions)
 //! live in [`super::validate`].
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -198,6 +200,10 @@ pub struct Entity {
     /// Print formats (`GET /api/data/{e}/{id}/print/{key}`); `default` is built in.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub prints: Vec<PrintTemplate>,
+    /// Conversions (`POST /api/data/{e}/{id}/convert/{key}`): a lead into a customer
+    /// and a contact, in one transaction.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conversions: Vec<Conversion>,
 }
 
 impl Entity {
@@ -207,6 +213,67 @@ impl Entity {
 
     pub fn label(&self) -> &str {
         self.label.as_deref().unwrap_or(&self.key)
+    }
+}
+
+/// A conversion (转化) of a record into new records of other entities — a lead into a
+/// customer and a contact — created in order in one transaction, linked to each other
+/// and to the converted record, which is then updated by `set`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Conversion {
+    pub key: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub label: Option<String>,
+    /// An expression over the record: the conversion is offered only while it holds
+    /// (e.g. `status != 'converted'`, so that a record converts once).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub when: Option<String>,
+    /// The records created, in order: a later one may point at an earlier one.
+    pub creates: Vec<ConversionTarget>,
+    /// Fields of the converted record set once the records are created (literals).
+    #[serde(default, skip_serializing_if = "serde_json::Map::is_empty")]
+    pub set: serde_json::Map<String, Value>,
+}
+
+impl Conversion {
+    pub fn label(&self) -> &str {
+        self.label.as_deref().unwrap_or(&self.key)
+    }
+
+    /// The created record named `alias`.
+    pub fn target(&self, alias: &str) -> Option<&ConversionTarget> {
+        self.creates.iter().find(|t| t.alias == alias)
+    }
+}
+
+/// One record a conversion creates.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConversionTarget {
+    /// The entity of the new record.
+    pub entity: String,
+    /// The record's name within the conversion: `$alias` in a later `map`, its key in
+    /// the answer, the prefix of its field errors.
+    #[serde(rename = "as")]
+    pub alias: String,
+    /// A reference field of the converted record that receives the new record's id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub link_field: Option<String>,
+    /// Target field → a field key of the converted record whose value it takes, `id`
+    /// (the converted record's id, for a reference back to it), or `$alias`: the id
+    /// of a record created earlier in the same conversion.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub map: BTreeMap<String, String>,
+}
+
+impl ConversionTarget {
+    /// The `map` value naming the converted record's own id.
+    pub const SOURCE_ID: &'static str = "id";
+
+    /// The alias a `map` value names (`$customer` → `customer`), if it names one.
+    pub fn alias_of(source: &str) -> Option<&str> {
+        source.strip_prefix('$')
     }
 }
 
@@ -511,7 +578,7 @@ pub struct Transition {
 #[serde(deny_unknown_fields)]
 pub struct Followup {
     pub field: String,
-    pub days: std::collections::BTreeMap<String, u32>,
+    pub days: BTreeMap<String, u32>,
     /// What counts as a contact: creating a record of this activity entity whose
     /// reference field points at the record.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -13,9 +13,10 @@ use serde_json::Value;
 
 use super::expr::{self, Expr};
 use super::model::{
-    Approvers, ComparePeriod, Dashboard, DateBucket, DefaultSpec, Entity, FORMAT, Field, FieldType,
-    Flow, FlowEffect, FlowStep, Followup, GroupBy, Layout, Measure, MeasureFn, Package, Pipeline,
-    Report, ReportKind, Role, Transitions, Trigger, TriggerOn, Webhook,
+    Approvers, ComparePeriod, Conversion, ConversionTarget, Dashboard, DateBucket, DefaultSpec,
+    Entity, FORMAT, Field, FieldType, Flow, FlowEffect, FlowStep, Followup, GroupBy, Layout,
+    Measure, MeasureFn, Package, Pipeline, Report, ReportKind, Role, Transitions, Trigger,
+    TriggerOn, Webhook,
 };
 
 /// One thing wrong with a package, at a JSON path such as `entities[0].fields[3].key`.
@@ -308,6 +309,109 @@ fn check_default(field: &Field, value: &Value) -> Result<(), String> {
                 field.key
             )
         })
+}
+
+/// Whether `$alias` in the map of `conversion.creates[index]` can fill `field`: it names
+/// a record created before this one, and the field is a reference to its entity.
+fn check_alias(
+    conversion: &Conversion,
+    index: usize,
+    alias: &str,
+    field: &Field,
+) -> Result<(), String> {
+    let Some(position) = conversion.creates.iter().position(|t| t.alias == alias) else {
+        let known: Vec<&str> = conversion.creates[..index]
+            .iter()
+            .map(|t| t.alias.as_str())
+            .collect();
+        return Err(format!(
+            "unknown alias ${alias}; records created before this one: {}",
+            if known.is_empty() {
+                "none".to_string()
+            } else {
+                known.join(", ")
+            }
+        ));
+    };
+    if position >= index {
+        let when = if position == index {
+            "this very record"
+        } else {
+            "created after this one"
+        };
+        return Err(format!(
+            "${alias} is {when}; only records created before it can be named"
+        ));
+    }
+    let aliased = &conversion.creates[position].entity;
+    check_reference_to(field, aliased, &format!("${alias} is a {aliased} record"))
+}
+
+/// Whether `field` is a reference to `entity`, to take the id of one of its records
+/// (`what` says whose, for the message).
+fn check_reference_to(field: &Field, entity: &str, what: &str) -> Result<(), String> {
+    if field.field_type == FieldType::Reference && field.target.as_deref() == Some(entity) {
+        Ok(())
+    } else {
+        Err(format!(
+            "{what}: {:?} must be a reference field pointing at {entity}",
+            field.key
+        ))
+    }
+}
+
+/// Whether values of `from` can fill `to`: the same type (a select's or multi-select's
+/// options all among the target's, references to the same entity, decimals without
+/// losing digits), or text-like into text-like.
+fn check_mapping(from: &Field, to: &Field) -> Result<(), String> {
+    let (from_type, to_type) = (from.field_type, to.field_type);
+    if from_type.is_textual() && to_type.is_textual() {
+        return Ok(());
+    }
+    if from_type != to_type {
+        return Err(format!(
+            "{} field {:?} cannot fill {} field {:?}: map the same type, or text-like to text-like",
+            from_type.as_str(),
+            from.key,
+            to_type.as_str(),
+            to.key
+        ));
+    }
+    match from_type {
+        FieldType::Select | FieldType::MultiSelect => {
+            let missing: Vec<&str> = from
+                .options
+                .iter()
+                .filter(|o| !is_option(to, &o.value))
+                .map(|o| o.value.as_str())
+                .collect();
+            if missing.is_empty() {
+                Ok(())
+            } else {
+                Err(format!(
+                    "{:?} has no option(s) {} of {:?}",
+                    to.key,
+                    missing.join(", "),
+                    from.key
+                ))
+            }
+        }
+        FieldType::Reference if from.target != to.target => Err(format!(
+            "{:?} points at {} and cannot fill {:?}, which points at {}",
+            from.key,
+            from.target.as_deref().unwrap_or("nothing"),
+            to.key,
+            to.target.as_deref().unwrap_or("nothing")
+        )),
+        FieldType::Decimal if to.decimal_scale() < from.decimal_scale() => Err(format!(
+            "{:?} keeps {} decimal places and {:?} only {}: digits would be lost",
+            from.key,
+            from.decimal_scale(),
+            to.key,
+            to.decimal_scale()
+        )),
+        _ => Ok(()),
+    }
 }
 
 /// Checks an auto_number format: `{YYYY}`, `{MM}`, `{DD}` and exactly one `{0…}`.
@@ -638,6 +742,7 @@ impl<'p> Validator<'p> {
         self.formula_cycles(path, entity);
         self.title_field(path, entity);
         self.prints(&format!("{path}.prints"), entity);
+        self.conversions(&format!("{path}.conversions"), entity);
         if let Some(layout) = &entity.layout {
             self.layout(&format!("{path}.layout"), entity, layout);
         }
@@ -713,6 +818,142 @@ impl<'p> Validator<'p> {
                 .enumerate()
                 .map(|(i, p)| (format!("{path}[{i}].key"), p.key.as_str())),
         );
+    }
+
+    // ---- conversions ----
+
+    /// Conversions: keys, the condition, the records created and what is set on the
+    /// converted record.
+    fn conversions(&mut self, path: &str, entity: &Entity) {
+        self.keys(
+            "conversion",
+            &keyed(path, &entity.conversions, |c| (c.key.as_str(), None)),
+        );
+        for (i, conversion) in entity.conversions.iter().enumerate() {
+            self.conversion(&format!("{path}[{i}]"), entity, conversion);
+        }
+    }
+
+    fn conversion(&mut self, path: &str, entity: &Entity, conversion: &Conversion) {
+        if let Some(when) = &conversion.when {
+            self.expression(entity, format!("{path}.when"), when);
+        }
+        let creates_path = format!("{path}.creates");
+        if conversion.creates.is_empty() {
+            self.report(
+                creates_path.clone(),
+                "a conversion needs at least one record to create",
+            );
+        }
+        self.duplicates(
+            "alias",
+            conversion
+                .creates
+                .iter()
+                .enumerate()
+                .map(|(i, t)| (format!("{creates_path}[{i}].as"), t.alias.as_str())),
+        );
+        self.duplicates(
+            "link_field",
+            conversion.creates.iter().enumerate().filter_map(|(i, t)| {
+                let link = t.link_field.as_deref()?;
+                Some((format!("{creates_path}[{i}].link_field"), link))
+            }),
+        );
+        for (i, target) in conversion.creates.iter().enumerate() {
+            self.conversion_target(
+                &format!("{creates_path}[{i}]"),
+                entity,
+                conversion,
+                i,
+                target,
+            );
+        }
+        self.set_fields(&format!("{path}.set"), &conversion.set, entity);
+        for key in conversion.set.keys() {
+            if let Some(i) = conversion
+                .creates
+                .iter()
+                .position(|t| t.link_field.as_deref() == Some(key))
+            {
+                let message = format!(
+                    "{key:?} is the link_field of creates[{i}]: the conversion sets it to the new record's id"
+                );
+                self.report(format!("{path}.set.{key}"), message);
+            }
+        }
+    }
+
+    /// One created record: its entity, alias, link field, and the map filling its
+    /// fields from the converted record (`source`) or from records created before it.
+    fn conversion_target(
+        &mut self,
+        path: &str,
+        source: &Entity,
+        conversion: &Conversion,
+        index: usize,
+        target: &ConversionTarget,
+    ) {
+        self.identifier(format!("{path}.as"), &target.alias);
+        if target.alias == "source" {
+            self.report(
+                format!("{path}.as"),
+                "\"source\" names the converted record in the answer; choose another alias",
+            );
+        }
+        let Some(entity) = self.pkg.entity(&target.entity) else {
+            let message = format!("unknown entity {:?}", target.entity);
+            self.report(format!("{path}.entity"), message);
+            return;
+        };
+        if let Some(link) = &target.link_field {
+            let link_path = format!("{path}.link_field");
+            match source.field(link) {
+                None => self.report(link_path, no_field(source, link)),
+                Some(field)
+                    if field.field_type != FieldType::Reference
+                        || field.target.as_deref() != Some(entity.key.as_str()) =>
+                {
+                    let message = format!(
+                        "{link:?} must be a reference field of {} pointing at {}",
+                        source.key, entity.key
+                    );
+                    self.report(link_path, message);
+                }
+                Some(field) if field.is_computed() => {
+                    self.report(link_path, format!("{link:?} is computed and cannot be set"));
+                }
+                Some(_) => {}
+            }
+        }
+        for (to, from) in &target.map {
+            let map_path = format!("{path}.map.{to}");
+            let Some(to_field) = entity.field(to) else {
+                self.report(map_path, no_field(entity, to));
+                continue;
+            };
+            if to_field.is_computed() {
+                self.report(map_path, format!("{to:?} is computed and cannot be filled"));
+                continue;
+            }
+            let checked = match ConversionTarget::alias_of(from) {
+                Some(alias) => check_alias(conversion, index, alias, to_field),
+                None if from == ConversionTarget::SOURCE_ID => {
+                    check_reference_to(to_field, &source.key, "the converted record's id")
+                }
+                None => match source.field(from) {
+                    None => Err(format!(
+                        "{}; give a field of {:?}, id (the converted record's), or $alias (the id of a record created before)",
+                        no_field(source, from),
+                        source.key
+                    )),
+                    Some(from_field) => check_mapping(from_field, to_field),
+                },
+            };
+            if let Err(message) = checked {
+                self.report(map_path, message);
+            }
+        }
     }
 
     fn layout(&mut self, path: &str, entity: &Entity, layout: &Layout) {
@@ -1216,8 +1457,19 @@ impl<'p> Validator<'p> {
 
     /// What a finished flow sets: writable fields with fitting literal values, a stage.
     fn effect(&mut self, path: &str, effect: &FlowEffect, entity: &Entity) {
-        for (key, value) in &effect.set {
-            let set_path = format!("{path}.set.{key}");
+        self.set_fields(&format!("{path}.set"), &effect.set, entity);
+        if let Some(stage) = &effect.stage
+            && let Err(message) = check_stage(entity, stage)
+        {
+            self.report(format!("{path}.stage"), message);
+        }
+    }
+
+    /// Fields set to literal values (a flow's effect, a conversion's `set`): fields of
+    /// the entity, not computed, with values that fit; `null` clears unless required.
+    fn set_fields(&mut self, path: &str, set: &serde_json::Map<String, Value>, entity: &Entity) {
+        for (key, value) in set {
+            let set_path = format!("{path}.{key}");
             let Some(field) = entity.field(key) else {
                 self.report(set_path, no_field(entity, key));
                 continue;
@@ -1234,11 +1486,6 @@ impl<'p> Validator<'p> {
             } else if let Err(message) = check_value(field, value) {
                 self.report(set_path, message);
             }
-        }
-        if let Some(stage) = &effect.stage
-            && let Err(message) = check_stage(entity, stage)
-        {
-            self.report(format!("{path}.stage"), message);
         }
     }
 
@@ -2516,6 +2763,259 @@ mod tests {
         );
         assert_problem(&found, "dashboards[0].roles[0]", "unknown role \"nobody\"");
         assert_eq!(found.len(), 2, "{found:#?}");
+    }
+
+    // ---- conversions ----
+
+    /// Leads that convert into a customer and its contact (entities[2] is the lead).
+    fn conversion_package() -> Value {
+        let sources = json!([
+            {"value": "web", "label": "官网"}, {"value": "fair", "label": "展会"}]);
+        json!({"format": 1, "entities": [
+            {"key": "customer", "fields": [
+                {"key": "name", "type": "text", "required": true, "unique": true},
+                {"key": "phone", "type": "phone"},
+                {"key": "source", "type": "select", "options": sources},
+                {"key": "code", "type": "auto_number"},
+                {"key": "from_lead", "type": "reference", "target": "lead", "read_only": true},
+                {"key": "rating", "type": "select", "options": [{"value": "web"}]},
+                {"key": "revenue", "type": "decimal", "scale": 0}]},
+            {"key": "contact", "fields": [
+                {"key": "name", "type": "text", "required": true},
+                {"key": "mobile", "type": "phone"},
+                {"key": "customer", "type": "reference", "target": "customer"},
+                {"key": "employer", "type": "reference", "target": "contact"}]},
+            {"key": "lead", "fields": [
+                {"key": "company", "type": "text"},
+                {"key": "contact_name", "type": "text"},
+                {"key": "phone", "type": "phone"},
+                {"key": "email", "type": "email"},
+                {"key": "source", "type": "select", "options": sources},
+                {"key": "revenue", "type": "decimal", "scale": 2},
+                {"key": "size", "type": "integer"},
+                {"key": "status", "type": "select", "required": true,
+                 "options": [{"value": "new"}, {"value": "converted"}]},
+                {"key": "converted_customer", "type": "reference", "target": "customer"},
+                {"key": "converted_contact", "type": "reference", "target": "contact"}],
+             "conversions": [{"key": "convert", "label": "转化为客户",
+                "when": "status != 'converted'",
+                "creates": [
+                    {"entity": "customer", "as": "customer", "link_field": "converted_customer",
+                     "map": {"name": "company", "phone": "phone", "source": "source"}},
+                    {"entity": "contact", "as": "contact", "link_field": "converted_contact",
+                     "map": {"name": "contact_name", "mobile": "phone", "customer": "$customer"}}],
+                "set": {"status": "converted"}}]}
+        ]})
+    }
+
+    #[test]
+    fn a_lead_conversion_validates() {
+        let pkg = parse_package(&conversion_package()).expect("the conversion is valid");
+        let conversion = &pkg.entities[2].conversions[0];
+        assert_eq!(conversion.label(), "转化为客户");
+        assert_eq!(
+            conversion.target("contact").unwrap().map["customer"],
+            "$customer"
+        );
+        // It reads back as written.
+        let json = serde_json::to_value(&pkg).unwrap();
+        assert_eq!(
+            json["entities"][2]["conversions"],
+            conversion_package()["entities"][2]["conversions"]
+        );
+    }
+
+    #[test]
+    fn conversion_maps_are_checked_with_their_paths() {
+        let base = "entities[2].conversions[0].creates";
+        let cases = [
+            (
+                json!({"nickname": "company"}),
+                "map.nickname",
+                "entity \"customer\" has no field \"nickname\"",
+            ),
+            (
+                json!({"name": "fax"}),
+                "map.name",
+                "entity \"lead\" has no field \"fax\"; give a field of \"lead\", id",
+            ),
+            (
+                json!({"code": "company"}),
+                "map.code",
+                "\"code\" is computed",
+            ),
+            (
+                json!({"name": "size"}),
+                "map.name",
+                "integer field \"size\" cannot fill text field \"name\"",
+            ),
+            (
+                json!({"phone": "source"}),
+                "map.phone",
+                "select field \"source\" cannot fill phone field",
+            ),
+            (
+                json!({"rating": "source"}),
+                "map.rating",
+                "\"rating\" has no option(s) fair of \"source\"",
+            ),
+            (
+                json!({"revenue": "revenue"}),
+                "map.revenue",
+                "digits would be lost",
+            ),
+            (
+                json!({"name": "$customer"}),
+                "map.name",
+                "$customer is this very record",
+            ),
+            (
+                json!({"phone": "id"}),
+                "map.phone",
+                "the converted record's id: \"phone\" must be a reference field pointing at lead",
+            ),
+            (
+                json!({"from_lead": "converted_customer"}),
+                "map.from_lead",
+                "points at customer and cannot fill \"from_lead\", which points at lead",
+            ),
+        ];
+        for (map, path, fragment) in cases {
+            let mut pkg = conversion_package();
+            let creates = &mut pkg["entities"][2]["conversions"][0]["creates"];
+            creates[0]["map"] = map.clone();
+            assert_only(pkg, &format!("{base}[0].{path}"), fragment);
+        }
+        // Text-like fills text-like; a read-only target field may be filled, here
+        // with the lead's own id.
+        let mut pkg = conversion_package();
+        pkg["entities"][2]["conversions"][0]["creates"][0]["map"] =
+            json!({"name": "email", "phone": "company", "source": "source", "from_lead": "id"});
+        assert!(problems(pkg).is_empty());
+    }
+
+    #[test]
+    fn conversion_aliases_name_earlier_records_of_the_right_entity() {
+        let base = "entities[2].conversions[0].creates";
+        let with_contact_map = |map: Value| {
+            let mut pkg = conversion_package();
+            pkg["entities"][2]["conversions"][0]["creates"][1]["map"] = map;
+            pkg
+        };
+        assert_only(
+            with_contact_map(json!({"name": "contact_name", "customer": "$account"})),
+            &format!("{base}[1].map.customer"),
+            "unknown alias $account; records created before this one: customer",
+        );
+        assert_only(
+            with_contact_map(json!({"name": "contact_name", "employer": "$customer"})),
+            &format!("{base}[1].map.employer"),
+            "$customer is a customer record: \"employer\" must be a reference field pointing at customer",
+        );
+        // The customer cannot name the contact created after it.
+        let mut pkg = conversion_package();
+        pkg["entities"][2]["conversions"][0]["creates"][0]["map"]["phone"] = json!("$contact");
+        assert_only(
+            pkg,
+            &format!("{base}[0].map.phone"),
+            "$contact is created after this one",
+        );
+    }
+
+    #[test]
+    fn conversion_targets_links_and_keys_are_checked() {
+        let path = "entities[2].conversions";
+        let mut pkg = conversion_package();
+        let conversion = &mut pkg["entities"][2]["conversions"][0];
+        conversion["creates"][0]["link_field"] = json!("converted_contact");
+        conversion["creates"][1]["link_field"] = json!("company");
+        let found = problems(pkg);
+        assert_problem(
+            &found,
+            &format!("{path}[0].creates[0].link_field"),
+            "\"converted_contact\" must be a reference field of lead pointing at customer",
+        );
+        assert_problem(
+            &found,
+            &format!("{path}[0].creates[1].link_field"),
+            "\"company\" must be a reference field of lead pointing at contact",
+        );
+        assert_eq!(found.len(), 2, "{found:#?}");
+
+        let mut pkg = conversion_package();
+        let conversion = &mut pkg["entities"][2]["conversions"][0];
+        conversion["creates"][1]["entity"] = json!("person");
+        conversion["creates"][1]["as"] = json!("customer");
+        conversion["when"] = json!("stauts != 'converted'");
+        conversion["set"] = json!({"status": "won", "converted_customer": 1, "fax": "1"});
+        let found = problems(pkg);
+        assert_problem(
+            &found,
+            &format!("{path}[0].creates[1].entity"),
+            "unknown entity \"person\"",
+        );
+        assert_problem(
+            &found,
+            &format!("{path}[0].creates[1].as"),
+            "duplicate alias \"customer\"",
+        );
+        assert_problem(
+            &found,
+            &format!("{path}[0].when"),
+            "\"stauts\" is neither a field",
+        );
+        assert_problem(
+            &found,
+            &format!("{path}[0].set.status"),
+            "expected one of new, converted",
+        );
+        assert_problem(&found, &format!("{path}[0].set.fax"), "no field \"fax\"");
+        assert_problem(
+            &found,
+            &format!("{path}[0].set.converted_customer"),
+            "is the link_field of creates[0]",
+        );
+        assert_eq!(found.len(), 6, "{found:#?}");
+
+        let mut pkg = conversion_package();
+        let conversions = pkg["entities"][2]["conversions"].as_array_mut().unwrap();
+        let mut again = conversions[0].clone();
+        again["creates"] = json!([]);
+        conversions.push(again);
+        conversions[0]["creates"][0]["as"] = json!("source");
+        conversions[0]["creates"][1]["map"]["customer"] = json!("$source");
+        let found = problems(pkg);
+        assert_problem(
+            &found,
+            &format!("{path}[1].key"),
+            "duplicate conversion key \"convert\"",
+        );
+        assert_problem(
+            &found,
+            &format!("{path}[1].creates"),
+            "at least one record to create",
+        );
+        assert_problem(
+            &found,
+            &format!("{path}[0].creates[0].as"),
+            "choose another alias",
+        );
+        assert_eq!(found.len(), 3, "{found:#?}");
+    }
+
+    #[test]
+    fn unknown_conversion_keys_are_refused_with_their_path() {
+        let mut pkg = conversion_package();
+        pkg["entities"][2]["conversions"][0]["creates"][1]["maps"] = json!({});
+        let problem = parse_error(pkg);
+        assert_eq!(problem.path, "entities[2].conversions[0].creates[1].maps");
+        let mut pkg = conversion_package();
+        pkg["entities"][2]["conversions"][0]["creates"][1]["map"]["name"] = json!(3);
+        let problem = parse_error(pkg);
+        assert_eq!(
+            problem.path,
+            "entities[2].conversions[0].creates[1].map.name"
+        );
     }
 
     // ---- parsing ----

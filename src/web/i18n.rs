@@ -233,6 +233,7 @@ const TEXTS: &[(&str, &str, &str)] = &[
     ("timeline", "Timeline", "时间线"),
     ("history", "Changes", "变更记录"),
     ("submit_for_approval", "Submit for approval", "提交审批"),
+    ("convert_failed", "The conversion failed", "转化失败"),
     ("print", "Print", "打印"),
     ("print_default", "Print sheet", "打印单据"),
     ("export_xlsx", "Export Excel", "导出 Excel"),

@@ -30,6 +30,7 @@ pub fn routes() -> Route {
         .at("/e/:entity/import", get(records::import_page))
         .at("/e/:entity/:id", get(records::record_view))
         .at("/e/:entity/:id/edit", get(records::edit_form))
+        .at("/e/:entity/:id/convert/:key", post(records::convert_record))
         .at("/pool/:entity", get(records::pool_list))
         .at("/approvals", get(work::approvals))
         .at("/followups", get(work::followups_due))

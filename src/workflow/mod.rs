@@ -1,8 +1,9 @@
 //! The business process on top of records: stage transitions, approval flows,
-//! follow-up cycles, the public pool, scheduled jobs, in-app notifications and
-//! record shares.
+//! conversions, follow-up cycles, the public pool, scheduled jobs, in-app
+//! notifications and record shares.
 
 pub mod approvals;
+pub mod convert;
 pub mod followups;
 pub mod hooks;
 pub mod jobs;

@@ -5,20 +5,24 @@
 
 use std::collections::BTreeSet;
 
-use poem::web::{Path, Query};
-use poem::{Response, handler};
+use poem::http::StatusCode;
+use poem::web::{Form, Path, Query, Redirect};
+use poem::{IntoResponse, Response, handler};
+use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
 use crate::auth::{Access, Context};
 use crate::catalog::{Catalog, EntityCatalog, form_model};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::meta::{Action, Field, FieldType};
 use crate::store::journal;
 use crate::store::records::{QueryRequest, Records, SortSpec};
 use crate::store::schema;
 use crate::web::display::{Display, flow_label, short_datetime};
-use crate::web::page::Viewer;
+use crate::web::i18n::{field_message, text};
+use crate::web::page::{Viewer, error_page};
 use crate::workflow::approvals::Engine;
+use crate::workflow::convert::{self, ConvertOptions};
 use crate::workflow::{pool, shares, stages};
 
 /// Rows on one page of a list.
@@ -363,8 +367,15 @@ pub async fn pool_list(
 }
 
 /// The record page: fields by layout, the stage bar with the moves this user may
-/// make, actions, and the timeline.
-async fn record_page(viewer: &Viewer, entity_key: &str, id: i64) -> Result<Response> {
+/// make, actions, and the timeline. `action_error` is the failure of an action posted
+/// from the page (a conversion), shown where the page shows its actions' errors and
+/// answered with its status.
+async fn record_page(
+    viewer: &Viewer,
+    entity_key: &str,
+    id: i64,
+    action_error: Option<&Error>,
+) -> Result<Response> {
     let ctx = &viewer.ctx;
     let catalog = ctx.tenant.catalog().await;
     let entity = ctx.entity(&catalog, entity_key)?;
@@ -524,7 +535,25 @@ async fn record_page(viewer: &Viewer, entity_key: &str, id: i64) -> Result<Respo
         .collect();
     let related = related_lists(ctx, &catalog, &display, entity, id).await?;
     let locked = approvals.iter().any(|a| a["status"] == "pending");
-    viewer
+    let can_edit = ctx.authorize(entity, Action::Update).await.is_ok() && !locked;
+    // The conversions whose condition holds, for a user who may update the record and
+    // create every record they make.
+    let mut conversions = Vec::new();
+    if can_edit {
+        for conversion in convert::available(entity, &record) {
+            let mut allowed = true;
+            for target in &conversion.creates {
+                allowed &= match catalog.entity(&target.entity) {
+                    Some(target) => ctx.authorize(target, Action::Create).await.is_ok(),
+                    None => false,
+                };
+            }
+            if allowed {
+                conversions.push(json!({"key": conversion.key, "label": conversion.label()}));
+            }
+        }
+    }
+    let mut response = viewer
         .page(
             "record.html",
             json!({
@@ -545,10 +574,40 @@ async fn record_page(viewer: &Viewer, entity_key: &str, id: i64) -> Result<Respo
                     .collect::<Vec<_>>(),
                 "related": related,
                 "locked": locked,
-                "can_edit": ctx.authorize(entity, Action::Update).await.is_ok() && !locked,
+                "can_edit": can_edit,
+                "conversions": conversions,
+                "action_error": action_error.map(|e| action_error_text(viewer, e)),
             }),
         )
-        .await
+        .await?;
+    if let Some(error) = action_error {
+        response.set_status(
+            StatusCode::from_u16(error.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+        );
+    }
+    Ok(response)
+}
+
+/// An action's failure as the record page shows it: the message, then each field's
+/// problem (`customer.region: 必填`), in the page's language.
+fn action_error_text(viewer: &Viewer, error: &Error) -> String {
+    let fields = match error {
+        Error::Validation(errors) | Error::ForbiddenFields(errors) => errors.as_slice(),
+        _ => &[],
+    };
+    let message = match error {
+        Error::Database(_) | Error::Internal(_) => text(viewer.lang, "error"),
+        Error::Validation(_) => text(viewer.lang, "convert_failed"),
+        other => other.to_string(),
+    };
+    if fields.is_empty() {
+        return message;
+    }
+    let details: Vec<String> = fields
+        .iter()
+        .map(|e| format!("{}: {}", e.field, field_message(viewer.lang, &e.message)))
+        .collect();
+    format!("{message}: {}", details.join("; "))
 }
 
 /// Records shown per related list on a record page.
@@ -623,8 +682,63 @@ async fn related_lists(
 #[handler]
 pub async fn record_view(viewer: Viewer, Path((entity, id)): Path<(String, i64)>) -> Response {
     viewer
-        .respond(record_page(&viewer, &entity, id).await)
+        .respond(record_page(&viewer, &entity, id, None).await)
         .await
+}
+
+/// The form of a record page's conversion button: the session's CSRF token.
+#[derive(Deserialize)]
+pub struct ConvertForm {
+    #[serde(rename = "_csrf")]
+    csrf: String,
+}
+
+/// `POST /e/{entity}/{id}/convert/{key}` from a record page's conversion button:
+/// converts, then shows the first record created. A failure shows on the record page
+/// like its other actions' errors; a record the user may not see is the 404 page.
+#[handler]
+pub async fn convert_record(
+    viewer: Viewer,
+    Path((entity_key, id, key)): Path<(String, i64, String)>,
+    Form(form): Form<ConvertForm>,
+) -> Response {
+    if !viewer.csrf_matches(&form.csrf) {
+        return error_page(
+            viewer.lang,
+            &Error::Forbidden("the form's CSRF token is not this session's".into()),
+        );
+    }
+    let converted = async {
+        let catalog = viewer.ctx.tenant.catalog().await;
+        let entity = viewer.ctx.entity(&catalog, &entity_key)?;
+        let answer = convert::convert(
+            &viewer.ctx,
+            &catalog,
+            entity,
+            id,
+            &key,
+            &ConvertOptions::default(),
+        )
+        .await?;
+        // The first record created, else the converted record itself.
+        let conversion = convert::conversion(entity, &key)?;
+        let first = answer["created"].as_object().and_then(|created| {
+            let (alias, record) = created.iter().next()?;
+            let target = conversion.target(alias)?;
+            Some(format!("/e/{}/{}", target.entity, record[schema::ID]))
+        });
+        Ok::<_, Error>(first.unwrap_or_else(|| format!("/e/{entity_key}/{id}")))
+    }
+    .await;
+    match converted {
+        Ok(location) => Redirect::see_other(location).into_response(),
+        Err(error @ Error::NotFound(_)) => error_page(viewer.lang, &error),
+        Err(error) => {
+            viewer
+                .respond(record_page(&viewer, &entity_key, id, Some(&error)).await)
+                .await
+        }
+    }
 }
 
 /// A generated form: `/e/{entity}/new` (id `None`) or `/e/{entity}/{id}/edit`.
