@@ -255,6 +255,7 @@ async fn run(cli: Cli) -> Result<()> {
             }
             tokio::spawn(metacrm::search::indexer::serve_forever(tenants.clone()));
             tokio::spawn(metacrm::plugin::webhooks::serve_forever(tenants.clone()));
+            tokio::spawn(metacrm::plugin::schedules::serve_forever(tenants.clone()));
             serve(tenants, &bind).await
         }
         Command::Reindex { tenant, entity } => reindex(&tenants, tenant, entity).await,

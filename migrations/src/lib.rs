@@ -21,6 +21,7 @@ mod m0009_tenant;
 mod m0010_tenant;
 mod m0011_tenant;
 mod m0012_tenant;
+mod m0013_tenant;
 
 pub use sea_orm_migration::MigratorTrait;
 
@@ -54,6 +55,7 @@ impl MigratorTrait for TenantMigrator {
             Box::new(m0010_tenant::Migration),
             Box::new(m0011_tenant::Migration),
             Box::new(m0012_tenant::Migration),
+            Box::new(m0013_tenant::Migration),
         ]
     }
 }

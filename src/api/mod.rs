@@ -9,6 +9,7 @@ mod openapi;
 mod print;
 mod records;
 mod reports;
+mod schedules;
 mod search;
 mod security;
 mod transfer;
@@ -51,7 +52,7 @@ enum Tag {
     Search,
     /// Reports and dashboards
     Reports,
-    /// Webhooks and their delivery log
+    /// Webhooks, scheduled rules and their logs
     Automation,
 }
 
@@ -68,6 +69,7 @@ type Apis = (
     transfer::TransferApi,
     print::PrintApi,
     webhooks::WebhooksApi,
+    schedules::SchedulesApi,
 );
 
 fn service() -> OpenApiService<Apis, ()> {
@@ -85,6 +87,7 @@ fn service() -> OpenApiService<Apis, ()> {
             transfer::TransferApi,
             print::PrintApi,
             webhooks::WebhooksApi,
+            schedules::SchedulesApi,
         ),
         "metacrm",
         env!("CARGO_PKG_VERSION"),

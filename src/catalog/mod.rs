@@ -130,7 +130,7 @@ impl Catalog {
                 Err(mut found) => problems.append(&mut found),
             }
         }
-        problems.extend(report_filter_problems(&package, &entities));
+        problems.extend(filter_problems(&package, &entities));
         if !problems.is_empty() {
             return Err(problems);
         }
@@ -155,9 +155,10 @@ impl Catalog {
     }
 }
 
-/// Report filters are compiled as a query would compile them, so a filter naming an
-/// unknown field or operator is refused at publish with its path, not at run time.
-fn report_filter_problems(
+/// Report and schedule filters are compiled as a query would compile them, so a
+/// filter naming an unknown field or operator is refused at publish with its path, not
+/// at run time.
+fn filter_problems(
     package: &Package,
     entities: &HashMap<String, Arc<EntityCatalog>>,
 ) -> Vec<Problem> {
@@ -167,19 +168,31 @@ fn report_filter_problems(
         today: crate::clock::today(),
         hidden: &nothing_hidden,
     };
+    let reports = package
+        .reports
+        .iter()
+        .enumerate()
+        .map(|(i, r)| (format!("reports[{i}]"), &r.entity, r.filter.as_ref()));
+    let schedules = package.schedules.iter().enumerate().map(|(i, s)| {
+        (
+            format!("schedules[{i}].notify"),
+            &s.notify.entity,
+            s.notify.filter.as_ref(),
+        )
+    });
     let mut problems = Vec::new();
-    for (index, report) in package.reports.iter().enumerate() {
-        let (Some(filter), Some(entity)) = (&report.filter, entities.get(&report.entity)) else {
+    for (anchor, entity, filter) in reports.chain(schedules) {
+        let (Some(filter), Some(entity)) = (filter, entities.get(entity)) else {
             continue;
         };
         if let Err(error) = filter::condition(entity, filter, &context) {
-            // The filter compiler names paths from `filter`; anchor them in the report.
+            // The filter compiler names paths from `filter`; anchor them in their item.
             let message = error.to_string();
             let (path, message) = message
                 .split_once(": ")
                 .unwrap_or(("filter", message.as_str()));
             problems.push(Problem {
-                path: format!("reports[{index}].{path}"),
+                path: format!("{anchor}.{path}"),
                 message: message.to_string(),
             });
         }

@@ -32,6 +32,46 @@ pub struct Package {
     /// Record events sent to other systems (`plugin::webhooks`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub webhooks: Vec<Webhook>,
+    /// Rules the scheduler runs at set times (`plugin::schedules`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub schedules: Vec<Schedule>,
+}
+
+/// A rule run at the times a cron pattern names, in China time: "every weekday at
+/// 09:00, tell owners which customers are due a follow-up today".
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Schedule {
+    pub key: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub label: Option<String>,
+    /// Five fields: minute hour day-of-month month day-of-week (`0 9 * * 1-5`).
+    pub cron: String,
+    pub notify: ScheduledNotice,
+}
+
+/// Notifies people of the records a filter finds, one notification per person.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScheduledNotice {
+    pub entity: String,
+    /// A filter tree (relative dates are taken on the day of the run).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub filter: Option<serde_json::Value>,
+    pub to: NoticeRecipients,
+    /// Templates over `count`, `records` (`[{id, title}]`, at most 20) and `label`.
+    pub title: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body: Option<String>,
+}
+
+/// Who a scheduled notice goes to: each record's owner (about their own records), or
+/// every active user with a role (about all of them).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NoticeRecipients {
+    Owner,
+    Role(String),
 }
 
 /// An HTTP endpoint told of record events: a JSON body, or a text message for a chat
@@ -165,6 +205,7 @@ impl Package {
             dashboards: Vec::new(),
             branding: None,
             webhooks: Vec::new(),
+            schedules: Vec::new(),
         }
     }
 

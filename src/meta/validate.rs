@@ -15,8 +15,8 @@ use super::expr::{self, Expr};
 use super::model::{
     Approvers, ComparePeriod, Conversion, ConversionTarget, Dashboard, DateBucket, DefaultSpec,
     Entity, FORMAT, Field, FieldType, Flow, FlowEffect, FlowStep, Followup, GroupBy, Layout,
-    Measure, MeasureFn, Package, Pipeline, Report, ReportKind, Role, Transitions, Trigger,
-    TriggerOn, Webhook,
+    Measure, MeasureFn, NoticeRecipients, Package, Pipeline, Report, ReportKind, Role, Schedule,
+    Transitions, Trigger, TriggerOn, Webhook,
 };
 
 /// One thing wrong with a package, at a JSON path such as `entities[0].fields[3].key`.
@@ -555,6 +555,10 @@ impl<'p> Validator<'p> {
             "webhook",
             &keyed("webhooks", &pkg.webhooks, |w| (w.key.as_str(), None)),
         );
+        self.keys(
+            "schedule",
+            &keyed("schedules", &pkg.schedules, |s| (s.key.as_str(), None)),
+        );
         for (i, entity) in pkg.entities.iter().enumerate() {
             self.entity(&format!("entities[{i}]"), entity);
         }
@@ -580,6 +584,46 @@ impl<'p> Validator<'p> {
         }
         for (i, webhook) in pkg.webhooks.iter().enumerate() {
             self.webhook(&format!("webhooks[{i}]"), webhook);
+        }
+        for (i, schedule) in pkg.schedules.iter().enumerate() {
+            self.schedule(&format!("schedules[{i}]"), schedule);
+        }
+    }
+
+    /// The cron pattern, the entity, the role and the templates of a scheduled rule;
+    /// its filter is compiled with the catalog, like a report's.
+    fn schedule(&mut self, path: &str, schedule: &Schedule) {
+        if let Err(error) = crate::plugin::schedules::parse_cron(&schedule.cron) {
+            self.report(format!("{path}.cron"), error);
+        }
+        let notify = &schedule.notify;
+        if self.pkg.entity(&notify.entity).is_none() {
+            self.report(
+                format!("{path}.notify.entity"),
+                format!("unknown entity {:?}", notify.entity),
+            );
+        }
+        if let NoticeRecipients::Role(role) = &notify.to
+            && !self.has_role(role)
+        {
+            self.report(
+                format!("{path}.notify.to.role"),
+                format!("unknown role {role:?}"),
+            );
+        }
+        let templates = [
+            ("title", Some(&notify.title)),
+            ("body", notify.body.as_ref()),
+        ];
+        for (name, template) in templates {
+            if let Some(template) = template
+                && let Err(error) = minijinja::Environment::new().template_from_str(template)
+            {
+                self.report(
+                    format!("{path}.notify.{name}"),
+                    format!("template error: {error}"),
+                );
+            }
         }
     }
 

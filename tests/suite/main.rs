@@ -16,6 +16,7 @@ mod permissions;
 mod print;
 mod records;
 mod reports;
+mod schedules;
 mod scope_property;
 mod search;
 mod templates;
