@@ -271,6 +271,23 @@ impl Loaded {
         }
     }
 
+    /// Every shipped scheduled rule runs cleanly over the samples.
+    async fn assert_schedules_run(&self) {
+        let schedules = self.package["schedules"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        for schedule in schedules {
+            let key = schedule["key"].as_str().unwrap();
+            let ran = self
+                .server
+                .post(&format!("/api/schedules/{key}/run"), json!({}))
+                .await;
+            assert_eq!(ran.status, 200, "schedule {key}: {:?}", ran.body);
+            assert_eq!(ran.body["status"], "done", "schedule {key}: {:?}", ran.body);
+        }
+    }
+
     /// Publishing the same package again is a no-op.
     async fn assert_republish_is_noop(&self) {
         let reply = self.server.put("/api/meta", self.package.clone()).await;
@@ -494,6 +511,7 @@ async fn crm_base_template_loads_with_samples() {
         "expense",
     ]);
     t.assert_reports_run().await;
+    t.assert_schedules_run().await;
 
     // Formulas: line amounts, the discounted quote total, the validity date.
     for line in t.records["quote_line"]
