@@ -88,6 +88,10 @@ pub struct Webhook {
     /// Only this entity's records (all entities when absent).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub entity: Option<String>,
+    /// Only events whose record satisfies this condition (`stage == 'won'`); needs
+    /// `entity`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub when: Option<String>,
     #[serde(default)]
     pub format: WebhookFormat,
     /// Signs each delivery (HMAC-SHA256 over `<timestamp>.<body>`).

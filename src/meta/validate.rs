@@ -642,13 +642,24 @@ impl<'p> Validator<'p> {
                 "list at least one event: created, updated, stage_changed, deleted, approved, rejected",
             );
         }
-        if let Some(entity) = &webhook.entity
-            && !self.pkg.entities.iter().any(|e| &e.key == entity)
-        {
-            self.report(
-                format!("{path}.entity"),
-                format!("unknown entity {entity:?}"),
-            );
+        let entity = webhook
+            .entity
+            .as_deref()
+            .map(|key| (key, self.pkg.entity(key)));
+        match (entity, &webhook.when) {
+            (Some((key, None)), _) => {
+                self.report(format!("{path}.entity"), format!("unknown entity {key:?}"));
+            }
+            (Some((_, Some(entity))), Some(when)) => {
+                self.expression(entity, format!("{path}.when"), when);
+            }
+            (None, Some(_)) => {
+                self.report(
+                    format!("{path}.when"),
+                    "a condition reads one entity's fields: set `entity` too",
+                );
+            }
+            _ => {}
         }
         if webhook.secret.as_deref().is_some_and(|s| s.len() < 16) {
             self.report(

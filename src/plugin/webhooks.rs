@@ -18,6 +18,7 @@ use sha2::Sha256;
 
 use crate::catalog::Catalog;
 use crate::error::{Error, Result};
+use crate::meta::expr::Expr as Condition;
 use crate::meta::{Webhook, WebhookEvent, WebhookFormat};
 use crate::store::db::{TenantDb, query_first};
 use crate::store::schema;
@@ -156,7 +157,20 @@ async fn locked_cursor(conn: &impl ConnectionTrait, db: &TenantDb) -> Result<i64
 /// nodes never queue the same event twice.
 pub async fn enqueue(tenant: &Tenant, catalog: &Catalog, now: DateTime<Utc>) -> Result<usize> {
     let db = &tenant.db;
-    let webhooks = &catalog.package.webhooks;
+    let listeners = catalog
+        .package
+        .webhooks
+        .iter()
+        .map(|webhook| {
+            let condition = webhook
+                .when
+                .as_deref()
+                .map(Condition::compile)
+                .transpose()
+                .map_err(|e| Error::Internal(format!("webhook {}: {e}", webhook.key)))?;
+            Ok((webhook, condition))
+        })
+        .collect::<Result<Vec<_>>>()?;
     let mut queued = 0;
     loop {
         let txn = db.begin_write().await?;
@@ -174,7 +188,7 @@ pub async fn enqueue(tenant: &Tenant, catalog: &Catalog, now: DateTime<Utc>) -> 
         };
         let last: i64 = last.try_get("", "id")?;
         for row in &rows {
-            queued += queue_row(&txn, db, catalog, webhooks, &tenant.key, row, now).await?;
+            queued += queue_row(&txn, db, catalog, &listeners, &tenant.key, row, now).await?;
         }
         let advance = Query::insert()
             .into_table(db.table(CURSOR))
@@ -191,12 +205,16 @@ pub async fn enqueue(tenant: &Tenant, catalog: &Catalog, now: DateTime<Utc>) -> 
     }
 }
 
-/// Queues one outbox row for every webhook that listens to it.
+/// A webhook and its compiled condition.
+type Listener<'a> = (&'a Webhook, Option<Condition>);
+
+/// Queues one outbox row for every webhook that listens to it: its event, its entity,
+/// and its condition on the record (one that cannot be evaluated does not hold).
 async fn queue_row(
     conn: &impl ConnectionTrait,
     db: &TenantDb,
     catalog: &Catalog,
-    webhooks: &[Webhook],
+    listeners: &[Listener<'_>],
     tenant: &str,
     row: &QueryResult,
     now: DateTime<Utc>,
@@ -208,11 +226,16 @@ async fn queue_row(
     let record: Value = serde_json::from_str(&payload).unwrap_or(Value::Null);
     let event = event_of(&op, &record);
     let mut queued = 0;
-    for webhook in webhooks
-        .iter()
-        .filter(|w| w.events.contains(&event))
-        .filter(|w| w.entity.as_deref().is_none_or(|e| e == entity))
-    {
+    let fields = record.as_object().cloned().unwrap_or_default();
+    for (webhook, condition) in listeners {
+        if !webhook.events.contains(&event)
+            || webhook.entity.as_deref().is_some_and(|e| e != entity)
+            || condition
+                .as_ref()
+                .is_some_and(|c| !c.eval_bool(&fields).unwrap_or(false))
+        {
+            continue;
+        }
         let body = body(webhook, catalog, tenant, event, &entity, &record)?;
         let insert = Query::insert()
             .into_table(db.table(DELIVERIES))

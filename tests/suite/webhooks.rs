@@ -85,7 +85,8 @@ fn package(receiver: &str) -> Value {
       {"key": "deal", "label": "商机", "title_field": "name", "fields": [
           {"key": "name", "type": "text", "required": true},
           {"key": "amount", "type": "decimal", "scale": 2}],
-       "pipeline": {"stages": [{"key": "open", "label": "初步接触"}, {"key": "won", "label": "签单", "won": true}],
+       "pipeline": {"stages": [{"key": "open", "label": "初步接触"}, {"key": "quote", "label": "报价"},
+                                {"key": "won", "label": "签单", "won": true}],
         "transitions": "forward"}},
       {"key": "note", "fields": [{"key": "text", "type": "text"}]}
     ],
@@ -95,7 +96,7 @@ fn package(receiver: &str) -> Value {
       {"key": "erp", "url": format!("{receiver}/erp"), "entity": "deal",
        "events": ["created", "stage_changed"], "secret": SECRET},
       {"key": "robot", "url": format!("{receiver}/robot"), "entity": "deal",
-       "events": ["stage_changed"], "format": "chat_text",
+       "events": ["stage_changed"], "when": "stage == 'won'", "format": "chat_text",
        "text": "{{ entity }}「{{ title }}」{{ event }}，金额 {{ record.amount }} 元"}
     ]})
 }
@@ -176,14 +177,28 @@ async fn webhooks_are_signed_retried_and_survive_a_restart() {
     assert_eq!(items[0]["last_status"], 200);
     assert_eq!(items[0]["last_response"], "ok");
 
-    // A stage change reaches both webhooks; the robot gets its text.
+    // A stage change reaches the ERP; the robot hears only of won deals, in text.
+    let quoted = restarted
+        .post(
+            &format!("/api/data/deal/{id}/stage"),
+            json!({"to": "quote"}),
+        )
+        .await;
+    assert_eq!(quoted.status, 200, "{:?}", quoted.body);
+    dispatch(&restarted, now + Duration::seconds(150)).await;
+    let sent = received(&state);
+    assert_eq!(
+        sent.len(),
+        4,
+        "the robot's condition does not hold: {sent:?}"
+    );
     let moved = restarted
         .post(&format!("/api/data/deal/{id}/stage"), json!({"to": "won"}))
         .await;
     assert_eq!(moved.status, 200, "{:?}", moved.body);
     dispatch(&restarted, now + Duration::seconds(200)).await;
     let sent = received(&state);
-    assert_eq!(sent.len(), 5, "{sent:?}");
+    assert_eq!(sent.len(), 6, "{sent:?}");
     let robot = sent.iter().find(|r| r.path == "/robot").expect("the robot");
     let robot: Value = serde_json::from_str(&robot.body).unwrap();
     assert_eq!(
@@ -206,8 +221,8 @@ async fn webhooks_are_signed_retried_and_survive_a_restart() {
     assert_eq!(again.status, 200, "{:?}", again.body);
     dispatch(&restarted, now + Duration::seconds(300)).await;
     let sent = received(&state);
-    assert_eq!(sent.len(), 6);
-    let resent: Value = serde_json::from_str(&sent[5].body).unwrap();
+    assert_eq!(sent.len(), 7);
+    let resent: Value = serde_json::from_str(&sent[6].body).unwrap();
     assert_eq!(resent["event"], "created");
     let missing = restarted
         .post("/api/webhooks/deliveries/999999/redeliver", json!({}))
@@ -265,7 +280,10 @@ async fn bad_webhooks_are_refused_with_their_path() {
         {"key": "a", "url": "ftp://example.com", "events": ["created"]},
         {"key": "b", "url": "http://127.0.0.1:9/x", "events": [], "entity": "nothing"},
         {"key": "c", "url": "http://127.0.0.1:9/x", "events": ["created"], "secret": "short",
-         "format": "chat_text", "text": "{{ unclosed"}
+         "format": "chat_text", "text": "{{ unclosed"},
+        {"key": "d", "url": "http://127.0.0.1:9/x", "events": ["created"], "when": "stage == 'won'"},
+        {"key": "e", "url": "http://127.0.0.1:9/x", "events": ["created"], "entity": "deal",
+         "when": "nosuchfield == 1"}
     ]);
     let refused = server.put("/api/meta", bad).await;
     assert_eq!(refused.status, 422, "{:?}", refused.body);
@@ -281,6 +299,8 @@ async fn bad_webhooks_are_refused_with_their_path() {
         "webhooks[1].entity",
         "webhooks[2].secret",
         "webhooks[2].text",
+        "webhooks[3].when",
+        "webhooks[4].when",
     ] {
         assert!(paths.contains(&path), "{path} in {paths:?}");
     }
