@@ -199,6 +199,23 @@ impl TestServer {
         }
     }
 
+    /// Publishes `package`, which must be refused (422); answers the paths of its
+    /// problems, and checks each of `expected` is among them.
+    pub async fn refused_paths(&self, package: Value, expected: &[&str]) -> Vec<String> {
+        let refused = self.put("/api/meta", package).await;
+        assert_eq!(refused.status, 422, "{:?}", refused.body);
+        let paths: Vec<String> = refused.body["error"]["details"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| d["path"].as_str().unwrap().to_string())
+            .collect();
+        for path in expected {
+            assert!(paths.iter().any(|p| p == path), "{path} in {paths:?}");
+        }
+        paths
+    }
+
     pub async fn login(&self, username: &str, password: &str) -> String {
         let reply = self
             .send(
