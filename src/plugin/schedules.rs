@@ -146,17 +146,11 @@ async fn run_slot(
         }
     }
     let (status, notified, detail) = match notices {
-        Ok(notices) => {
-            let mut notified = 0;
+        Ok((found, notices)) => {
             for (user, notice) in &notices {
-                notifications::send(&txn, db, [*user], &notice.as_notice()).await?;
-                notified += 1;
+                notifications::send(&txn, db, [*user], notice).await?;
             }
-            (
-                "done",
-                notified,
-                format!("{} record(s)", count_records(&notices)),
-            )
+            ("done", notices.len() as u64, format!("{found} record(s)"))
         }
         Err(error) => {
             tracing::error!(schedule = %schedule.key, %error, "scheduled rule failed");
@@ -185,39 +179,13 @@ async fn run_slot(
     }))
 }
 
-/// One person's notice: the records it is about.
-struct PendingNotice {
-    title: String,
-    body: String,
-    entity: String,
-    only_record: Option<i64>,
-    records: usize,
-}
-
-impl PendingNotice {
-    fn as_notice(&self) -> Notice<'_> {
-        Notice {
-            kind: "scheduled",
-            title: self.title.clone(),
-            body: self.body.clone(),
-            entity: Some(&self.entity),
-            record_id: self.only_record,
-            approval_id: None,
-        }
-    }
-}
-
-fn count_records(notices: &BTreeMap<i64, PendingNotice>) -> usize {
-    notices.values().map(|n| n.records).max().unwrap_or(0)
-}
-
-/// The notices a run sends, per user: the records the filter finds, grouped by owner
-/// or sent whole to the role's members.
-async fn notices(
+/// How many records the filter finds, and the notices a run sends about them per
+/// user: grouped by owner, or sent whole to the role's members.
+async fn notices<'s>(
     db: &TenantDb,
     catalog: &Catalog,
-    schedule: &Schedule,
-) -> Result<BTreeMap<i64, PendingNotice>> {
+    schedule: &'s Schedule,
+) -> Result<(usize, BTreeMap<i64, Notice<'s>>)> {
     let notify = &schedule.notify;
     let entity = catalog
         .entity(&notify.entity)
@@ -240,15 +208,6 @@ async fn notices(
             break;
         }
     }
-    let title_of = |record: &Value| {
-        entity
-            .def
-            .title_field
-            .as_deref()
-            .and_then(|f| record.get(f))
-            .and_then(|v| v.as_str().map(String::from).or(Some(v.to_string())))
-            .unwrap_or_else(|| format!("#{}", record[schema::ID]))
-    };
     let mut groups: BTreeMap<i64, Vec<&Value>> = BTreeMap::new();
     match &notify.to {
         NoticeRecipients::Owner => {
@@ -269,19 +228,20 @@ async fn notices(
         }
     }
     let label = schedule.label.as_deref().unwrap_or(&schedule.key);
-    groups
+    let notices = groups
         .into_iter()
         .map(|(user, records)| {
             let listed: Vec<Value> = records
                 .iter()
                 .take(LISTED)
-                .map(|r| json!({"id": r[schema::ID], "title": title_of(r)}))
+                .map(|r| json!({"id": r[schema::ID], "title": entity.title_of(r)}))
                 .collect();
             let context = json!({"count": records.len(), "records": listed, "label": label});
             let render = |template: &str| render(template, &context);
             Ok((
                 user,
-                PendingNotice {
+                Notice {
+                    kind: "scheduled",
                     title: render(&notify.title)?,
                     body: notify
                         .body
@@ -289,15 +249,16 @@ async fn notices(
                         .map(render)
                         .transpose()?
                         .unwrap_or_default(),
-                    entity: notify.entity.clone(),
-                    only_record: (records.len() == 1)
+                    entity: Some(&notify.entity),
+                    record_id: (records.len() == 1)
                         .then(|| records[0][schema::ID].as_i64())
                         .flatten(),
-                    records: records.len(),
+                    approval_id: None,
                 },
             ))
         })
-        .collect()
+        .collect::<Result<_>>()?;
+    Ok((found.len(), notices))
 }
 
 /// A notice text from its template (minijinja, sandboxed: no loader, fuel-limited).

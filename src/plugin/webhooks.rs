@@ -82,11 +82,11 @@ fn body(
     entity: &str,
     record: &Value,
 ) -> Result<Value> {
-    let entity_def = catalog.entity(entity).map(|e| &e.def);
-    let title = entity_def
-        .and_then(|e| record.get(e.title_field.as_deref()?))
-        .cloned()
-        .unwrap_or(Value::Null);
+    let entity_catalog = catalog.entity(entity);
+    let title = entity_catalog.map_or_else(
+        || format!("#{}", record[schema::ID]),
+        |e| e.title_of(record),
+    );
     Ok(match webhook.format {
         WebhookFormat::Json => json!({
             "event": event,
@@ -97,16 +97,10 @@ fn body(
             "record": record,
         }),
         WebhookFormat::ChatText => {
-            let label = entity_def.map_or(entity, |e| e.label());
+            let label = entity_catalog.map_or(entity, |e| e.def.label());
             let text = match &webhook.text {
                 Some(template) => render_text(template, event, label, &title, record)?,
-                None => format!(
-                    "{label}「{}」{}",
-                    title
-                        .as_str()
-                        .map_or_else(|| title.to_string(), String::from),
-                    event.label()
-                ),
+                None => format!("{label}「{title}」{}", event.label()),
             };
             json!({"msgtype": "text", "text": {"content": text}})
         }
@@ -119,7 +113,7 @@ pub fn render_text(
     template: &str,
     event: WebhookEvent,
     entity_label: &str,
-    title: &Value,
+    title: &str,
     record: &Value,
 ) -> Result<String> {
     let mut env = minijinja::Environment::new();
@@ -128,7 +122,7 @@ pub fn render_text(
         template,
         minijinja::context! {
             record => minijinja::Value::from(minijinja::value::Serde(record)),
-            title => minijinja::Value::from(minijinja::value::Serde(title)),
+            title => title,
             entity => entity_label,
             event => event.label(),
         },
@@ -565,7 +559,7 @@ mod tests {
             "{{ entity }}「{{ title }}」{{ event }}，金额 {{ record.amount }}",
             WebhookEvent::StageChanged,
             "商机",
-            &json!("深圳市震华"),
+            "深圳市震华",
             &record,
         )
         .unwrap();
@@ -574,7 +568,7 @@ mod tests {
             "{% for i in range(1000000) %}{{ i }}{% endfor %}",
             WebhookEvent::Created,
             "",
-            &Value::Null,
+            "",
             &record,
         );
         assert!(endless.is_err());

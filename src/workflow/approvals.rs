@@ -20,12 +20,12 @@ use crate::auth::org::{self, Department};
 use crate::auth::users::{self, User};
 use crate::catalog::{Catalog, EntityCatalog};
 use crate::error::{Error, FieldError, Result};
-use crate::meta::expr::Expr as Expression;
 use crate::meta::{Flow, FlowEffect, FlowStep, StepMode, TriggerOn};
 use crate::store::db::{TenantDb, query_first};
 use crate::store::records::Records;
 use crate::store::value::format_datetime;
 use crate::store::{journal, locks, schema};
+use crate::workflow::condition;
 use crate::workflow::notifications::{self, Notice};
 
 const PENDING: &str = "pending";
@@ -1127,17 +1127,6 @@ fn describe_approvers(step: &FlowStep) -> String {
     .flatten()
     .collect::<Vec<_>>()
     .join(", ")
-}
-
-/// A flow or step condition over the record; one that cannot be evaluated is false.
-fn condition(source: &str, record: &Value) -> Result<bool> {
-    let expression = Expression::compile(source).map_err(|e| {
-        Error::Internal(format!(
-            "published condition {source:?} does not compile: {e}"
-        ))
-    })?;
-    let fields = record.as_object().cloned().unwrap_or_default();
-    Ok(expression.eval_bool(&fields).unwrap_or(false))
 }
 
 /// The first manager above `department` (itself first) who is active and not the

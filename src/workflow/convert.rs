@@ -12,7 +12,6 @@ use serde_json::{Map, Value, json};
 use crate::auth::{Access, Context};
 use crate::catalog::{Catalog, EntityCatalog};
 use crate::error::{Error, FieldError, Result};
-use crate::meta::expr::Expr;
 use crate::meta::{Action, Conversion, ConversionTarget};
 use crate::store::records::{Records, mask};
 use crate::store::{locks, schema};
@@ -56,13 +55,7 @@ pub fn applies(conversion: &Conversion, record: &Value) -> Result<bool> {
     let Some(source) = conversion.when.as_deref() else {
         return Ok(true);
     };
-    let expr = Expr::compile(source).map_err(|e| {
-        Error::Internal(format!(
-            "published condition {source:?} does not compile: {e}"
-        ))
-    })?;
-    let fields = record.as_object().cloned().unwrap_or_default();
-    Ok(expr.eval_bool(&fields).unwrap_or(false))
+    crate::workflow::condition(source, record)
 }
 
 /// The conversions of the entity whose condition holds for `record`, in order.

@@ -136,6 +136,10 @@ async fn two_nodes_run_each_slot_once() {
     assert_eq!(runs.len(), 1, "{runs:?}");
     assert_eq!(runs[0]["status"], "done");
     assert_eq!(runs[0]["notified"], 2);
+    assert_eq!(
+        runs[0]["detail"], "3 record(s)",
+        "every record found, not per owner"
+    );
 
     let now_run = server
         .post("/api/schedules/followups_due/run", json!({}))
