@@ -130,20 +130,37 @@ pub fn render_text(
     .map_err(|e| Error::BadRequest(format!("webhook text template: {e}")))
 }
 
-/// Where the dispatcher stands in the outbox, the row locked until the transaction
-/// ends (PostgreSQL; SQLite's write transaction already excludes other writers). The
-/// row is created by the migration, at the end of the outbox as it then was.
-async fn locked_cursor(conn: &impl ConnectionTrait, db: &TenantDb) -> Result<i64> {
-    let select = Query::select()
+/// Where the dispatcher stands in the outbox; with `lock`, the row stays locked until
+/// the transaction ends (PostgreSQL; SQLite's write transaction already excludes
+/// other writers). The row is created by the migration, at the end of the outbox as
+/// it then was.
+async fn cursor(conn: &impl ConnectionTrait, db: &TenantDb, lock: bool) -> Result<i64> {
+    let mut select = Query::select();
+    select
         .column(Alias::new("position"))
         .from(db.table(CURSOR))
-        .and_where(Expr::col(Alias::new("name")).eq("outbox"))
-        .lock(LockType::Update)
-        .to_owned();
+        .and_where(Expr::col(Alias::new("name")).eq("outbox"));
+    if lock {
+        select.lock(LockType::Update);
+    }
     Ok(match query_first(conn, &select).await? {
         Some(row) => row.try_get("", "position")?,
         None => 0,
     })
+}
+
+/// Whether the outbox holds rows past the cursor: read without a lock, so that an
+/// idle tenant costs the dispatcher two reads a second, not a write transaction.
+async fn has_pending(db: &TenantDb) -> Result<bool> {
+    let conn = db.conn();
+    let position = cursor(&conn, db, false).await?;
+    let select = Query::select()
+        .column(Alias::new("id"))
+        .from(db.table("outbox"))
+        .and_where(Expr::col(Alias::new("id")).gt(position))
+        .limit(1)
+        .to_owned();
+    Ok(query_first(&conn, &select).await?.is_some())
 }
 
 /// Turns the outbox rows written since the last run into deliveries; answers how
@@ -166,9 +183,9 @@ pub async fn enqueue(tenant: &Tenant, catalog: &Catalog, now: DateTime<Utc>) -> 
         })
         .collect::<Result<Vec<_>>>()?;
     let mut queued = 0;
-    loop {
+    while has_pending(db).await? {
         let txn = db.begin_write().await?;
-        let position = locked_cursor(&txn, db).await?;
+        let position = cursor(&txn, db, true).await?;
         let select = Query::select()
             .columns(["id", "entity", "record_id", "op", "payload"].map(Alias::new))
             .from(db.table("outbox"))
@@ -197,6 +214,7 @@ pub async fn enqueue(tenant: &Tenant, catalog: &Catalog, now: DateTime<Utc>) -> 
         txn.execute(&advance).await?;
         txn.commit().await?;
     }
+    Ok(queued)
 }
 
 /// A webhook and its compiled condition.
