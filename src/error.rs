@@ -40,6 +40,12 @@ pub enum Error {
     VersionConflict { current: i64 },
     #[error("the record is invalid")]
     Validation(Vec<FieldError>),
+    /// A hook's `reject(message)`: the business rule speaking in its own words.
+    #[error("{message}")]
+    Rejected { hook: String, message: String },
+    /// A hook that threw or ran past its limits: the write it guarded is refused.
+    #[error("hook {hook:?} failed: {message}; nothing was saved")]
+    HookFailed { hook: String, message: String },
     #[error("the metadata package was rejected")]
     InvalidPackage(Vec<Problem>),
     #[error("{} field(s) may not be changed by you: {}", .0.len(), .0.iter().map(|e| e.field.as_str()).collect::<Vec<_>>().join(", "))]
@@ -75,7 +81,10 @@ impl Error {
             Error::Conflict(_) | Error::VersionConflict { .. } | Error::Duplicate(_) => 409,
             Error::PayloadTooLarge { .. } => 413,
             Error::TooManyRequests { .. } => 429,
-            Error::Validation(_) | Error::InvalidPackage(_) => 422,
+            Error::Validation(_)
+            | Error::InvalidPackage(_)
+            | Error::Rejected { .. }
+            | Error::HookFailed { .. } => 422,
             Error::Database(_) | Error::Internal(_) => 500,
         }
     }
@@ -93,6 +102,8 @@ impl Error {
             Error::PayloadTooLarge { .. } => "payload_too_large",
             Error::TooManyRequests { .. } => "too_many_requests",
             Error::Validation(_) => "validation_failed",
+            Error::Rejected { .. } => "rejected",
+            Error::HookFailed { .. } => "hook_failed",
             Error::InvalidPackage(_) => "invalid_metadata",
             Error::Database(_) => "database_error",
             Error::Internal(_) => "internal_error",
@@ -109,6 +120,9 @@ impl Error {
             Error::Duplicate(matches) => Some(serde_json::json!({ "matches": matches })),
             Error::VersionConflict { current } => {
                 Some(serde_json::json!({ "current_version": current }))
+            }
+            Error::Rejected { hook, .. } | Error::HookFailed { hook, .. } => {
+                Some(serde_json::json!({ "hook": hook }))
             }
             Error::TooManyRequests { retry_after_secs } => {
                 Some(serde_json::json!({ "retry_after": retry_after_secs }))

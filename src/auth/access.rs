@@ -6,6 +6,7 @@ use std::collections::BTreeSet;
 
 use sea_orm::sea_query::{Alias, Condition, Expr, ExprTrait};
 
+use crate::auth::context::Gate;
 use crate::meta::Scope;
 use crate::store::schema;
 
@@ -25,6 +26,10 @@ pub struct Access {
     /// The platform acting on its own behalf (a flow's `on_approve`, a scheduled job):
     /// may also write fields the metadata marks `read_only`.
     pub system: bool,
+    /// The gate that granted this access, for what runs on the user's behalf inside
+    /// the operation and reads other entities (a hook's `get`). `None`: the platform
+    /// itself, which reads everything.
+    pub gate: Option<Gate>,
 }
 
 /// The user id audit rows carry for what the platform does itself.
@@ -41,6 +46,7 @@ impl Access {
             hidden_fields: BTreeSet::new(),
             readonly_fields: BTreeSet::new(),
             system: false,
+            gate: None,
         }
     }
 
@@ -73,6 +79,7 @@ impl Access {
             hidden_fields,
             readonly_fields,
             system: false,
+            gate: None,
         }
     }
 

@@ -76,7 +76,10 @@ impl Context {
     /// belongs to the same published version.
     pub async fn authorize(&self, entity: &EntityCatalog, action: Action) -> Result<Access> {
         if self.user.is_admin {
-            return Ok(Access::full(self.user.id));
+            return Ok(Access {
+                gate: Some(self.gate()),
+                ..Access::full(self.user.id)
+            });
         }
         let key = (entity.def.key.clone(), action);
         if let Some(access) = self.decisions.lock().expect("decisions lock").get(&key) {
@@ -102,12 +105,21 @@ impl Context {
         };
         let readonly =
             policy.denied_fields(self.user.id, entity_key, write_action, FieldRule::DenyWrite);
-        let access = Access::scoped(self.user.id, scope, owners, hidden, readonly);
+        let access = Access {
+            gate: Some(self.gate()),
+            ..Access::scoped(self.user.id, scope, owners, hidden, readonly)
+        };
         self.decisions
             .lock()
             .expect("decisions lock")
             .insert(key, access.clone());
         Ok(access)
+    }
+
+    /// This user's gate for an [`Access`] to carry. A context of its own: the access is
+    /// cached in this context's decisions, and must not hold them in turn.
+    fn gate(&self) -> Gate {
+        Gate(Context::new(self.tenant.clone(), self.user.clone()))
     }
 
     /// What a form shows this user: what they may read, editable as update allows
@@ -133,5 +145,26 @@ impl Context {
         } else {
             Err(Error::Forbidden("this needs administrator rights".into()))
         }
+    }
+}
+
+/// The acting user's permission gate, carried by an [`Access`]: hooks that run inside
+/// a write read other records through it, with the user's own rights.
+#[derive(Clone)]
+pub struct Gate(Context);
+
+impl Gate {
+    pub fn user(&self) -> &User {
+        &self.0.user
+    }
+
+    pub async fn authorize(&self, entity: &EntityCatalog, action: Action) -> Result<Access> {
+        self.0.authorize(entity, action).await
+    }
+}
+
+impl std::fmt::Debug for Gate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Gate(user {})", self.0.user.id)
     }
 }

@@ -35,6 +35,47 @@ pub struct Package {
     /// Rules the scheduler runs at set times (`plugin::schedules`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub schedules: Vec<Schedule>,
+    /// Scripts run on record events (`plugin::hooks`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub hooks: Vec<Hook>,
+}
+
+/// A JavaScript function body run in a sandbox when a record of `entity` is saved,
+/// changes stage or finishes an approval. It sees `record`, `previous`, `user` and
+/// `event`, and may call `reject`, `notify`, `get` and `console.log`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Hook {
+    pub key: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub label: Option<String>,
+    pub entity: String,
+    pub on: HookEvent,
+    pub script: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HookEvent {
+    /// Before a create or an update is written: may change fields or reject.
+    BeforeSave,
+    /// After a create or an update is written, in its transaction.
+    AfterSave,
+    OnStageChange,
+    OnApproved,
+    OnRejected,
+}
+
+impl HookEvent {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HookEvent::BeforeSave => "before_save",
+            HookEvent::AfterSave => "after_save",
+            HookEvent::OnStageChange => "on_stage_change",
+            HookEvent::OnApproved => "on_approved",
+            HookEvent::OnRejected => "on_rejected",
+        }
+    }
 }
 
 /// A rule run at the times a cron pattern names, in China time: "every weekday at
@@ -210,11 +251,23 @@ impl Package {
             branding: None,
             webhooks: Vec::new(),
             schedules: Vec::new(),
+            hooks: Vec::new(),
         }
     }
 
     pub fn entity(&self, key: &str) -> Option<&Entity> {
         self.entities.iter().find(|e| e.key == key)
+    }
+
+    /// The hooks `entity` runs on `event`, in package order.
+    pub fn hooks_for<'p>(
+        &'p self,
+        entity: &'p str,
+        event: HookEvent,
+    ) -> impl Iterator<Item = &'p Hook> + 'p {
+        self.hooks
+            .iter()
+            .filter(move |h| h.entity == entity && h.on == event)
     }
 }
 

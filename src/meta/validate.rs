@@ -14,7 +14,7 @@ use serde_json::Value;
 use super::expr::{self, Expr};
 use super::model::{
     Approvers, ComparePeriod, Conversion, ConversionTarget, Dashboard, DateBucket, DefaultSpec,
-    Entity, FORMAT, Field, FieldType, Flow, FlowEffect, FlowStep, Followup, GroupBy, Layout,
+    Entity, FORMAT, Field, FieldType, Flow, FlowEffect, FlowStep, Followup, GroupBy, Hook, Layout,
     Measure, MeasureFn, NoticeRecipients, Package, Pipeline, Report, ReportKind, Role, Schedule,
     Transitions, Trigger, TriggerOn, Webhook,
 };
@@ -84,6 +84,8 @@ const HIDDEN_COLUMNS: &str = "\
     ctid xmin xmax cmin cmax tableoid oid rowid _rowid_";
 
 const IDENTIFIER_MAX_LEN: usize = 40;
+/// Hooks are small functions; a bigger script belongs in a plugin of its own.
+const MAX_SCRIPT_BYTES: usize = 64 * 1024;
 
 /// Whether `word` is a SQL keyword of PostgreSQL or SQLite (or a hidden column name).
 pub fn is_reserved(word: &str) -> bool {
@@ -559,6 +561,10 @@ impl<'p> Validator<'p> {
             "schedule",
             &keyed("schedules", &pkg.schedules, |s| (s.key.as_str(), None)),
         );
+        self.keys(
+            "hook",
+            &keyed("hooks", &pkg.hooks, |h| (h.key.as_str(), None)),
+        );
         for (i, entity) in pkg.entities.iter().enumerate() {
             self.entity(&format!("entities[{i}]"), entity);
         }
@@ -587,6 +593,29 @@ impl<'p> Validator<'p> {
         }
         for (i, schedule) in pkg.schedules.iter().enumerate() {
             self.schedule(&format!("schedules[{i}]"), schedule);
+        }
+        for (i, hook) in pkg.hooks.iter().enumerate() {
+            self.hook(&format!("hooks[{i}]"), hook);
+        }
+    }
+
+    /// The hook's entity, and its script compiled (not run).
+    fn hook(&mut self, path: &str, hook: &Hook) {
+        if self.pkg.entity(&hook.entity).is_none() {
+            self.report(
+                format!("{path}.entity"),
+                format!("unknown entity {:?}", hook.entity),
+            );
+        }
+        if hook.script.trim().is_empty() {
+            self.report(format!("{path}.script"), "write the script's body");
+        } else if hook.script.len() > MAX_SCRIPT_BYTES {
+            self.report(
+                format!("{path}.script"),
+                format!("a script has at most {MAX_SCRIPT_BYTES} bytes"),
+            );
+        } else if let Err(error) = crate::plugin::scripts::check(&hook.key, &hook.script) {
+            self.report(format!("{path}.script"), error.to_string());
         }
     }
 

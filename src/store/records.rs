@@ -18,7 +18,8 @@ use serde_json::{Map, Value, json};
 use crate::auth::Access;
 use crate::catalog::{Catalog, DefaultValue, EntityCatalog};
 use crate::error::{Error, FieldError, Result};
-use crate::meta::{Field, FieldType, TriggerOn};
+use crate::meta::{Field, FieldType, HookEvent, TriggerOn};
+use crate::plugin::hooks::Hooks;
 use crate::store::db::TenantDb;
 use crate::store::db::query_first;
 use crate::store::filter::{self, FilterContext};
@@ -246,12 +247,12 @@ impl<'a> Records<'a> {
         }
         record.extend(input.clone());
         self.apply_defaults(&mut record, &input)?;
-        self.complete(&mut record, &input)?;
-        if let Some(stage) = record.get(schema::STAGE).and_then(Value::as_str) {
-            let missing = self.missing_for_stage(&record, stage);
-            if !missing.is_empty() {
-                return Err(Error::Validation(missing));
-            }
+        // With before_save hooks, what is required is checked after them (they may
+        // fill it), in `insert_prepared`.
+        let hooked = self.has_before_save();
+        self.complete(&mut record, &input, !hooked)?;
+        if !hooked {
+            self.check_stage_requirements(&record)?;
         }
         Ok(record)
     }
@@ -266,6 +267,13 @@ impl<'a> Records<'a> {
         access: &Access,
         action: &str,
     ) -> Result<Value> {
+        let hooks = self.hooks(txn, access);
+        if self.has_before_save() {
+            let mut input = Map::new();
+            self.before_save(&hooks, &mut record, &mut input, None)
+                .await?;
+            self.check_stage_requirements(&record)?;
+        }
         self.check_constraints(txn, &record, None, access.user_id)
             .await?;
         self.assign_auto_numbers(txn, &mut record).await?;
@@ -327,6 +335,9 @@ impl<'a> Records<'a> {
         )
         .await?;
         self.after_write(txn, &created, TriggerOn::Create, access.user_id)
+            .await?;
+        hooks
+            .run(HookEvent::AfterSave, created.clone(), None, Map::new())
             .await?;
         Ok(created)
     }
@@ -511,7 +522,14 @@ impl<'a> Records<'a> {
         }
         let mut record = current.as_object().cloned().unwrap_or_default();
         record.extend(input.clone());
-        self.complete(&mut record, &input)?;
+        let hooks = self.hooks(txn, access);
+        let hooked = self.has_before_save();
+        self.complete(&mut record, &input, !hooked)?;
+        if hooked {
+            let mut input = input;
+            self.before_save(&hooks, &mut record, &mut input, Some(&current))
+                .await?;
+        }
         let changes = diff_records(current.as_object().expect("records are objects"), &record);
         if changes.is_empty() {
             return Ok(current);
@@ -566,7 +584,122 @@ impl<'a> Records<'a> {
             &updated,
         )
         .await?;
+        hooks
+            .run(
+                HookEvent::AfterSave,
+                updated.clone(),
+                Some(&current),
+                Map::new(),
+            )
+            .await?;
+        if let Some((from, to)) = changes.get(schema::STAGE) {
+            let stages = json!({"from": from, "to": to});
+            hooks
+                .run(
+                    HookEvent::OnStageChange,
+                    updated.clone(),
+                    Some(&current),
+                    stages.as_object().cloned().unwrap_or_default(),
+                )
+                .await?;
+        }
         Ok(updated)
+    }
+
+    /// The hooks of a write by `access` in `txn`.
+    fn hooks<'h>(&'h self, txn: &'h DatabaseTransaction, access: &'h Access) -> Hooks<'h> {
+        Hooks {
+            txn,
+            db: self.db,
+            catalog: self.catalog,
+            entity: &self.entity.def.key,
+            access,
+        }
+    }
+
+    /// Runs the `before_save` hooks over a completed record and takes back what they
+    /// changed, checked like input (added to `input`, so required rules treat those
+    /// fields as touched), then computes formulas and required fields again. Hooks
+    /// write fields only: the owner, the stage and system columns keep their paths.
+    async fn before_save(
+        &self,
+        hooks: &Hooks<'_>,
+        record: &mut Map<String, Value>,
+        input: &mut Map<String, Value>,
+        previous: Option<&Value>,
+    ) -> Result<()> {
+        let Value::Object(after) = hooks
+            .run(
+                HookEvent::BeforeSave,
+                Value::Object(record.clone()),
+                previous,
+                Map::new(),
+            )
+            .await?
+        else {
+            return Err(Error::Internal("a hook's record is not an object".into()));
+        };
+        let removed = record
+            .keys()
+            .filter(|key| !after.contains_key(*key))
+            .map(|key| (key.clone(), Value::Null));
+        let changed: Vec<(String, Value)> = after
+            .iter()
+            .filter(|(key, value)| record.get(*key) != Some(*value))
+            .map(|(key, value)| (key.clone(), value.clone()))
+            .chain(removed)
+            .collect();
+        let mut errors = Vec::new();
+        for (key, value) in changed {
+            let field = self.entity.field(&key);
+            let normalized = match field {
+                _ if IGNORED_INPUT.contains(&key.as_str())
+                    || key == schema::OWNER
+                    || key == schema::STAGE =>
+                {
+                    Err("a hook may not change this (it has its own path)".to_string())
+                }
+                None => Err("a hook set a field the entity does not have".to_string()),
+                Some(field) if field.is_computed() => {
+                    Err("is computed; a hook cannot set it".to_string())
+                }
+                Some(field) => value::normalize(field, &value)
+                    .and_then(|v| check_bounds(field, &v).map(|_| v))
+                    .map_err(|m| format!("a hook set {value}: {m}")),
+            };
+            match normalized {
+                Ok(value) => {
+                    record.insert(key.clone(), value.clone());
+                    input.insert(key, value);
+                }
+                Err(message) => errors.push(FieldError::new(key, message)),
+            }
+        }
+        if !errors.is_empty() {
+            return Err(Error::Validation(errors));
+        }
+        self.complete(record, input, true)
+    }
+
+    fn has_before_save(&self) -> bool {
+        self.catalog
+            .package
+            .hooks_for(&self.entity.def.key, HookEvent::BeforeSave)
+            .next()
+            .is_some()
+    }
+
+    /// The fields the record's stage requires, all present.
+    fn check_stage_requirements(&self, record: &Map<String, Value>) -> Result<()> {
+        let Some(stage) = record.get(schema::STAGE).and_then(Value::as_str) else {
+            return Ok(());
+        };
+        let missing = self.missing_for_stage(record, stage);
+        if missing.is_empty() {
+            Ok(())
+        } else {
+            Err(Error::Validation(missing))
+        }
     }
 
     /// Moves a record to the recycle bin; refused while other records reference it.
@@ -883,8 +1016,14 @@ impl<'a> Records<'a> {
         Ok(())
     }
 
-    /// Computes formulas, then checks required and required_if on the complete record.
-    fn complete(&self, record: &mut Map<String, Value>, input: &Map<String, Value>) -> Result<()> {
+    /// Computes formulas, then (with `required`) checks required and required_if on
+    /// the complete record.
+    fn complete(
+        &self,
+        record: &mut Map<String, Value>,
+        input: &Map<String, Value>,
+        required: bool,
+    ) -> Result<()> {
         let mut errors = Vec::new();
         for (key, expr) in &self.entity.formulas {
             let field = self.entity.field(key).expect("formulas name fields");
@@ -897,7 +1036,7 @@ impl<'a> Records<'a> {
                 }
             }
         }
-        for field in &self.entity.def.fields {
+        for field in self.entity.def.fields.iter().filter(|_| required) {
             if field.is_computed() || errors.iter().any(|e| e.field == field.key) {
                 continue;
             }

@@ -20,7 +20,8 @@ use crate::auth::org::{self, Department};
 use crate::auth::users::{self, User};
 use crate::catalog::{Catalog, EntityCatalog};
 use crate::error::{Error, FieldError, Result};
-use crate::meta::{Flow, FlowEffect, FlowStep, StepMode, TriggerOn};
+use crate::meta::{Flow, FlowEffect, FlowStep, HookEvent, StepMode, TriggerOn};
+use crate::plugin::hooks::Hooks;
 use crate::store::db::{TenantDb, query_first};
 use crate::store::records::Records;
 use crate::store::value::format_datetime;
@@ -723,9 +724,26 @@ impl<'a> Engine<'a> {
                 .apply_effect(txn, &records, record, effect, &flow.key)
                 .await?;
         }
-        if outcome == "withdrawn" {
-            return Ok(());
+        let hook_event = match outcome {
+            "approved" => HookEvent::OnApproved,
+            "rejected" => HookEvent::OnRejected,
+            _ => return Ok(()),
+        };
+        let details = json!({"flow": flow.key, "comment": comment, "approval": instance.id});
+        Hooks {
+            txn,
+            db: self.db,
+            catalog: self.catalog,
+            entity: &instance.entity,
+            access: &Access::system(),
         }
+        .run(
+            hook_event,
+            record.clone(),
+            None,
+            details.as_object().cloned().unwrap_or_default(),
+        )
+        .await?;
         // Webhooks and other outbox readers hear of the verdict with the record as
         // the flow's effects left it.
         journal::outbox(

@@ -9,6 +9,7 @@ mod cli;
 mod convert;
 mod files;
 mod followups;
+mod hooks;
 mod import;
 mod isolation;
 mod metadata;
