@@ -1,7 +1,6 @@
 //! Scripted hooks at the seams of a record write. The store and the approval engine
 //! call [`Hooks::run`] inside the write's transaction; each hook the package names for
-//! the entity and event runs in the sandbox (`plugin::scripts`) on a blocking thread,
-//! in package order. A hook's `get` is answered from the same transaction with the
+//! the entity and event runs in the sandbox (`plugin::scripts`), in package order. A hook's `get` is answered from the same transaction with the
 //! acting user's rights, its notices are written in it, and any rejection or failure
 //! fails the write, so the transaction leaves nothing behind.
 
@@ -13,7 +12,7 @@ use crate::auth::Access;
 use crate::catalog::Catalog;
 use crate::error::{Error, Result};
 use crate::meta::{Action, Hook, HookEvent};
-use crate::plugin::scripts::{self, Finished, Limits, ScriptError};
+use crate::plugin::scripts::{self, Finished, Limits, Run, ScriptError};
 use crate::store::db::TenantDb;
 use crate::store::records::{Records, mask};
 use crate::workflow::notifications::{self, Notice};
@@ -97,19 +96,22 @@ impl Hooks<'_> {
 
     async fn run_one(&self, hook: &Hook, arguments: [Value; 4]) -> Result<Finished> {
         let (requests, mut pending) = mpsc::channel::<ReadRequest>(1);
-        let name = hook.key.clone();
-        let script = hook.script.clone();
-        let task = tokio::task::spawn_blocking(move || {
-            let read = move |entity: &str, id: i64| {
-                let gone = || "the write this hook belongs to has ended".to_string();
-                let (answer, answered) = oneshot::channel();
-                requests
-                    .blocking_send((entity.to_string(), id, answer))
-                    .map_err(|_| gone())?;
-                answered.blocking_recv().map_err(|_| gone())?
-            };
-            scripts::run(&name, &script, &arguments, &Limits::default(), read)
-        });
+        let read = move |entity: &str, id: i64| {
+            let gone = || "the write this hook belongs to has ended".to_string();
+            let (answer, answered) = oneshot::channel();
+            requests
+                .blocking_send((entity.to_string(), id, answer))
+                .map_err(|_| gone())?;
+            answered.blocking_recv().map_err(|_| gone())?
+        };
+        let run = Run {
+            scope: self.db.key.clone(),
+            name: hook.key.clone(),
+            script: hook.script.clone(),
+            arguments,
+            limits: Limits::default(),
+        };
+        let reply = scripts::submit(run, read);
         // The script's reads are served here, in the write's transaction, until the
         // run ends and drops its side of the channel.
         while let Some((entity, id, answer)) = pending.recv().await {
@@ -119,17 +121,14 @@ impl Hooks<'_> {
             hook: hook.key.clone(),
             message,
         };
-        match task.await {
+        match reply.await {
             Ok(Ok(finished)) => Ok(finished),
             Ok(Err(error @ ScriptError::Engine(_))) => {
                 tracing::error!(hook = %hook.key, "{error}");
                 Err(failed(error.to_string()))
             }
             Ok(Err(error)) => Err(failed(error.to_string())),
-            Err(join) => {
-                tracing::error!(hook = %hook.key, "the hook's thread panicked: {join}");
-                Err(failed("the script engine crashed".into()))
-            }
+            Err(_) => Err(failed("the script engine stopped".into())),
         }
     }
 

@@ -5,18 +5,22 @@
 //! `console.log`), and reads the `record` argument back afterwards, so a script
 //! changes a record by assigning its fields.
 //!
-//! Everything here is synchronous and free of the database: `plugin::hooks` runs it
-//! on a blocking thread and answers `get` from the write's transaction.
+//! Runs happen on a few engine threads of their own; each keeps the engines it
+//! prepared (a context with the host API and one compiled script, its globals
+//! frozen), since starting an engine costs more than a typical run. Nothing here
+//! touches the database: `plugin::hooks` answers `get` from the write's transaction.
 
 use std::cell::RefCell;
+use std::collections::HashMap;
 use std::rc::Rc;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, mpsc};
 use std::time::{Duration, Instant};
 
 use rquickjs::context::EvalOptions;
-use rquickjs::{CatchResultExt, CaughtError, Context, Ctx, Exception, Function, Runtime};
+use rquickjs::{CatchResultExt, CaughtError, Context, Ctx, Function, Object, Persistent, Runtime};
 use serde_json::Value;
+use tokio::sync::oneshot;
 
 /// What one run may use. QuickJS calls the interrupt check about every ten thousand
 /// bytecode branches and calls, so `interrupts` bounds the operations a run performs.
@@ -88,8 +92,8 @@ pub enum ScriptError {
 
 /// Answers `get(entity, id)`: the record as the acting user may see it, `None` when it
 /// does not exist or is out of their reach, `Err` with a message the script sees.
-pub trait Reader: FnMut(&str, i64) -> Result<Option<Value>, String> + 'static {}
-impl<F: FnMut(&str, i64) -> Result<Option<Value>, String> + 'static> Reader for F {}
+pub trait Reader: FnMut(&str, i64) -> Result<Option<Value>, String> + Send + 'static {}
+impl<F: FnMut(&str, i64) -> Result<Option<Value>, String> + Send + 'static> Reader for F {}
 
 /// Defines the host API from the raw functions the run installs. `reject` throws so
 /// that the script stops; a script that catches it is still rejected.
@@ -99,16 +103,48 @@ globalThis.reject = (a, b) => {
   if (b === undefined) __reject(null, String(a)); else __reject(String(a), String(b));
   throw new Error("rejected: " + (b === undefined ? a : b));
 };
-globalThis.notify = (user, title, body) =>
-  __notify(Number(user), String(title), body == null ? "" : String(body));
+// The host answers errors as `{error}` for these wrappers to throw: an error thrown
+// from Rust would have to set `message` on an object whose prototype is frozen.
+const host = (answer) => {
+  if (answer !== undefined && answer !== null && answer.error !== undefined) throw new Error(answer.error);
+  return answer;
+};
+globalThis.notify = (user, title, body) => {
+  host(__notify(Number(user), String(title), body == null ? "" : String(body)));
+};
 globalThis.get = (entity, id) => {
-  const text = __get(String(entity), Number(id));
-  return text == null ? null : JSON.parse(text);
+  const answer = host(__get(String(entity), Number(id)));
+  return answer == null ? null : JSON.parse(answer.record);
 };
 globalThis.console = {
   log: (...parts) =>
     __log(parts.map((p) => (typeof p === "string" ? p : JSON.stringify(p))).join(" ")),
 };
+"#;
+
+/// Freezes every object reachable from the global object once the host API and the
+/// script are in place: a prepared engine is reused across runs of its script, and
+/// frozen globals and built-ins leave a run nowhere to keep state for the next one.
+const LOCKDOWN: &str = r#"
+"use strict";
+(() => {
+  const seen = new Set();
+  const freeze = (value) => {
+    if ((typeof value !== "object" && typeof value !== "function") || value === null) return;
+    if (seen.has(value)) return;
+    seen.add(value);
+    Object.freeze(value);
+    for (const key of Reflect.ownKeys(value)) {
+      const property = Object.getOwnPropertyDescriptor(value, key);
+      if (!property) continue;
+      if ("value" in property) freeze(property.value);
+      freeze(property.get);
+      freeze(property.set);
+    }
+    freeze(Object.getPrototypeOf(value));
+  };
+  freeze(globalThis);
+})();
 "#;
 
 /// The function a script's body becomes.
@@ -143,21 +179,212 @@ fn compile<'js>(
     ctx.eval_with_options(wrap(script), options).catch(ctx)
 }
 
+/// One run of a script: `scope` (the tenant) and `name` (the hook) with the script
+/// text identify the prepared engine it may reuse; nothing is shared across scopes.
+#[derive(Debug, Clone)]
+pub struct Run {
+    pub scope: String,
+    pub name: String,
+    pub script: String,
+    /// By the names in [`ARGUMENTS`].
+    pub arguments: [Value; 4],
+    pub limits: Limits,
+}
+
+/// The outcome of a run, sent back from the engine thread.
+pub type Reply = oneshot::Receiver<Result<Finished, ScriptError>>;
+
+/// Queues `run` on the engine threads. The reader lives as long as the run and is
+/// dropped as soon as it ends, before the reply is sent.
+pub fn submit(run: Run, read: impl Reader) -> Reply {
+    let (reply, replied) = oneshot::channel();
+    let job = Job {
+        run,
+        read: Box::new(read),
+        reply,
+    };
+    if let Err(mpsc::SendError(job)) = engines().send(job) {
+        let _ = job.reply.send(Err(ScriptError::Engine(
+            "the engine threads are gone".into(),
+        )));
+    }
+    replied
+}
+
+struct Job {
+    run: Run,
+    read: Box<dyn Reader>,
+    reply: oneshot::Sender<Result<Finished, ScriptError>>,
+}
+
+/// Engines kept per thread: starting one costs more than most runs, so each thread
+/// keeps the engines it prepared, least recently used dropped first.
+const ENGINES_PER_THREAD: usize = 64;
+
+/// The engine threads' queue, started on first use: as many threads as cores (at
+/// least two, so one long script does not hold up every other), taking runs in turn.
+fn engines() -> &'static mpsc::Sender<Job> {
+    static QUEUE: OnceLock<mpsc::Sender<Job>> = OnceLock::new();
+    QUEUE.get_or_init(|| {
+        let (queue, jobs) = mpsc::channel::<Job>();
+        let jobs = Arc::new(Mutex::new(jobs));
+        let threads = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(2)
+            .clamp(2, 8);
+        for i in 0..threads {
+            let jobs = jobs.clone();
+            std::thread::Builder::new()
+                .name(format!("metacrm-script-{i}"))
+                .stack_size(8 << 20)
+                .spawn(move || engine_thread(&jobs))
+                .expect("start a script engine thread");
+        }
+        queue
+    })
+}
+
+fn engine_thread(jobs: &Mutex<mpsc::Receiver<Job>>) {
+    let mut thread = match EngineThread::new() {
+        Ok(thread) => thread,
+        Err(error) => {
+            tracing::error!("a script engine thread could not start: {error}");
+            return;
+        }
+    };
+    loop {
+        let next = jobs.lock().map(|jobs| jobs.recv());
+        let Ok(Ok(job)) = next else {
+            return;
+        };
+        let Job { run, read, reply } = job;
+        let outcome =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| thread.run(&run, read)))
+                .unwrap_or_else(|_| {
+                    // The engine a panic interrupted may be in any state: start afresh.
+                    thread.engines.clear();
+                    Err(ScriptError::Engine("the script engine panicked".into()))
+                });
+        let _ = reply.send(outcome);
+    }
+}
+
+/// One thread's runtime and the engines (contexts) it prepared.
+struct EngineThread {
+    runtime: Runtime,
+    engines: HashMap<(String, String), Prepared>,
+    clock: u64,
+    /// Bytes the prepared engines hold (see `measure`).
+    in_use: usize,
+}
+
+/// A context with the host API, its globals frozen, and one script compiled in it.
+struct Prepared {
+    script: String,
+    context: Context,
+    function: Persistent<Function<'static>>,
+    state: Rc<RefCell<State>>,
+    last_used: u64,
+}
+
+impl EngineThread {
+    fn new() -> Result<EngineThread, ScriptError> {
+        let runtime = Runtime::new().map_err(engine)?;
+        runtime.set_max_stack_size(Limits::default().stack_bytes);
+        Ok(EngineThread {
+            runtime,
+            engines: HashMap::new(),
+            clock: 0,
+            in_use: 0,
+        })
+    }
+
+    fn run(&mut self, run: &Run, read: Box<dyn Reader>) -> Result<Finished, ScriptError> {
+        self.clock += 1;
+        let key = (run.scope.clone(), run.name.clone());
+        if self
+            .engines
+            .get(&key)
+            .is_none_or(|p| p.script != run.script)
+        {
+            self.engines.remove(&key);
+            if self.engines.len() >= ENGINES_PER_THREAD
+                && let Some(oldest) = self
+                    .engines
+                    .iter()
+                    .min_by_key(|(_, p)| p.last_used)
+                    .map(|(k, _)| k.clone())
+            {
+                self.engines.remove(&oldest);
+            }
+            let prepared = self.prepare(run)?;
+            self.engines.insert(key.clone(), prepared);
+            self.measure();
+        }
+        let prepared = self.engines.get_mut(&key).expect("prepared above");
+        prepared.last_used = self.clock;
+        let outcome = execute(&self.runtime, self.in_use, prepared, run, read);
+        // After a failure the engine may hold a half-built state (out of memory, an
+        // interrupted call): the next run prepares a fresh one.
+        if outcome.is_err() {
+            self.engines.remove(&key);
+            self.measure();
+        }
+        outcome
+    }
+
+    /// What the prepared engines hold, from which each run's memory limit counts.
+    /// Measuring walks the whole heap, so it happens when the engines change (a run's
+    /// own garbage is freed as it ends: QuickJS counts references).
+    fn measure(&mut self) {
+        self.runtime.run_gc();
+        self.in_use = usize::try_from(self.runtime.memory_usage().malloc_size).unwrap_or(0);
+    }
+
+    fn prepare(&self, run: &Run) -> Result<Prepared, ScriptError> {
+        self.runtime.set_memory_limit(0);
+        self.runtime.set_interrupt_handler(None);
+        let context = Context::full(&self.runtime).map_err(engine)?;
+        let state = Rc::new(RefCell::new(State::default()));
+        let function = context.with(|ctx| -> Result<_, ScriptError> {
+            install_host(&ctx, &state).map_err(engine)?;
+            ctx.eval::<(), _>(PRELUDE).map_err(engine)?;
+            let function = compile(&ctx, &run.name, &run.script)
+                .map_err(|e| ScriptError::Compile(describe(&e)))?;
+            ctx.eval::<(), _>(LOCKDOWN).map_err(engine)?;
+            Ok(Persistent::save(&ctx, function))
+        })?;
+        Ok(Prepared {
+            script: run.script.clone(),
+            context,
+            function,
+            state,
+            last_used: 0,
+        })
+    }
+}
+
 const TRIPPED_NONE: u8 = 0;
 const TRIPPED_OPERATIONS: u8 = 1;
 const TRIPPED_TIME: u8 = 2;
 
-/// Runs `script` once with `arguments` (by the names in [`ARGUMENTS`]).
-pub fn run(
-    name: &str,
-    script: &str,
-    arguments: &[Value; 4],
-    limits: &Limits,
-    read: impl Reader,
+/// Runs a prepared script once within `run.limits`.
+fn execute(
+    runtime: &Runtime,
+    in_use: usize,
+    prepared: &Prepared,
+    run: &Run,
+    read: Box<dyn Reader>,
 ) -> Result<Finished, ScriptError> {
-    let runtime = Runtime::new().map_err(engine)?;
-    runtime.set_memory_limit(limits.memory_bytes);
-    runtime.set_max_stack_size(limits.stack_bytes);
+    let limits = &run.limits;
+    *prepared.state.borrow_mut() = State {
+        read: Some(read),
+        max_reads: limits.reads,
+        max_notices: limits.notices,
+        ..State::default()
+    };
+    // The limit counts from what the thread's prepared engines already hold.
+    runtime.set_memory_limit(in_use + limits.memory_bytes);
     let tripped = Arc::new(AtomicU8::new(TRIPPED_NONE));
     let deadline = Instant::now() + limits.wall;
     let mut interrupts = 0u32;
@@ -175,15 +402,10 @@ pub fn run(
         flag.store(why, Ordering::Relaxed);
         true
     })));
-    let context = Context::full(&runtime).map_err(engine)?;
-    let state = Rc::new(RefCell::new(State::default()));
-    let outcome = context.with(|ctx| -> Result<Value, ScriptError> {
-        install_host(&ctx, &state, read, limits).map_err(engine)?;
-        ctx.eval::<(), _>(PRELUDE).map_err(engine)?;
-        let function =
-            compile(&ctx, name, script).map_err(|e| ScriptError::Compile(describe(&e)))?;
-        let mut values = Vec::with_capacity(arguments.len());
-        for argument in arguments {
+    let outcome = prepared.context.with(|ctx| -> Result<Value, ScriptError> {
+        let function = prepared.function.clone().restore(&ctx).map_err(engine)?;
+        let mut values = Vec::with_capacity(run.arguments.len());
+        for argument in &run.arguments {
             values.push(ctx.json_parse(argument.to_string()).map_err(engine)?);
         }
         let record = values[0].clone();
@@ -195,7 +417,7 @@ pub fn run(
                 values[3].clone(),
             ))
             .catch(&ctx);
-        if state.borrow().rejection.is_some() {
+        if prepared.state.borrow().rejection.is_some() {
             return Ok(Value::Null);
         }
         match tripped.load(Ordering::Relaxed) {
@@ -224,7 +446,7 @@ pub fn run(
                     limits.memory_bytes >> 20
                 )));
             }
-            if let Some(host) = state.borrow_mut().host_error.take() {
+            if let Some(host) = prepared.state.borrow_mut().host_error.take() {
                 return Err(ScriptError::Thrown(host));
             }
             return Err(ScriptError::Thrown(message));
@@ -238,13 +460,11 @@ pub fn run(
             .unwrap_or_else(|| "null".into());
         serde_json::from_str(&text).map_err(|e| ScriptError::Engine(e.to_string()))
     });
-    // The runtime's functions hold the state; they go with it.
-    drop(context);
-    drop(runtime);
+    runtime.set_interrupt_handler(None);
+    runtime.set_memory_limit(0);
+    // The reader goes now: the host stops serving reads when it is dropped.
+    let state = std::mem::take(&mut *prepared.state.borrow_mut());
     let record = outcome?;
-    let state = Rc::try_unwrap(state)
-        .map(RefCell::into_inner)
-        .unwrap_or_default();
     Ok(Finished {
         record,
         rejection: state.rejection,
@@ -252,8 +472,12 @@ pub fn run(
     })
 }
 
+/// What the host functions of one prepared engine share with the run in progress.
 #[derive(Default)]
 struct State {
+    read: Option<Box<dyn Reader>>,
+    max_reads: usize,
+    max_notices: usize,
     rejection: Option<Rejection>,
     notices: Vec<ScriptNotice>,
     reads: usize,
@@ -261,12 +485,7 @@ struct State {
     host_error: Option<String>,
 }
 
-fn install_host<'js>(
-    ctx: &Ctx<'js>,
-    state: &Rc<RefCell<State>>,
-    read: impl Reader,
-    limits: &Limits,
-) -> rquickjs::Result<()> {
+fn install_host<'js>(ctx: &Ctx<'js>, state: &Rc<RefCell<State>>) -> rquickjs::Result<()> {
     let globals = ctx.globals();
     let shared = state.clone();
     globals.set(
@@ -282,47 +501,54 @@ fn install_host<'js>(
         )?,
     )?;
     let shared = state.clone();
-    let max_notices = limits.notices;
     globals.set(
         "__notify",
         Function::new(
             ctx.clone(),
             move |ctx: Ctx<'js>, user: f64, title: String, body: String| {
                 let mut state = shared.borrow_mut();
-                if state.notices.len() >= max_notices {
-                    return Err(Exception::throw_message(
-                        &ctx,
-                        &format!("notify may be called at most {max_notices} times"),
-                    ));
+                if state.notices.len() >= state.max_notices {
+                    let message =
+                        format!("notify may be called at most {} times", state.max_notices);
+                    state.host_error = Some(message.clone());
+                    return host_error(&ctx, &message);
                 }
                 state.notices.push(ScriptNotice {
                     user: user as i64,
                     title,
                     body,
                 });
-                Ok(())
+                Ok(None)
             },
         )?,
     )?;
     let shared = state.clone();
-    let max_reads = limits.reads;
-    let read = RefCell::new(read);
     globals.set(
         "__get",
         Function::new(
             ctx.clone(),
-            move |ctx: Ctx<'js>, entity: String, id: f64| -> rquickjs::Result<Option<String>> {
+            move |ctx: Ctx<'js>,
+                  entity: String,
+                  id: f64|
+                  -> rquickjs::Result<Option<Object<'js>>> {
                 let mut state = shared.borrow_mut();
                 state.reads += 1;
-                if state.reads > max_reads {
-                    let message = format!("get may be called at most {max_reads} times");
+                if state.reads > state.max_reads {
+                    let message = format!("get may be called at most {} times", state.max_reads);
                     state.host_error = Some(message.clone());
-                    return Err(Exception::throw_message(&ctx, &message));
+                    return host_error(&ctx, &message);
                 }
-                drop(state);
-                match (read.borrow_mut())(&entity, id as i64) {
-                    Ok(record) => Ok(record.map(|r| r.to_string())),
-                    Err(message) => Err(Exception::throw_message(&ctx, &message)),
+                let Some(read) = state.read.as_mut() else {
+                    return host_error(&ctx, "get is not available here");
+                };
+                match read(&entity, id as i64) {
+                    Ok(None) => Ok(None),
+                    Ok(Some(record)) => {
+                        let answer = Object::new(ctx.clone())?;
+                        answer.set("record", record.to_string())?;
+                        Ok(Some(answer))
+                    }
+                    Err(message) => host_error(&ctx, &message),
                 }
             },
         )?,
@@ -334,6 +560,13 @@ fn install_host<'js>(
         })?,
     )?;
     Ok(())
+}
+
+/// A host function's failure, for the prelude's wrapper to throw.
+fn host_error<'js>(ctx: &Ctx<'js>, message: &str) -> rquickjs::Result<Option<Object<'js>>> {
+    let answer = Object::new(ctx.clone())?;
+    answer.set("error", message)?;
+    Ok(Some(answer))
 }
 
 /// A thrown value as one line: the error's message and where it was thrown.
@@ -367,23 +600,29 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn no_reads(_: &str, _: i64) -> Result<Option<Value>, String> {
-        Ok(None)
+    fn run_with(
+        script: &str,
+        arguments: [Value; 4],
+        read: impl Reader,
+    ) -> Result<Finished, ScriptError> {
+        let run = Run {
+            scope: "test".into(),
+            name: "test".into(),
+            script: script.into(),
+            arguments,
+            limits: Limits::default(),
+        };
+        submit(run, read).blocking_recv().expect("a reply")
     }
 
     fn run_body(script: &str, record: Value) -> Result<Finished, ScriptError> {
-        run(
-            "test",
-            script,
-            &[
-                record,
-                Value::Null,
-                json!({"id": 7}),
-                json!({"name": "before_save"}),
-            ],
-            &Limits::default(),
-            no_reads,
-        )
+        let arguments = [
+            record,
+            Value::Null,
+            json!({"id": 7}),
+            json!({"name": "before_save"}),
+        ];
+        run_with(script, arguments, |_: &str, _| Ok(None))
     }
 
     #[test]
@@ -419,11 +658,9 @@ mod tests {
     #[test]
     fn notices_and_reads_reach_the_host() {
         let read = |entity: &str, id: i64| Ok(Some(json!({"entity": entity, "id": id})));
-        let done = run(
-            "test",
+        let done = run_with(
             "const c = get('customer', 3); notify(5, 'Hi ' + c.entity, c.id);",
-            &[json!({}), Value::Null, Value::Null, Value::Null],
-            &Limits::default(),
+            [json!({}), Value::Null, Value::Null, Value::Null],
             read,
         )
         .unwrap();
@@ -438,7 +675,7 @@ mod tests {
     }
 
     #[test]
-    fn hostile_scripts_are_stopped() {
+    fn hostile_scripts_are_stopped_and_the_engine_recovers() {
         let endless = run_body("while (true) {}", json!({}));
         assert!(
             matches!(endless, Err(ScriptError::Limit(ref m)) if m.contains("operations")),
@@ -464,6 +701,27 @@ mod tests {
         );
         let thrown = run_body("null.x;", json!({}));
         assert!(matches!(thrown, Err(ScriptError::Thrown(_))), "{thrown:?}");
+        // Every engine thread still serves ordinary runs.
+        for _ in 0..8 {
+            let done = run_body("record.ok = true;", json!({})).unwrap();
+            assert_eq!(done.record, json!({"ok": true}));
+        }
+    }
+
+    #[test]
+    fn a_run_keeps_nothing_for_the_next() {
+        let script = "globalThis.seen = (globalThis.seen || 0) + 1; record.seen = globalThis.seen;";
+        for _ in 0..3 {
+            let error = run_body(script, json!({})).unwrap_err();
+            assert!(
+                matches!(error, ScriptError::Thrown(ref m) if m.contains("not extensible") || m.contains("read-only")),
+                "{error:?}"
+            );
+        }
+        let patch = "Array.prototype.leak = 1;";
+        assert!(run_body(patch, json!({})).is_err());
+        let done = run_body("record.leak = [].leak === undefined;", json!({})).unwrap();
+        assert_eq!(done.record["leak"], json!(true));
     }
 
     #[test]
