@@ -107,8 +107,21 @@ impl Tenant {
 
     /// Applies a package: nothing changes unless every step succeeds.
     pub async fn apply(&self, json: &Value, author: Option<i64>, dry_run: bool) -> Result<Applied> {
-        let package = parse_package(json).map_err(Error::InvalidPackage)?;
+        self.apply_change(author, dry_run, |_| Ok(json.clone()))
+            .await
+    }
+
+    /// Applies the package `change` makes of the published one, with no other publish
+    /// in between (enabling a plugin merges into what is there).
+    pub async fn apply_change(
+        &self,
+        author: Option<i64>,
+        dry_run: bool,
+        change: impl FnOnce(&Package) -> Result<Value>,
+    ) -> Result<Applied> {
         let mut current = self.catalog.write().await;
+        let json = change(&current.package)?;
+        let package = parse_package(&json).map_err(Error::InvalidPackage)?;
         let plan = plan::diff(&self.db, &current.package, &current.archive, &package)
             .map_err(Error::InvalidPackage)?;
         let version = current.version + 1;

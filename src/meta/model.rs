@@ -38,6 +38,22 @@ pub struct Package {
     /// Scripts run on record events (`plugin::hooks`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub hooks: Vec<Hook>,
+    /// Bundled plugins enabled for the tenant (`plugin::packages`): what each merged
+    /// into this package, so that disabling takes exactly that out again.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub plugins: Vec<EnabledPlugin>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EnabledPlugin {
+    pub name: String,
+    pub version: String,
+    #[serde(default, skip_serializing_if = "serde_json::Map::is_empty")]
+    pub settings: serde_json::Map<String, Value>,
+    /// What the plugin added, as `list/key` (`hooks/quote_guard`) or, for what it
+    /// added to an entity of the package, `entities/ENTITY/list/key`.
+    pub contributed: Vec<String>,
 }
 
 /// A JavaScript function body run in a sandbox when a record of `entity` is saved,
@@ -252,6 +268,7 @@ impl Package {
             webhooks: Vec::new(),
             schedules: Vec::new(),
             hooks: Vec::new(),
+            plugins: Vec::new(),
         }
     }
 

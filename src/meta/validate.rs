@@ -565,6 +565,13 @@ impl<'p> Validator<'p> {
             "hook",
             &keyed("hooks", &pkg.hooks, |h| (h.key.as_str(), None)),
         );
+        self.duplicates(
+            "plugin",
+            pkg.plugins
+                .iter()
+                .enumerate()
+                .map(|(i, p)| (format!("plugins[{i}].name"), p.name.as_str())),
+        );
         for (i, entity) in pkg.entities.iter().enumerate() {
             self.entity(&format!("entities[{i}]"), entity);
         }

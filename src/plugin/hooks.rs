@@ -8,7 +8,10 @@ use sea_orm::DatabaseTransaction;
 use serde_json::{Map, Value, json};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::auth::Access;
+use std::future::Future;
+use std::pin::Pin;
+
+use crate::auth::{Access, SYSTEM_USER};
 use crate::catalog::Catalog;
 use crate::error::{Error, Result};
 use crate::meta::{Action, Hook, HookEvent};
@@ -16,6 +19,26 @@ use crate::plugin::scripts::{self, Finished, Limits, Run, ScriptError};
 use crate::store::db::TenantDb;
 use crate::store::records::{Records, mask};
 use crate::workflow::notifications::{self, Notice};
+
+/// How deep records created by hooks may create records in turn.
+const MAX_DEPTH: u32 = 3;
+
+tokio::task_local! {
+    /// The nesting of hook-created records around the running write.
+    static DEPTH: u32;
+}
+
+/// An error with the fields it names, in one line.
+fn describe(error: &Error) -> String {
+    match error {
+        Error::Validation(fields) | Error::ForbiddenFields(fields) => fields
+            .iter()
+            .map(|f| format!("{}: {}", f.field, f.message))
+            .collect::<Vec<_>>()
+            .join("; "),
+        error => error.to_string(),
+    }
+}
 
 /// What a hook's `get` asks the host for, and where the answer goes.
 type ReadRequest = (String, i64, oneshot::Sender<Result<Option<Value>, String>>);
@@ -34,39 +57,44 @@ impl Hooks<'_> {
     /// version, `None` on create; `details`: what the event adds, such as the stages
     /// of a stage change). Each hook sees the record as the one before left it; the
     /// record comes back as the last one left it (only `before_save` callers use it).
-    pub async fn run(
-        &self,
+    /// (Boxed, with its type spelled out: hooks that create records run hooks again,
+    /// and a recursive future needs a known type to be `Send`.)
+    pub fn run<'s>(
+        &'s self,
         event: HookEvent,
         record: Value,
-        previous: Option<&Value>,
+        previous: Option<&'s Value>,
         details: Map<String, Value>,
-    ) -> Result<Value> {
-        let mut record = record;
-        for hook in self.catalog.package.hooks_for(self.entity, event) {
-            let mut event_value = details.clone();
-            event_value.insert("name".into(), json!(event.as_str()));
-            event_value.insert("entity".into(), json!(self.entity));
-            event_value.insert("hook".into(), json!(hook.key));
-            let arguments = [
-                record.clone(),
-                previous.cloned().unwrap_or(Value::Null),
-                self.user(),
-                Value::Object(event_value),
-            ];
-            let finished = self.run_one(hook, arguments).await?;
-            if let Some(rejection) = finished.rejection {
-                return Err(match rejection.field {
-                    Some(field) => Error::field(field, rejection.message),
-                    None => Error::Rejected {
-                        hook: hook.key.clone(),
-                        message: rejection.message,
-                    },
-                });
+    ) -> Pin<Box<dyn Future<Output = Result<Value>> + Send + 's>> {
+        Box::pin(async move {
+            let mut record = record;
+            for hook in self.catalog.package.hooks_for(self.entity, event) {
+                let mut event_value = details.clone();
+                event_value.insert("name".into(), json!(event.as_str()));
+                event_value.insert("entity".into(), json!(self.entity));
+                event_value.insert("hook".into(), json!(hook.key));
+                let arguments = [
+                    record.clone(),
+                    previous.cloned().unwrap_or(Value::Null),
+                    self.user(),
+                    Value::Object(event_value),
+                ];
+                let finished = self.run_one(hook, arguments).await?;
+                if let Some(rejection) = finished.rejection {
+                    return Err(match rejection.field {
+                        Some(field) => Error::field(field, rejection.message),
+                        None => Error::Rejected {
+                            hook: hook.key.clone(),
+                            message: rejection.message,
+                        },
+                    });
+                }
+                self.notify(hook, &record, &finished).await?;
+                self.create(hook, &finished).await?;
+                record = finished.record;
             }
-            self.notify(hook, &record, &finished).await?;
-            record = finished.record;
-        }
-        Ok(record)
+            Ok(record)
+        })
     }
 
     /// The script's `user`: who acts, or the platform.
@@ -155,6 +183,54 @@ impl Hooks<'_> {
             Err(Error::NotFound(_)) => Ok(None),
             Err(error) => Err(error.to_string()),
         }
+    }
+
+    /// `create(entity, fields)`: records the platform writes for the hook in the same
+    /// transaction, owned by the acting user unless the fields name an owner. Their
+    /// own hooks run too, nested at most [`MAX_DEPTH`] deep.
+    async fn create(&self, hook: &Hook, finished: &Finished) -> Result<()> {
+        if finished.creates.is_empty() {
+            return Ok(());
+        }
+        let depth = DEPTH.try_with(|d| *d).unwrap_or(0) + 1;
+        let failed = |message: String| Error::HookFailed {
+            hook: hook.key.clone(),
+            message,
+        };
+        if depth > MAX_DEPTH {
+            return Err(failed(format!(
+                "records created by hooks create records {MAX_DEPTH} levels deep; stopped there"
+            )));
+        }
+        let writer = Access {
+            system: true,
+            ..Access::full(self.access.user_id)
+        };
+        for create in &finished.creates {
+            let target = self
+                .catalog
+                .entity(&create.entity)
+                .ok_or_else(|| failed(format!("create: unknown entity {:?}", create.entity)))?;
+            let mut input = create.fields.clone();
+            if let Some(fields) = input.as_object_mut()
+                && self.access.user_id != SYSTEM_USER
+            {
+                fields
+                    .entry("owner")
+                    .or_insert(json!(self.access.user_id));
+            }
+            let records = Records::new(self.db, self.catalog, target);
+            let write = async {
+                let prepared = records.prepare_create(&input, &writer)?;
+                records
+                    .insert_prepared(self.txn, prepared, &writer, &format!("hook:{}", hook.key))
+                    .await
+            };
+            DEPTH.scope(depth, write).await.map_err(|error| {
+                failed(format!("its {} record could not be created: {}", create.entity, describe(&error)))
+            })?;
+        }
+        Ok(())
     }
 
     async fn notify(&self, hook: &Hook, record: &Value, finished: &Finished) -> Result<()> {

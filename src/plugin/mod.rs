@@ -3,6 +3,7 @@
 //! set times.
 
 pub mod hooks;
+pub mod packages;
 pub mod schedules;
 pub mod scripts;
 pub mod webhooks;

@@ -1,8 +1,8 @@
-//! The sandbox hooks run in: QuickJS through rquickjs, a fresh runtime per run with
-//! no file, network or module access, and limits on memory, stack depth, operations
-//! and wall time. A script is the body of a function; a run passes it named JSON
+//! The sandbox hooks run in: QuickJS through rquickjs, with no file, network or
+//! module access, and limits per run on memory, stack depth, operations and wall
+//! time. A script is the body of a function; a run passes it named JSON
 //! arguments and the host API as plain functions (`reject`, `notify`, `get`,
-//! `console.log`), and reads the `record` argument back afterwards, so a script
+//! `create`, `console.log`), and reads the `record` argument back afterwards, so a script
 //! changes a record by assigning its fields.
 //!
 //! Runs happen on a few engine threads of their own; each keeps the engines it
@@ -34,6 +34,8 @@ pub struct Limits {
     pub reads: usize,
     /// Calls of `notify`.
     pub notices: usize,
+    /// Calls of `create`.
+    pub creates: usize,
 }
 
 impl Default for Limits {
@@ -45,6 +47,7 @@ impl Default for Limits {
             wall: Duration::from_secs(1),
             reads: 20,
             notices: 20,
+            creates: 20,
         }
     }
 }
@@ -60,6 +63,14 @@ pub struct Finished {
     pub record: Value,
     pub rejection: Option<Rejection>,
     pub notices: Vec<ScriptNotice>,
+    pub creates: Vec<ScriptCreate>,
+}
+
+/// `create(entity, fields)`: a record the host creates once the run succeeded.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ScriptCreate {
+    pub entity: String,
+    pub fields: Value,
 }
 
 /// `reject(message)` or `reject(field, message)`.
@@ -111,6 +122,9 @@ const host = (answer) => {
 };
 globalThis.notify = (user, title, body) => {
   host(__notify(Number(user), String(title), body == null ? "" : String(body)));
+};
+globalThis.create = (entity, fields) => {
+  host(__create(String(entity), JSON.stringify(fields == null ? {} : fields)));
 };
 globalThis.get = (entity, id) => {
   const answer = host(__get(String(entity), Number(id)));
@@ -381,6 +395,7 @@ fn execute(
         read: Some(read),
         max_reads: limits.reads,
         max_notices: limits.notices,
+        max_creates: limits.creates,
         ..State::default()
     };
     // The limit counts from what the thread's prepared engines already hold.
@@ -435,6 +450,10 @@ fn execute(
             }
             _ => {}
         }
+        // A limit the script ran into fails the run even if the script caught it.
+        if let Some(host) = prepared.state.borrow_mut().host_error.take() {
+            return Err(ScriptError::Thrown(host));
+        }
         if let Err(error) = called {
             let message = describe(&error);
             // Out of memory, QuickJS may not manage to allocate the error either and
@@ -445,9 +464,6 @@ fn execute(
                     "{} MB of memory",
                     limits.memory_bytes >> 20
                 )));
-            }
-            if let Some(host) = prepared.state.borrow_mut().host_error.take() {
-                return Err(ScriptError::Thrown(host));
             }
             return Err(ScriptError::Thrown(message));
         }
@@ -469,6 +485,7 @@ fn execute(
         record,
         rejection: state.rejection,
         notices: state.notices,
+        creates: state.creates,
     })
 }
 
@@ -478,8 +495,10 @@ struct State {
     read: Option<Box<dyn Reader>>,
     max_reads: usize,
     max_notices: usize,
+    max_creates: usize,
     rejection: Option<Rejection>,
     notices: Vec<ScriptNotice>,
+    creates: Vec<ScriptCreate>,
     reads: usize,
     /// A host call that failed for a reason the script must not be able to swallow.
     host_error: Option<String>,
@@ -518,6 +537,24 @@ fn install_host<'js>(ctx: &Ctx<'js>, state: &Rc<RefCell<State>>) -> rquickjs::Re
                     title,
                     body,
                 });
+                Ok(None)
+            },
+        )?,
+    )?;
+    let shared = state.clone();
+    globals.set(
+        "__create",
+        Function::new(
+            ctx.clone(),
+            move |ctx: Ctx<'js>, entity: String, fields: String| {
+                let mut state = shared.borrow_mut();
+                if state.creates.len() >= state.max_creates {
+                    let message = format!("create may be called at most {} times", state.max_creates);
+                    state.host_error = Some(message.clone());
+                    return host_error(&ctx, &message);
+                }
+                let fields = serde_json::from_str(&fields).unwrap_or(Value::Null);
+                state.creates.push(ScriptCreate { entity, fields });
                 Ok(None)
             },
         )?,

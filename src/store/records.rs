@@ -267,6 +267,8 @@ impl<'a> Records<'a> {
         access: &Access,
         action: &str,
     ) -> Result<Value> {
+        // Numbers first, so that hooks see them (a rolled-back write returns its number).
+        self.assign_auto_numbers(txn, &mut record).await?;
         let hooks = self.hooks(txn, access);
         if self.has_before_save() {
             let mut input = Map::new();
@@ -276,7 +278,6 @@ impl<'a> Records<'a> {
         }
         self.check_constraints(txn, &record, None, access.user_id)
             .await?;
-        self.assign_auto_numbers(txn, &mut record).await?;
         let now = crate::clock::now();
         let mut insert = Query::insert();
         insert.into_table(self.table());
@@ -649,8 +650,21 @@ impl<'a> Records<'a> {
             .map(|(key, value)| (key.clone(), value.clone()))
             .chain(removed)
             .collect();
+        // The input schema checks what hooks write as it checks users' input (options,
+        // lengths, patterns); system keys and unknown fields are named below.
+        let writable: Map<String, Value> = changed
+            .iter()
+            .filter(|(key, _)| self.entity.field(key).is_some_and(|f| !f.is_computed()))
+            .cloned()
+            .collect();
         let mut errors = Vec::new();
+        for error in self.entity.input_validator.iter_errors(&Value::Object(writable)) {
+            errors.extend(schema_error(&error));
+        }
         for (key, value) in changed {
+            if errors.iter().any(|e| e.field == key) {
+                continue;
+            }
             let field = self.entity.field(&key);
             let normalized = match field {
                 _ if IGNORED_INPUT.contains(&key.as_str())
