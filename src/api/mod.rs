@@ -6,6 +6,7 @@ pub mod error;
 mod files;
 mod meta;
 mod openapi;
+mod plugins;
 mod print;
 mod records;
 mod reports;
@@ -70,6 +71,7 @@ type Apis = (
     print::PrintApi,
     webhooks::WebhooksApi,
     schedules::SchedulesApi,
+    plugins::PluginsApi,
 );
 
 fn service() -> OpenApiService<Apis, ()> {
@@ -88,6 +90,7 @@ fn service() -> OpenApiService<Apis, ()> {
             print::PrintApi,
             webhooks::WebhooksApi,
             schedules::SchedulesApi,
+            plugins::PluginsApi,
         ),
         "metacrm",
         env!("CARGO_PKG_VERSION"),

@@ -215,9 +215,7 @@ impl Hooks<'_> {
             if let Some(fields) = input.as_object_mut()
                 && self.access.user_id != SYSTEM_USER
             {
-                fields
-                    .entry("owner")
-                    .or_insert(json!(self.access.user_id));
+                fields.entry("owner").or_insert(json!(self.access.user_id));
             }
             let records = Records::new(self.db, self.catalog, target);
             let write = async {
@@ -227,7 +225,11 @@ impl Hooks<'_> {
                     .await
             };
             DEPTH.scope(depth, write).await.map_err(|error| {
-                failed(format!("its {} record could not be created: {}", create.entity, describe(&error)))
+                failed(format!(
+                    "its {} record could not be created: {}",
+                    create.entity,
+                    describe(&error)
+                ))
             })?;
         }
         Ok(())

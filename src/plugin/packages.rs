@@ -104,15 +104,16 @@ pub fn find(name: &str) -> Result<Manifest> {
 fn load(folder: &str, path: &str) -> Result<Manifest> {
     let broken = |message: String| Error::Internal(format!("plugins/{path}: {message}"));
     let text = file(folder, MANIFEST).map_err(broken)?;
-    let mut manifest: Manifest =
-        serde_json::from_str(&text).map_err(|e| broken(e.to_string()))?;
+    let mut manifest: Manifest = serde_json::from_str(&text).map_err(|e| broken(e.to_string()))?;
     let known = |key: &String| LISTS.contains(&key.as_str()) || key == "extend";
     if let Some(unknown) = manifest
         .contributes
         .as_object()
         .and_then(|c| c.keys().find(|k| !known(k)))
     {
-        return Err(broken(format!("contributes.{unknown} is not something a plugin adds")));
+        return Err(broken(format!(
+            "contributes.{unknown} is not something a plugin adds"
+        )));
     }
     // Scripts and print templates may live in files of their own beside the manifest.
     let mut items: Vec<&mut Value> = Vec::new();
@@ -155,11 +156,17 @@ fn file(folder: &str, name: &str) -> std::result::Result<String, String> {
 
 /// The settings as given, checked against the manifest and completed with defaults;
 /// every problem named `settings.KEY`.
-pub fn check_settings(manifest: &Manifest, given: &Map<String, Value>) -> Result<Map<String, Value>> {
+pub fn check_settings(
+    manifest: &Manifest,
+    given: &Map<String, Value>,
+) -> Result<Map<String, Value>> {
     let mut errors = Vec::new();
     for key in given.keys() {
         if !manifest.settings.iter().any(|s| &s.key == key) {
-            errors.push(FieldError::new(format!("settings.{key}"), "unknown setting"));
+            errors.push(FieldError::new(
+                format!("settings.{key}"),
+                "unknown setting",
+            ));
         }
     }
     let mut settings = Map::new();
@@ -171,7 +178,10 @@ pub fn check_settings(manifest: &Manifest, given: &Map<String, Value>) -> Result
             .or(setting.default.as_ref());
         let Some(value) = value else {
             if setting.required {
-                errors.push(FieldError::new(path, format!("{} is required", setting.label)));
+                errors.push(FieldError::new(
+                    path,
+                    format!("{} is required", setting.label),
+                ));
             }
             continue;
         };
@@ -232,7 +242,11 @@ fn fill(value: &mut Value, replace: &dyn Fn(&str) -> String) {
 /// The package with `manifest` enabled under `settings` (checked), replacing what an
 /// earlier enabling of the same plugin merged. A key the package already uses for
 /// something else is a conflict, named.
-pub fn merge(package: &Package, manifest: &Manifest, settings: &Map<String, Value>) -> Result<Value> {
+pub fn merge(
+    package: &Package,
+    manifest: &Manifest,
+    settings: &Map<String, Value>,
+) -> Result<Value> {
     let settings = check_settings(manifest, settings)?;
     let package = unmerge(package, &manifest.name)?;
     let mut errors = Vec::new();
@@ -240,7 +254,9 @@ pub fn merge(package: &Package, manifest: &Manifest, settings: &Map<String, Valu
         if package.entity(entity).is_none() {
             errors.push(FieldError::new(
                 "requires",
-                format!("the plugin works on a {entity:?} entity, which this package does not have"),
+                format!(
+                    "the plugin works on a {entity:?} entity, which this package does not have"
+                ),
             ));
         }
     }
@@ -274,7 +290,10 @@ pub fn merge(package: &Package, manifest: &Manifest, settings: &Map<String, Valu
             .iter_mut()
             .find(|e| e["key"] == entity_key.as_str())
             .ok_or_else(|| {
-                Error::field("requires", format!("the package has no {entity_key:?} entity"))
+                Error::field(
+                    "requires",
+                    format!("the package has no {entity_key:?} entity"),
+                )
             })?;
         for list in ENTITY_LISTS {
             for item in items(&extension, list) {

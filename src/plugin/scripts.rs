@@ -549,7 +549,8 @@ fn install_host<'js>(ctx: &Ctx<'js>, state: &Rc<RefCell<State>>) -> rquickjs::Re
             move |ctx: Ctx<'js>, entity: String, fields: String| {
                 let mut state = shared.borrow_mut();
                 if state.creates.len() >= state.max_creates {
-                    let message = format!("create may be called at most {} times", state.max_creates);
+                    let message =
+                        format!("create may be called at most {} times", state.max_creates);
                     state.host_error = Some(message.clone());
                     return host_error(&ctx, &message);
                 }

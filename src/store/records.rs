@@ -658,7 +658,11 @@ impl<'a> Records<'a> {
             .cloned()
             .collect();
         let mut errors = Vec::new();
-        for error in self.entity.input_validator.iter_errors(&Value::Object(writable)) {
+        for error in self
+            .entity
+            .input_validator
+            .iter_errors(&Value::Object(writable))
+        {
             errors.extend(schema_error(&error));
         }
         for (key, value) in changed {

@@ -14,6 +14,7 @@ mod import;
 mod isolation;
 mod metadata;
 mod permissions;
+mod plugins;
 mod print;
 mod records;
 mod reports;

@@ -19,18 +19,18 @@ const SECRET: &str = "a-long-shared-secret";
 
 /// What the receiver was sent.
 #[derive(Debug, Clone)]
-struct Received {
+pub(crate) struct Received {
     path: String,
     signature: Option<String>,
     timestamp: Option<String>,
-    body: String,
+    pub(crate) body: String,
 }
 
 /// A receiver that answers 500 to its first `failures` requests, then 200.
 #[derive(Default)]
-struct Receiver {
+pub(crate) struct Receiver {
     failures: usize,
-    received: Vec<Received>,
+    pub(crate) received: Vec<Received>,
 }
 
 #[handler]
@@ -57,7 +57,7 @@ async fn receive(request: &Request, body: String, state: Data<&Arc<Mutex<Receive
     }
 }
 
-async fn start_receiver(failures: usize) -> (String, Arc<Mutex<Receiver>>) {
+pub(crate) async fn start_receiver(failures: usize) -> (String, Arc<Mutex<Receiver>>) {
     let state = Arc::new(Mutex::new(Receiver {
         failures,
         received: Vec::new(),
