@@ -41,6 +41,7 @@ pub fn routes() -> Route {
         .at("/reports/:key", get(reports::view))
         .at("/reports/:key/edit", get(reports::edit))
         .at("/dashboards/:key", get(reports::dashboard_view))
+        .at("/automation", get(automation::automation))
         .at("/designer", get(designer::designer))
         .at("/designer/:entity", get(designer::designer_entity))
 }

@@ -9,6 +9,7 @@ use serde_json::{Value, json};
 use crate::common;
 use crate::webhooks::start_receiver;
 use common::TestServer;
+use common::web::WebUser;
 
 async fn crm_base() -> TestServer {
     let server = TestServer::start(json!({"format": 1})).await;
@@ -453,4 +454,33 @@ async fn won_deal_robot_posts_to_the_chat_robot() {
         "{}",
         sent[0].body
     );
+}
+
+/// The automation page: administrators see the plugins with their settings and state,
+/// the delivery log and the scheduled rules; others are refused.
+#[tokio::test]
+async fn the_automation_page_shows_plugins_deliveries_and_schedules() {
+    let server = crm_base().await;
+    let enabled = enable(&server, "quote_guard", json!({"prefix": "ZH"})).await;
+    assert_eq!(enabled.status, 200, "{:?}", enabled.body);
+    server.user("rep1", &["sales"], None).await;
+    let admin = WebUser::login(&server, common::ADMIN, common::PASSWORD).await;
+    let page = admin.page("/automation").await;
+    assert_eq!(page.status, 200, "{}", page.html);
+    let html = page.unescaped();
+    for expected in [
+        "报价编号与折扣控制",
+        "员工积分",
+        "签单喜报机器人",
+        "data-setting=\"robot_url\"",
+        "value=\"ZH\"",
+        "已启用",
+        "followups_due",
+        "id=\"nav-automation\"",
+    ] {
+        assert!(html.contains(expected), "{expected} missing from the page");
+    }
+    let rep = WebUser::login(&server, "rep1", common::PASSWORD).await;
+    assert_eq!(rep.page("/automation").await.status, 403);
+    assert!(!rep.page("/").await.unescaped().contains("nav-automation"));
 }

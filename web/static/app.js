@@ -235,6 +235,58 @@
     });
   }
 
+  // Automation (administrators): plugins are previewed (a dry run's plan), enabled
+  // with their settings or disabled; deliveries sent again; scheduled rules run now.
+  const plugins = document.getElementById('plugins');
+  if (plugins) {
+    plugins.addEventListener('click', async (e) => {
+      const button = e.target.closest('button');
+      const section = button && button.closest('[data-plugin]');
+      if (!section) return;
+      const settings = {};
+      for (const input of section.querySelectorAll('[data-setting]')) {
+        const type = input.dataset.type;
+        if (type === 'boolean') settings[input.dataset.setting] = input.checked;
+        else if (input.value.trim() === '') continue;
+        else settings[input.dataset.setting] = type === 'number' ? Number(input.value) : input.value.trim();
+      }
+      const name = section.dataset.plugin;
+      const enabled = !button.classList.contains('plugin-disable');
+      const dryRun = button.classList.contains('plugin-preview');
+      try {
+        const applied = await api('POST', '/plugins', { name, enabled, settings, dry_run: dryRun });
+        if (dryRun) {
+          const plan = section.querySelector('.plugin-plan');
+          plan.textContent = (applied.steps || []).map((s) => `${s.op} ${s.entity}${s.field ? '.' + s.field : ''}`).join('\n') || (applied.changed ? '✓' : '—');
+          plan.hidden = false;
+        } else {
+          location.reload();
+        }
+      } catch (err) {
+        const details = (err.details || []).map ? (err.details || []).map((d) => `${d.field || d.path}: ${d.message}`).join('; ') : '';
+        say('automation-message', details ? `${err.message} — ${details}` : err.message, true);
+      }
+    });
+  }
+  const deliveries = document.getElementById('deliveries');
+  if (deliveries) deliveries.addEventListener('click', async (e) => {
+    const button = e.target.closest('button.redeliver');
+    if (!button) return;
+    try {
+      await api('POST', `/webhooks/deliveries/${button.dataset.delivery}/redeliver`, {});
+      say('automation-message', t('done'));
+    } catch (err) { say('automation-message', err.message, true); }
+  });
+  const schedulesTable = document.getElementById('schedules');
+  if (schedulesTable) schedulesTable.addEventListener('click', async (e) => {
+    const button = e.target.closest('button.run-now');
+    if (!button) return;
+    try {
+      const run = await api('POST', `/schedules/${button.dataset.schedule}/run`, {});
+      say('automation-message', `${t('done')} · ${run.status} · ${run.notified}`);
+    } catch (err) { say('automation-message', err.message, true); }
+  });
+
   const markAll = document.getElementById('mark-all-read');
   if (markAll) markAll.addEventListener('click', async () => {
     await api('POST', '/notifications/read', {});

@@ -1,5 +1,6 @@
 //! The page handlers, one module per area.
 
+pub mod automation;
 pub mod designer;
 pub mod login;
 pub mod records;
