@@ -196,6 +196,12 @@ async fn plugins_are_enabled_after_a_dry_run_and_disabled_without_losing_data() 
     );
     let rep_id = customer.body["owner"].clone();
     assert!(entries.iter().all(|e| e["staff"] == rep_id), "{entries:?}");
+    // The plugin's scheduled rule tells each owner of this month's entries.
+    let run = server
+        .post("/api/schedules/points_month_start/run", json!({}))
+        .await;
+    assert_eq!(run.status, 200, "{:?}", run.body);
+    assert_eq!(run.body["notified"], 1, "{:?}", run.body);
     let report = server.get("/api/reports/points_by_quarter/run").await;
     assert_eq!(report.status, 200, "{:?}", report.body);
     let rows = report.body["rows"].as_array().unwrap();
@@ -409,6 +415,16 @@ async fn quote_guard_numbers_quotes_and_guards_discounts_and_prices() {
         .status,
         201
     );
+
+    // The plugin's print format: the number, the lines and the amount in capitals.
+    let printed = server
+        .fetch(&rep, &format!("/api/data/quote/{id}/print/external"))
+        .await;
+    assert_eq!(printed.status, 200);
+    let html = String::from_utf8(printed.bytes).unwrap();
+    for expected in [number, "CRM 专业版", "9,500.00", "玖仟伍佰元整"] {
+        assert!(html.contains(expected), "{expected} missing from {html}");
+    }
 }
 
 #[tokio::test]
