@@ -2,9 +2,11 @@
 const done = record.status === 'done';
 const wasDone = previous ? previous.status === 'done' : false;
 if (!done || wasDone || !(record.assigned_to || record.owner)) return;
+const staff = record.assigned_to || record.owner;
 create('points_entry', {
-  staff: record.assigned_to || record.owner,
-  points: @json{activity_points},
+  staff,
+  owner: staff,
+  points: Math.round(@json{activity_points}),
   reason: 'activity',
   source_entity: 'activity',
   source_id: record.id,

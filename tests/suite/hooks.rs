@@ -65,24 +65,15 @@ fn guard_hooks() -> Value {
 }
 
 async fn notification_titles(server: &TestServer, token: &str) -> Vec<String> {
-    let reply = server
-        .call(token, Method::GET, "/api/notifications", None)
-        .await;
-    assert_eq!(reply.status, 200, "{:?}", reply.body);
-    reply.body["items"]
-        .as_array()
-        .unwrap()
+    let notices = server.notifications(token).await;
+    notices
         .iter()
         .map(|n| n["title"].as_str().unwrap().to_string())
         .collect()
 }
 
 async fn count(server: &TestServer, entity: &str) -> usize {
-    let reply = server
-        .post(&format!("/api/data/{entity}/query"), json!({}))
-        .await;
-    assert_eq!(reply.status, 200, "{:?}", reply.body);
-    reply.body["items"].as_array().unwrap().len()
+    server.records(entity).await.len()
 }
 
 #[tokio::test]

@@ -28,14 +28,6 @@ async fn enable(server: &TestServer, name: &str, settings: Value) -> common::Rep
         .await
 }
 
-async fn query(server: &TestServer, entity: &str) -> Vec<Value> {
-    let reply = server
-        .post(&format!("/api/data/{entity}/query"), json!({}))
-        .await;
-    assert_eq!(reply.status, 200, "{entity}: {:?}", reply.body);
-    reply.body["items"].as_array().unwrap().clone()
-}
-
 async fn call(
     server: &TestServer,
     token: &str,
@@ -167,7 +159,7 @@ async fn plugins_are_enabled_after_a_dry_run_and_disabled_without_losing_data() 
     .await;
     assert_eq!(activity.status, 201, "{:?}", activity.body);
     assert!(
-        query(&server, "points_entry").await.len() == 1,
+        server.records("points_entry").await.len() == 1,
         "a planned activity earns nothing yet"
     );
     let done = call(
@@ -179,7 +171,7 @@ async fn plugins_are_enabled_after_a_dry_run_and_disabled_without_losing_data() 
     )
     .await;
     assert_eq!(done.status, 200, "{:?}", done.body);
-    let entries = query(&server, "points_entry").await;
+    let entries = server.records("points_entry").await;
     let mut points: Vec<(String, i64)> = entries
         .iter()
         .map(|e| {
@@ -196,9 +188,9 @@ async fn plugins_are_enabled_after_a_dry_run_and_disabled_without_losing_data() 
     );
     let rep_id = customer.body["owner"].clone();
     assert!(entries.iter().all(|e| e["staff"] == rep_id), "{entries:?}");
-    // The plugin's scheduled rule tells each owner of this month's entries.
+    // The plugin's scheduled rule tells each earner of this week's entries.
     let run = server
-        .post("/api/schedules/points_month_start/run", json!({}))
+        .post("/api/schedules/points_week_end/run", json!({}))
         .await;
     assert_eq!(run.status, 200, "{:?}", run.body);
     assert_eq!(run.body["notified"], 1, "{:?}", run.body);
@@ -248,7 +240,7 @@ async fn plugins_are_enabled_after_a_dry_run_and_disabled_without_losing_data() 
     assert_eq!(another.status, 201, "{:?}", another.body);
     let again = enable(&server, "usage_points", json!({"customer_points": 7})).await;
     assert_eq!(again.status, 200, "{:?}", again.body);
-    assert_eq!(query(&server, "points_entry").await.len(), 2);
+    assert_eq!(server.records("points_entry").await.len(), 2);
     let listed = server.get("/api/plugins").await.body;
     let usage = listed["items"]
         .as_array()

@@ -35,13 +35,9 @@ fn package() -> Value {
 }
 
 async fn titles(server: &TestServer, token: &str) -> Vec<(String, String)> {
-    let reply = server
-        .call(token, Method::GET, "/api/notifications", None)
-        .await;
-    assert_eq!(reply.status, 200, "{:?}", reply.body);
-    reply.body["items"]
-        .as_array()
-        .unwrap()
+    server
+        .notifications(token)
+        .await
         .iter()
         .filter(|n| n["kind"] == "scheduled")
         .map(|n| {

@@ -370,6 +370,24 @@ impl TestServer {
             .unwrap_or_default()
     }
 
+    /// The records of `entity` the admin sees (first page, default order).
+    pub async fn records(&self, entity: &str) -> Vec<Value> {
+        let reply = self
+            .post(&format!("/api/data/{entity}/query"), json!({}))
+            .await;
+        assert_eq!(reply.status, 200, "{entity}: {:?}", reply.body);
+        reply.body["items"].as_array().unwrap().clone()
+    }
+
+    /// The notifications of the user whose token this is, newest first.
+    pub async fn notifications(&self, token: &str) -> Vec<Value> {
+        let reply = self
+            .call(token, reqwest::Method::GET, "/api/notifications", None)
+            .await;
+        assert_eq!(reply.status, 200, "{:?}", reply.body);
+        reply.body["items"].as_array().unwrap().clone()
+    }
+
     /// A request with another user's token.
     pub async fn call(
         &self,
