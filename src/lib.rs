@@ -8,6 +8,7 @@ pub mod clock;
 pub mod demo_data;
 pub mod error;
 pub mod meta;
+pub mod observe;
 pub mod plugin;
 pub mod print;
 pub mod report;

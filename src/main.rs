@@ -45,8 +45,18 @@ struct Cli {
     /// AWS_ENDPOINT, AWS_ALLOW_HTTP). Unset: files under --data.
     #[arg(long, env = "METACRM_FILE_STORE", global = true)]
     file_store: Option<String>,
+    /// Log lines as text, or as JSON objects (one per line, with the request id) for a
+    /// log collector. The level comes from RUST_LOG (default info).
+    #[arg(long, env = "METACRM_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text, global = true)]
+    log_format: LogFormat,
     #[command(subcommand)]
     command: Command,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
 }
 
 #[derive(Subcommand)]
@@ -197,12 +207,16 @@ enum TenantCommand {
 
 #[tokio::main]
 async fn main() {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
-        )
-        .init();
     let cli = Cli::parse();
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    match cli.log_format {
+        LogFormat::Text => tracing_subscriber::fmt().with_env_filter(filter).init(),
+        LogFormat::Json => tracing_subscriber::fmt()
+            .json()
+            .with_current_span(true)
+            .with_env_filter(filter)
+            .init(),
+    }
     if let Err(error) = run(cli).await {
         eprintln!("error: {error}");
         if let Some(details) = error.details() {
@@ -256,7 +270,9 @@ async fn run(cli: Cli) -> Result<()> {
             tokio::spawn(metacrm::search::indexer::serve_forever(tenants.clone()));
             tokio::spawn(metacrm::plugin::webhooks::serve_forever(tenants.clone()));
             tokio::spawn(metacrm::plugin::schedules::serve_forever(tenants.clone()));
-            serve(tenants, &bind).await
+            serve(tenants.clone(), &bind).await?;
+            flush_outbox(&tenants).await;
+            Ok(())
         }
         Command::Reindex { tenant, entity } => reindex(&tenants, tenant, entity).await,
         Command::Export {
@@ -637,6 +653,47 @@ async fn run_jobs_every(tenants: Arc<Tenants>, seconds: u64) {
     }
 }
 
+/// After the last request: what the outbox holds reaches the search index and the
+/// webhooks before the process exits (what is left is picked up at the next start).
+async fn flush_outbox(tenants: &Tenants) {
+    let client = reqwest::Client::new();
+    for key in tenants.loaded_keys().await {
+        let Ok(tenant) = tenants.get(&key).await else {
+            continue;
+        };
+        let catalog = tenant.catalog().await.clone();
+        if let Err(error) =
+            metacrm::search::indexer::drain(&tenant, &catalog, tenants.search.as_ref()).await
+        {
+            tracing::error!(tenant = %key, %error, "search index not flushed at shutdown");
+        }
+        if let Err(error) =
+            metacrm::plugin::webhooks::run(&tenant, &client, chrono::Utc::now()).await
+        {
+            tracing::error!(tenant = %key, %error, "webhooks not flushed at shutdown");
+        }
+    }
+    tracing::info!("outbox flushed; bye");
+}
+
+/// Ctrl-C or SIGTERM (what a service manager or a container runtime sends): the
+/// server stops accepting, finishes what is in flight (up to ten seconds) and exits.
+async fn shutdown_signal() {
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = terminate => {}
+    }
+    tracing::info!("shutting down: finishing requests in flight");
+}
+
 async fn serve(tenants: Arc<Tenants>, bind: &str) -> Result<()> {
     // Bind before announcing, so whoever reads the line can connect at once.
     let acceptor = TcpListener::bind(bind.to_string())
@@ -647,9 +704,7 @@ async fn serve(tenants: Arc<Tenants>, bind: &str) -> Result<()> {
     Server::new_with_acceptor(acceptor)
         .run_with_graceful_shutdown(
             api::server(tenants),
-            async {
-                let _ = tokio::signal::ctrl_c().await;
-            },
+            shutdown_signal(),
             Some(std::time::Duration::from_secs(10)),
         )
         .await

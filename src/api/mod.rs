@@ -151,9 +151,32 @@ async fn limit_body<E: Endpoint>(next: E, mut req: Request) -> poem::Result<Resp
     Ok(next.call(req).await?.into_response())
 }
 
+/// `/healthz`: the process answers (liveness).
 #[handler]
 fn healthz() -> &'static str {
     "ok"
+}
+
+/// `/readyz`: 200 when the database and the search backend answer, 503 naming what
+/// does not.
+#[handler]
+async fn readyz(tenants: Data<&Arc<Tenants>>) -> Response {
+    let (ready, body) = crate::observe::readiness(&tenants).await;
+    let status = if ready {
+        poem::http::StatusCode::OK
+    } else {
+        poem::http::StatusCode::SERVICE_UNAVAILABLE
+    };
+    Json(body).with_status(status).into_response()
+}
+
+/// `/metrics`: Prometheus text format.
+#[handler]
+async fn metrics(tenants: Data<&Arc<Tenants>>) -> Response {
+    crate::observe::render(&tenants)
+        .await
+        .with_content_type("text/plain; version=0.0.4")
+        .into_response()
 }
 
 /// The whole HTTP application: the web pages, the API under `/api`, its docs.
@@ -174,10 +197,14 @@ pub fn server(tenants: Arc<Tenants>) -> impl Endpoint {
             get(poem::endpoint::make_sync(move |_| docs.0.clone())).map_to_response(),
         )
         .at("/healthz", get(healthz))
+        .at("/readyz", get(readyz))
+        .at("/metrics", get(metrics))
         .data(tenants)
         .data(spec)
         .around(limit_body)
         .with(CookieJarManager::new())
         .with(CatchPanic::new())
         .catch_all_error(error::to_contract)
+        // Outermost, so that it sees every answer in its final form.
+        .around(crate::observe::around)
 }

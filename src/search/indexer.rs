@@ -80,6 +80,21 @@ async fn cursor(conn: &impl ConnectionTrait, db: &TenantDb) -> Result<i64> {
     })
 }
 
+/// Outbox rows the indexer has yet to apply.
+pub async fn pending(db: &TenantDb) -> Result<i64> {
+    let conn = db.conn();
+    let position = cursor(&conn, db).await?;
+    let select = Query::select()
+        .expr(Expr::col(Alias::new("id")).count())
+        .from(db.table("outbox"))
+        .and_where(Expr::col(Alias::new("id")).gt(position))
+        .to_owned();
+    Ok(match query_first(&conn, &select).await? {
+        Some(row) => row.try_get_by_index(0)?,
+        None => 0,
+    })
+}
+
 async fn set_cursor(conn: &impl ConnectionTrait, db: &TenantDb, position: i64) -> Result<()> {
     let upsert = Query::insert()
         .into_table(db.table("search_cursor"))
@@ -246,6 +261,7 @@ pub async fn drain(tenant: &Tenant, catalog: &Catalog, index: &dyn SearchIndex) 
         })
         .await?;
         set_cursor(&conn, db, last).await?;
+        crate::observe::count_indexed(rows.len());
         applied += rows.len();
     }
 }

@@ -219,6 +219,11 @@ impl SearchIndex for MeiliIndex {
         "meilisearch"
     }
 
+    async fn ready(&self) -> Result<()> {
+        self.client.health().await.map_err(search_error)?;
+        Ok(())
+    }
+
     async fn upsert(&self, tenant: &str, index: &str, documents: Vec<Document>) -> Result<()> {
         if documents.is_empty() {
             return Ok(());

@@ -57,6 +57,10 @@ pub trait SearchIndex: Send + Sync {
     /// The backend's name, part of each index's signature: switching backends
     /// rebuilds every index in the new one.
     fn backend(&self) -> &'static str;
+    /// Whether the backend answers (`/readyz`); an embedded index always does.
+    async fn ready(&self) -> Result<()> {
+        Ok(())
+    }
     /// Adds or replaces documents (by id).
     async fn upsert(&self, tenant: &str, entity: &str, documents: Vec<Document>) -> Result<()>;
     async fn delete(&self, tenant: &str, entity: &str, ids: Vec<i64>) -> Result<()>;

@@ -13,6 +13,7 @@ mod hooks;
 mod import;
 mod isolation;
 mod metadata;
+mod observe;
 mod permissions;
 mod plugins;
 mod print;
