@@ -84,6 +84,18 @@ enum Command {
         /// them off on this node.
         #[arg(long, env = "METACRM_JOBS_INTERVAL", default_value_t = 600)]
         jobs_interval: u64,
+        /// Requests a second one user may send, sustained (0: no per-user limit).
+        #[arg(long, env = "METACRM_USER_RATE", default_value_t = 30)]
+        user_rate: u32,
+        /// Requests one user may send in a burst above the sustained rate.
+        #[arg(long, env = "METACRM_USER_BURST", default_value_t = 120)]
+        user_burst: u32,
+        /// Requests a second one tenant's users may send together (0: no limit).
+        #[arg(long, env = "METACRM_TENANT_RATE", default_value_t = 300)]
+        tenant_rate: u32,
+        /// Requests one tenant may send in a burst above the sustained rate.
+        #[arg(long, env = "METACRM_TENANT_BURST", default_value_t = 1000)]
+        tenant_burst: u32,
     },
     /// Rebuild search indexes from the database (all entities of all tenants by
     /// default), with progress and rate.
@@ -252,7 +264,15 @@ async fn run(cli: Cli) -> Result<()> {
             demo_tenant,
             demo_customers,
             jobs_interval,
+            user_rate,
+            user_burst,
+            tenant_rate,
+            tenant_burst,
         } => {
+            tenants.set_rate_limits(metacrm::auth::rate::RateLimits::new(
+                metacrm::auth::rate::Rate::new(user_rate, user_burst),
+                metacrm::auth::rate::Rate::new(tenant_rate, tenant_burst),
+            ));
             if demo {
                 prepare_demo(
                     &tenants,

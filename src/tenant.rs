@@ -14,6 +14,7 @@ use tokio::sync::{Mutex, RwLock, RwLockReadGuard};
 
 use crate::auth::casbin_adapter::{delete_rules, insert_rules, load_rules};
 use crate::auth::policy::{self, Policy};
+use crate::auth::rate::RateLimits;
 use crate::auth::sessions;
 use crate::auth::users::{self, NewUser, User, UserPatch};
 use crate::catalog::Catalog;
@@ -342,6 +343,8 @@ pub struct Tenants {
     /// The search backend every tenant's indexes live in.
     pub search: Arc<dyn SearchIndex>,
     loaded: Mutex<HashMap<String, Arc<Tenant>>>,
+    /// Request rate limits (`set_rate_limits`); none by default.
+    rate_limits: std::sync::RwLock<Arc<RateLimits>>,
 }
 
 /// What creating a tenant takes.
@@ -373,6 +376,7 @@ impl Tenants {
             platform: Platform::connect(config).await?,
             search,
             loaded: Mutex::new(HashMap::new()),
+            rate_limits: std::sync::RwLock::new(Arc::new(RateLimits::default())),
         }))
     }
 
@@ -401,6 +405,15 @@ impl Tenants {
             .iter()
             .map(|row| Ok(row.try_get("", "key")?))
             .collect()
+    }
+
+    /// Limits every authenticated request from now on.
+    pub fn set_rate_limits(&self, limits: RateLimits) {
+        *self.rate_limits.write().expect("rate limits lock") = Arc::new(limits);
+    }
+
+    pub fn rate_limits(&self) -> Arc<RateLimits> {
+        self.rate_limits.read().expect("rate limits lock").clone()
     }
 
     /// The keys of the tenants this process has loaded.

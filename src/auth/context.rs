@@ -43,6 +43,7 @@ impl Context {
         if !user.active {
             return Err(unauthorized());
         }
+        tenants.rate_limits().check(&tenant.key, user.id)?;
         Ok(Context::new(tenant, user))
     }
 

@@ -9,6 +9,7 @@ pub mod login;
 pub mod org;
 pub mod password;
 pub mod policy;
+pub mod rate;
 pub mod sessions;
 pub mod throttle;
 pub mod users;

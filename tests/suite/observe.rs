@@ -60,3 +60,52 @@ async fn health_readiness_metrics_and_request_ids() {
         assert!(text.contains(expected), "{expected} not in:\n{text}");
     }
 }
+
+/// Rate limits: a user over their limit gets 429 with Retry-After, a colleague is not
+/// held up by it, and the tenant's limit holds for everyone together.
+#[tokio::test]
+async fn rate_limits_per_user_and_per_tenant() {
+    use metacrm::auth::rate::{Rate, RateLimits};
+    let server = TestServer::start(json!({"format": 1, "entities": [
+        {"key": "customer", "title_field": "name", "fields": [{"key": "name", "type": "text"}]}
+    ]}))
+    .await;
+    let (_, colleague) = server.user("rep2", &[], None).await;
+    server.tenants.set_rate_limits(RateLimits::new(
+        Rate::every(std::time::Duration::from_secs(60), 5),
+        Rate::every(std::time::Duration::from_secs(60), 8),
+    ));
+    let mut statuses = Vec::new();
+    for _ in 0..6 {
+        statuses.push(server.get("/api/meta").await.status);
+    }
+    assert_eq!(statuses, [200, 200, 200, 200, 200, 429]);
+    let refused = server
+        .client
+        .get(format!("{}/api/meta", server.base))
+        .bearer_auth(&server.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 429);
+    let retry: u64 = refused.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((50..=60).contains(&retry), "{retry}");
+    let body: serde_json::Value = refused.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "too_many_requests");
+
+    // The colleague has a budget of their own, until the tenant's runs out.
+    let mut theirs = Vec::new();
+    for _ in 0..4 {
+        theirs.push(
+            server
+                .call(&colleague, reqwest::Method::GET, "/api/meta", None)
+                .await
+                .status,
+        );
+    }
+    assert_eq!(theirs, [200, 200, 200, 429]);
+}
