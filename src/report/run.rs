@@ -104,6 +104,12 @@ impl Output {
         for (key, value) in &self.extra {
             out[key] = value.clone();
         }
+        if self.truncated {
+            out["notice"] = json!(format!(
+                "only the first {} rows are shown: narrow the filter or group by fewer fields to see the rest",
+                self.rows.len()
+            ));
+        }
         out
     }
 

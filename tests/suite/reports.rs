@@ -958,3 +958,21 @@ async fn people_save_share_and_remove_their_own_reports() {
     let gone = f.get_as(east1, "/api/reports/my_stages/run").await;
     assert_eq!(gone.status, 404);
 }
+
+/// A result cut at the report's limit (or the row cap) says so, in words.
+#[tokio::test]
+async fn a_cut_result_says_so() {
+    let f = fixture().await;
+    let report = |limit: u32| {
+        json!({"entity": "deal", "group_by": [{"field": "stage"}], "measures": [{"fn": "count"}],
+               "limit": limit})
+    };
+    let cut = f.run(report(1)).await;
+    assert_eq!(cut["rows"].as_array().unwrap().len(), 1);
+    assert_eq!(cut["truncated"], true);
+    let notice = cut["notice"].as_str().unwrap();
+    assert!(notice.contains("only the first 1 rows"), "{notice}");
+    let whole = f.run(report(1000)).await;
+    assert_eq!(whole["truncated"], false);
+    assert!(whole.get("notice").is_none(), "{whole:?}");
+}
