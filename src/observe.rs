@@ -9,8 +9,8 @@ use std::time::Instant;
 use poem::http::HeaderValue;
 use poem::{Endpoint, IntoResponse, Request, Response};
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGaugeVec, Opts, Registry,
-    TextEncoder,
+    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry, TextEncoder,
 };
 use sea_orm::ConnectionTrait;
 use serde_json::{Value, json};
@@ -27,7 +27,7 @@ struct Metrics {
     latency: HistogramVec,
     indexed: IntCounter,
     outbox_pending: IntGaugeVec,
-    tenants: IntGaugeVec,
+    tenants: IntGauge,
 }
 
 static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
@@ -60,11 +60,8 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
         &["tenant"],
     )
     .expect("valid metric");
-    let tenants = IntGaugeVec::new(
-        Opts::new("tenants_active", "tenants loaded in this process"),
-        &[],
-    )
-    .expect("valid metric");
+    let tenants =
+        IntGauge::new("tenants_active", "tenants loaded in this process").expect("valid metric");
     for collector in [
         Box::new(requests.clone()) as Box<dyn prometheus::core::Collector>,
         Box::new(latency.clone()),
@@ -179,10 +176,7 @@ fn new_request_id() -> String {
 /// each one's search indexer is behind its outbox.
 pub async fn render(tenants: &Tenants) -> String {
     let loaded = tenants.loaded_keys().await;
-    METRICS
-        .tenants
-        .with_label_values(&[] as &[&str])
-        .set(loaded.len() as i64);
+    METRICS.tenants.set(loaded.len() as i64);
     for key in &loaded {
         let Ok(tenant) = tenants.get(key).await else {
             continue;

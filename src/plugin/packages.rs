@@ -81,6 +81,17 @@ pub enum SettingType {
     Url,
 }
 
+impl SettingType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SettingType::Text => "text",
+            SettingType::Number => "number",
+            SettingType::Boolean => "boolean",
+            SettingType::Url => "url (http:// or https://)",
+        }
+    }
+}
+
 /// Every bundled plugin, by name. A manifest that does not load is a build defect,
 /// reported as an internal error naming the file.
 pub fn bundled() -> Result<Vec<Manifest>> {
@@ -199,7 +210,11 @@ pub fn check_settings(
         } else {
             errors.push(FieldError::new(
                 path,
-                format!("{} must be a {:?} value", setting.label, setting.kind).to_lowercase(),
+                format!(
+                    "{} must be a {} value",
+                    setting.label,
+                    setting.kind.as_str()
+                ),
             ));
         }
     }

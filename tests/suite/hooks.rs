@@ -79,7 +79,7 @@ async fn count(server: &TestServer, entity: &str) -> usize {
 #[tokio::test]
 async fn hooks_change_and_reject_writes_and_notify() {
     let server = TestServer::start(package(guard_hooks())).await;
-    let (rep, rep_token) = server.user("rep1", &["sales"], None).await;
+    let (_, rep_token) = server.user("rep1", &["sales"], None).await;
     let (_, other_token) = server.user("rep2", &["sales"], None).await;
     let (_, mgr_token) = server.user("mgr1", &["manager"], None).await;
 
@@ -232,7 +232,6 @@ async fn hooks_change_and_reject_writes_and_notify() {
         );
     }
     assert!(!titles.iter().any(|t| t.contains("报价三")), "{titles:?}");
-    let _ = rep;
 }
 
 /// Each hostile hook, in turn, guards creates and updates of quotes: every write is
