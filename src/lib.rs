@@ -5,6 +5,7 @@ pub mod api;
 pub mod auth;
 pub mod catalog;
 pub mod clock;
+pub mod cluster;
 pub mod demo_data;
 pub mod error;
 pub mod meta;

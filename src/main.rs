@@ -290,6 +290,7 @@ async fn run(cli: Cli) -> Result<()> {
             tokio::spawn(metacrm::search::indexer::serve_forever(tenants.clone()));
             tokio::spawn(metacrm::plugin::webhooks::serve_forever(tenants.clone()));
             tokio::spawn(metacrm::plugin::schedules::serve_forever(tenants.clone()));
+            tokio::spawn(metacrm::cluster::follow_changes(tenants.clone()));
             serve(tenants.clone(), &bind).await?;
             flush_outbox(&tenants).await;
             Ok(())
@@ -658,26 +659,44 @@ async fn reindex(tenants: &Tenants, tenant: Option<String>, entity: Option<Strin
 
 /// The scheduler inside `serve`: runs the background jobs on a fixed interval; a
 /// failing run is logged and retried at the next tick.
+/// The background jobs of every tenant whose lease this node holds, every `seconds`.
 async fn run_jobs_every(tenants: Arc<Tenants>, seconds: u64) {
     let mut interval = tokio::time::interval(std::time::Duration::from_secs(seconds));
     loop {
         interval.tick().await;
-        match jobs::run(&tenants, None, chrono::Utc::now()).await {
-            Ok(reports) => {
-                for report in reports {
-                    tracing::info!(tenant = %report.tenant, job = report.job, entity = %report.entity, count = report.count, "job ran");
-                }
+        let keys = match tenants.keys().await {
+            Ok(keys) => keys,
+            Err(error) => {
+                tracing::error!(%error, "background jobs cannot list tenants");
+                continue;
             }
-            Err(error) => tracing::error!(%error, "background jobs failed"),
+        };
+        for key in keys {
+            if !tenants.holds_lease(&key).await {
+                continue;
+            }
+            match jobs::run(&tenants, Some(&key), chrono::Utc::now()).await {
+                Ok(reports) => {
+                    for report in reports {
+                        tracing::info!(tenant = %report.tenant, job = report.job, entity = %report.entity, count = report.count, "job ran");
+                    }
+                }
+                Err(error) => tracing::error!(tenant = %key, %error, "background jobs failed"),
+            }
         }
     }
 }
 
 /// After the last request: what the outbox holds reaches the search index and the
-/// webhooks before the process exits (what is left is picked up at the next start).
+/// webhooks before the process exits (what is left is picked up at the next start, or
+/// by the node that takes over), for the tenants whose lease this node holds; then the
+/// leases are given up so that other nodes take over at once.
 async fn flush_outbox(tenants: &Tenants) {
     let client = reqwest::Client::new();
     for key in tenants.loaded_keys().await {
+        if !tenants.holds_lease(&key).await {
+            continue;
+        }
         let Ok(tenant) = tenants.get(&key).await else {
             continue;
         };
@@ -692,6 +711,9 @@ async fn flush_outbox(tenants: &Tenants) {
         {
             tracing::error!(tenant = %key, %error, "webhooks not flushed at shutdown");
         }
+    }
+    if let Err(error) = tenants.leases.release_all(tenants.platform.system()).await {
+        tracing::error!(%error, "leases not released; other nodes take over when they expire");
     }
     tracing::info!("outbox flushed; bye");
 }

@@ -28,6 +28,7 @@ struct Metrics {
     indexed: IntCounter,
     outbox_pending: IntGaugeVec,
     tenants: IntGauge,
+    leases: IntGauge,
 }
 
 static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
@@ -62,12 +63,18 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
     .expect("valid metric");
     let tenants =
         IntGauge::new("tenants_active", "tenants loaded in this process").expect("valid metric");
+    let leases = IntGauge::new(
+        "tenant_leases_held",
+        "tenants whose background work (indexing, webhooks, schedules, jobs) this node does",
+    )
+    .expect("valid metric");
     for collector in [
         Box::new(requests.clone()) as Box<dyn prometheus::core::Collector>,
         Box::new(latency.clone()),
         Box::new(indexed.clone()),
         Box::new(outbox_pending.clone()),
         Box::new(tenants.clone()),
+        Box::new(leases.clone()),
     ] {
         registry.register(collector).expect("metrics register once");
     }
@@ -78,6 +85,7 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
         indexed,
         outbox_pending,
         tenants,
+        leases,
     }
 });
 
@@ -172,11 +180,12 @@ fn new_request_id() -> String {
     format!("{:016x}", rand::rng().random::<u64>())
 }
 
-/// `/metrics`: the request series, plus gauges read now — loaded tenants and how far
-/// each one's search indexer is behind its outbox.
+/// `/metrics`: the request series, plus gauges read now — loaded tenants, leases held
+/// and how far each one's search indexer is behind its outbox.
 pub async fn render(tenants: &Tenants) -> String {
     let loaded = tenants.loaded_keys().await;
     METRICS.tenants.set(loaded.len() as i64);
+    METRICS.leases.set(tenants.leases.held() as i64);
     for key in &loaded {
         let Ok(tenant) = tenants.get(key).await else {
             continue;

@@ -18,6 +18,7 @@ use crate::auth::rate::RateLimits;
 use crate::auth::sessions;
 use crate::auth::users::{self, NewUser, User, UserPatch};
 use crate::catalog::Catalog;
+use crate::cluster::{self, Leases};
 use crate::error::{Error, Result};
 use crate::meta::validate::check_identifier;
 use crate::meta::{FieldType, Package, Problem, parse_package};
@@ -86,6 +87,7 @@ impl Tenant {
     pub async fn create_user(&self, new: &NewUser) -> Result<User> {
         let user = users::create(&self.db, new, &self.role_keys().await).await?;
         self.reload_policy().await?;
+        cluster::announce(&self.db.conn(), &self.db).await?;
         Ok(user)
     }
 
@@ -102,6 +104,7 @@ impl Tenant {
         }
         if patch.roles.is_some() {
             self.reload_policy().await?;
+            cluster::announce(&self.db.conn(), &self.db).await?;
         }
         Ok(user)
     }
@@ -195,6 +198,7 @@ impl Tenant {
                 "another publish of this tenant happened at the same time; reload and retry ({e})"
             ))
         })?;
+        cluster::announce(&txn, &self.db).await?;
         txn.commit().await?;
         if !plan.steps.is_empty() {
             self.db.reconnect_after_schema_change().await?;
@@ -255,31 +259,25 @@ impl Tenant {
             .collect()
     }
 
-    async fn load(key: &str, db: TenantDb) -> Result<Tenant> {
-        let select = Query::select()
-            .columns(["version", "package", "archived"].map(Alias::new))
-            .from(db.table("meta_versions"))
-            .order_by(Alias::new("version"), Order::Desc)
-            .limit(1)
-            .to_owned();
-        let catalog = match query_first(&db.conn(), &select).await? {
-            None => Catalog::empty(),
-            Some(row) => {
-                let version: i64 = row.try_get("", "version")?;
-                let package: String = row.try_get("", "package")?;
-                let archived: String = row.try_get("", "archived")?;
-                let corrupt = |e: serde_json::Error| {
-                    Error::Internal(format!(
-                        "stored metadata version {version} of tenant {key} is unreadable: {e}"
-                    ))
-                };
-                let package: Package = serde_json::from_str(&package).map_err(corrupt)?;
-                let archive: Archive = serde_json::from_str(&archived).map_err(corrupt)?;
-                Catalog::compile(version, package, archive).map_err(|problems| {
-                    Error::Internal(format!("stored metadata version {version} of tenant {key} does not compile: {problems:?}"))
-                })?
+    /// Catches up with a publish or a role change made on another node: swaps in the
+    /// newest catalog if it is newer than ours, and reloads the policy.
+    pub async fn refresh(&self) -> Result<()> {
+        if latest_version(&self.db).await? > self.catalog().await.version {
+            let mut current = self.catalog.write().await;
+            // Checked again under the write lock: another refresh may have won.
+            if latest_version(&self.db).await? > current.version {
+                let catalog = read_catalog(&self.key, &self.db).await?;
+                self.db.reconnect_after_schema_change().await?;
+                self.reload_policy().await?;
+                *current = Arc::new(catalog);
+                return Ok(());
             }
-        };
+        }
+        self.reload_policy().await
+    }
+
+    async fn load(key: &str, db: TenantDb) -> Result<Tenant> {
+        let catalog = read_catalog(key, &db).await?;
         // The `p` lines are derived from the published package: repair them if they
         // are missing or stale (e.g. a tenant published before roles compiled).
         let expected = policy::compile(&catalog.package, key);
@@ -303,6 +301,49 @@ impl Tenant {
             indexing: Mutex::new(()),
         })
     }
+}
+
+/// The newest published version's number (0 before the first publish).
+async fn latest_version(db: &TenantDb) -> Result<i64> {
+    let select = Query::select()
+        .expr_as(
+            Expr::col(Alias::new("version")).max(),
+            Alias::new("version"),
+        )
+        .from(db.table("meta_versions"))
+        .to_owned();
+    Ok(match query_first(&db.conn(), &select).await? {
+        Some(row) => row.try_get::<Option<i64>>("", "version")?.unwrap_or(0),
+        None => 0,
+    })
+}
+
+/// The catalog of the newest published version (empty before the first publish).
+async fn read_catalog(key: &str, db: &TenantDb) -> Result<Catalog> {
+    let select = Query::select()
+        .columns(["version", "package", "archived"].map(Alias::new))
+        .from(db.table("meta_versions"))
+        .order_by(Alias::new("version"), Order::Desc)
+        .limit(1)
+        .to_owned();
+    Ok(match query_first(&db.conn(), &select).await? {
+        None => Catalog::empty(),
+        Some(row) => {
+            let version: i64 = row.try_get("", "version")?;
+            let package: String = row.try_get("", "package")?;
+            let archived: String = row.try_get("", "archived")?;
+            let corrupt = |e: serde_json::Error| {
+                Error::Internal(format!(
+                    "stored metadata version {version} of tenant {key} is unreadable: {e}"
+                ))
+            };
+            let package: Package = serde_json::from_str(&package).map_err(corrupt)?;
+            let archive: Archive = serde_json::from_str(&archived).map_err(corrupt)?;
+            Catalog::compile(version, package, archive).map_err(|problems| {
+                Error::Internal(format!("stored metadata version {version} of tenant {key} does not compile: {problems:?}"))
+            })?
+        }
+    })
 }
 
 /// Replaces the tenant's `p` lines with those its package's roles compile to.
@@ -345,6 +386,8 @@ pub struct Tenants {
     loaded: Mutex<HashMap<String, Arc<Tenant>>>,
     /// Request rate limits (`set_rate_limits`); none by default.
     rate_limits: std::sync::RwLock<Arc<RateLimits>>,
+    /// Which tenants' background work this node does (see `cluster`).
+    pub leases: Leases,
 }
 
 /// What creating a tenant takes.
@@ -377,6 +420,7 @@ impl Tenants {
             search,
             loaded: Mutex::new(HashMap::new()),
             rate_limits: std::sync::RwLock::new(Arc::new(RateLimits::default())),
+            leases: Leases::new(),
         }))
     }
 
@@ -419,6 +463,33 @@ impl Tenants {
     /// The keys of the tenants this process has loaded.
     pub async fn loaded_keys(&self) -> Vec<String> {
         self.loaded.lock().await.keys().cloned().collect()
+    }
+
+    /// Whether this node does the tenant's background work (indexing, webhooks,
+    /// schedules, jobs) now; false when another node does, or when the lease table
+    /// cannot be reached (logged: the work waits rather than running twice).
+    pub async fn holds_lease(&self, key: &str) -> bool {
+        match self
+            .leases
+            .hold(self.platform.system(), &Leases::tenant_lease(key))
+            .await
+        {
+            Ok(held) => held,
+            Err(error) => {
+                tracing::error!(tenant = %key, %error, "cannot renew the tenant's lease");
+                false
+            }
+        }
+    }
+
+    /// Catches a loaded tenant up with changes made on another node (an unloaded one
+    /// reads everything when it is first used).
+    pub async fn refresh(&self, key: &str) -> Result<()> {
+        let tenant = self.loaded.lock().await.get(key).cloned();
+        match tenant {
+            Some(tenant) => tenant.refresh().await,
+            None => Ok(()),
+        }
     }
 
     /// The tenant, loading its catalog on first use.

@@ -11,6 +11,7 @@ mod m0001_system;
 mod m0001_tenant;
 mod m0002_system;
 mod m0002_tenant;
+mod m0003_system;
 mod m0003_tenant;
 mod m0004_tenant;
 mod m0005_tenant;
@@ -33,6 +34,7 @@ impl MigratorTrait for SystemMigrator {
         vec![
             Box::new(m0001_system::Migration),
             Box::new(m0002_system::Migration),
+            Box::new(m0003_system::Migration),
         ]
     }
 }

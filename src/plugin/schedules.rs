@@ -343,6 +343,9 @@ pub async fn serve_forever(tenants: Arc<Tenants>) {
             }
         };
         for key in keys {
+            if !tenants.holds_lease(&key).await {
+                continue;
+            }
             let result = async {
                 let tenant = tenants.get(&key).await?;
                 run_due(&tenant, crate::clock::now()).await

@@ -440,6 +440,9 @@ pub async fn serve_forever(tenants: Arc<Tenants>) {
     loop {
         interval.tick().await;
         for key in tenants.loaded_keys().await {
+            if !tenants.holds_lease(&key).await {
+                continue;
+            }
             let result = async {
                 let tenant = tenants.get(&key).await?;
                 run(&tenant, &client, crate::clock::now()).await

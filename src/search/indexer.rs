@@ -381,7 +381,8 @@ pub async fn sync(tenant: &Tenant, index: &dyn SearchIndex) -> Result<()> {
 /// The indexer inside `serve`: at start, syncs every tenant (writes left from before a
 /// restart, indexes built for older metadata); then, once a second, the tenants this
 /// node has loaded — the only ones it can have written to or published for. Each
-/// tenant syncs in its own task, so one tenant's long rebuild delays no other.
+/// tenant syncs in its own task, so one tenant's long rebuild delays no other, and only
+/// on the node holding the tenant's lease, so several nodes index it once.
 pub async fn serve_forever(tenants: Arc<Tenants>) {
     let mut interval = tokio::time::interval(std::time::Duration::from_secs(1));
     let mut running: HashMap<String, tokio::task::JoinHandle<()>> = HashMap::new();
@@ -393,7 +394,7 @@ pub async fn serve_forever(tenants: Arc<Tenants>) {
         interval.tick().await;
         running.retain(|_, task| !task.is_finished());
         for key in keys {
-            if running.contains_key(&key) {
+            if running.contains_key(&key) || !tenants.holds_lease(&key).await {
                 continue;
             }
             let tenants = tenants.clone();

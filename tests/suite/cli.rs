@@ -129,9 +129,19 @@ fn tenant_create_and_apply_with_dry_run() {
     assert!(!ok && text.contains("not found"), "{text}");
 }
 
-/// Starts `serve --demo` and returns the child and the password it printed.
-fn start_demo(data: &std::path::Path, tenant: &str, port: u16) -> (Child, String) {
-    let mut child = metacrm(data)
+/// Starts `serve --demo` and returns the child and the password it printed. On
+/// PostgreSQL it runs on a database of its own (`ScratchDatabase` says why).
+fn start_demo(
+    data: &std::path::Path,
+    database: Option<&common::ScratchDatabase>,
+    tenant: &str,
+    port: u16,
+) -> (Child, String) {
+    let mut command = metacrm(data);
+    if let Some(database) = database {
+        command.env("DATABASE_URL", &database.url);
+    }
+    let mut child = command
         .args([
             "serve",
             "--demo",
@@ -165,9 +175,10 @@ fn start_demo(data: &std::path::Path, tenant: &str, port: u16) -> (Child, String
 #[tokio::test(flavor = "multi_thread")]
 async fn serve_demo_is_idempotent_and_prints_a_working_login() {
     let dir = tempfile::tempdir().unwrap();
+    let database = common::ScratchDatabase::create("demo").await;
     let tenant = common::unique_key("demo");
     let port = common::free_port();
-    let (mut first, password) = start_demo(dir.path(), &tenant, port);
+    let (mut first, password) = start_demo(dir.path(), database.as_ref(), &tenant, port);
     let client = reqwest::Client::new();
     let login = |password: String| {
         let (client, tenant) = (client.clone(), tenant.clone());
@@ -216,7 +227,7 @@ async fn serve_demo_is_idempotent_and_prints_a_working_login() {
     first.wait().unwrap();
     tokio::time::sleep(Duration::from_millis(200)).await;
 
-    let (mut second, again) = start_demo(dir.path(), &tenant, port);
+    let (mut second, again) = start_demo(dir.path(), database.as_ref(), &tenant, port);
     assert_eq!(
         again, password,
         "a restart reuses the demo tenant and its login"

@@ -429,3 +429,64 @@ impl TestServer {
         (id, self.login(username, PASSWORD).await)
     }
 }
+
+/// A PostgreSQL database of its own, for tests that start `serve` processes: a node's
+/// background work covers every tenant of its database, so nodes must not share the
+/// suite's database with other tests. Dropped with the value.
+pub struct ScratchDatabase {
+    pub url: String,
+    suite_url: String,
+    name: String,
+}
+
+impl ScratchDatabase {
+    /// A fresh database beside the suite's; `None` when the suite runs on SQLite.
+    pub async fn create(label: &str) -> Option<ScratchDatabase> {
+        use sea_orm::ConnectionTrait;
+        let suite_url = db_config(std::path::Path::new(".")).database_url?;
+        let name = unique_key(label);
+        let base = suite_url.rsplit_once('/').expect("a database URL").0;
+        let admin = sea_orm::Database::connect(suite_url.as_str())
+            .await
+            .unwrap();
+        admin
+            .execute_unprepared(&format!("CREATE DATABASE \"{name}\""))
+            .await
+            .unwrap();
+        admin.close().await.unwrap();
+        Some(ScratchDatabase {
+            url: format!("{base}/{name}"),
+            suite_url,
+            name,
+        })
+    }
+}
+
+impl Drop for ScratchDatabase {
+    fn drop(&mut self) {
+        let (url, name) = (self.suite_url.clone(), self.name.clone());
+        // Drop may run inside a runtime, which cannot block on another: a thread of its own.
+        let dropped = std::thread::spawn(move || {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap()
+                .block_on(async {
+                    use sea_orm::ConnectionTrait;
+                    let admin = sea_orm::Database::connect(url.as_str()).await?;
+                    admin
+                        .execute_unprepared(&format!(
+                            "DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"
+                        ))
+                        .await
+                })
+        })
+        .join();
+        if !matches!(dropped, Ok(Ok(_))) {
+            eprintln!(
+                "scratch database {} was not dropped: {dropped:?}",
+                self.name
+            );
+        }
+    }
+}
