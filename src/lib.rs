@@ -3,6 +3,7 @@
 
 pub mod api;
 pub mod auth;
+pub mod backup;
 pub mod catalog;
 pub mod clock;
 pub mod cluster;

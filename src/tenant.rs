@@ -514,13 +514,7 @@ impl Tenants {
             return Err(Error::field("name", "is required"));
         }
         crate::auth::password::check(new.password)?;
-        if self.exists(new.key).await? {
-            return Err(Error::Conflict(format!(
-                "tenant {:?} already exists",
-                new.key
-            )));
-        }
-        let db = self.platform.create_namespace(new.key).await?;
+        let db = self.create_namespace(new.key).await?;
         users::create(
             &db,
             &NewUser {
@@ -533,12 +527,58 @@ impl Tenants {
             &Default::default(),
         )
         .await?;
+        self.register(new.key, new.name).await
+    }
+
+    /// A tenant with its namespace and nothing in it (a restore fills it).
+    pub async fn create_empty(&self, key: &str, name: &str) -> Result<Arc<Tenant>> {
+        check_identifier(key).map_err(|m| Error::field("tenant", m))?;
+        self.create_namespace(key).await?;
+        self.register(key, name).await
+    }
+
+    async fn create_namespace(&self, key: &str) -> Result<TenantDb> {
+        if self.exists(key).await? {
+            return Err(Error::Conflict(format!("tenant {key:?} already exists")));
+        }
+        self.platform.create_namespace(key).await
+    }
+
+    /// Removes a tenant whose restore failed half way, namespace and all (there is no
+    /// other way to remove a tenant: nothing users do can lose a company's data).
+    pub async fn discard_failed_restore(&self, key: &str) -> Result<()> {
+        let Some(tenant) = self.loaded.lock().await.remove(key) else {
+            return Ok(());
+        };
+        let delete = Query::delete()
+            .from_table(Alias::new("tenants"))
+            .and_where(Expr::col(Alias::new("key")).eq(key))
+            .to_owned();
+        self.platform.system().execute(&delete).await?;
+        self.platform.drop_namespace(tenant.db.clone()).await
+    }
+
+    /// Lists a tenant whose namespace is ready, and loads it.
+    async fn register(&self, key: &str, name: &str) -> Result<Arc<Tenant>> {
         let insert = Query::insert()
             .into_table(Alias::new("tenants"))
             .columns(["key", "name", "created_at"].map(Alias::new))
-            .values_panic([new.key.into(), new.name.into(), Utc::now().into()])
+            .values_panic([key.into(), name.into(), Utc::now().into()])
             .to_owned();
         self.platform.system().execute(&insert).await?;
-        self.get(new.key).await
+        self.get(key).await
+    }
+
+    /// The tenant's display name.
+    pub async fn name(&self, key: &str) -> Result<String> {
+        let select = Query::select()
+            .column(Alias::new("name"))
+            .from(Alias::new("tenants"))
+            .and_where(Expr::col(Alias::new("key")).eq(key))
+            .to_owned();
+        match query_first(self.platform.system(), &select).await? {
+            Some(row) => Ok(row.try_get("", "name")?),
+            None => Err(Error::not_found(format!("tenant {key:?}"))),
+        }
     }
 }

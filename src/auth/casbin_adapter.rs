@@ -89,6 +89,27 @@ pub async fn insert_rules(
 
 /// Deletes the rules of one ptype whose values start at `field_index` with
 /// `field_values` (an empty value matches anything, as in Casbin).
+/// Moves the lines of type `ptype` whose domain (in the value column `domain_index`)
+/// is `from` to domain `to`.
+pub async fn move_domain(
+    conn: &impl ConnectionTrait,
+    db: &TenantDb,
+    ptype: &str,
+    domain_index: usize,
+    from: &str,
+    to: &str,
+) -> Result<(), sea_orm::DbErr> {
+    let column = Alias::new(VALUES[domain_index]);
+    let update = Query::update()
+        .table(db.table(TABLE))
+        .value(column.clone(), to)
+        .and_where(Expr::col(Alias::new("ptype")).eq(ptype))
+        .and_where(Expr::col(column).eq(from))
+        .to_owned();
+    conn.execute(&update).await?;
+    Ok(())
+}
+
 pub async fn delete_rules(
     conn: &impl ConnectionTrait,
     db: &TenantDb,

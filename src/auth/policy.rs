@@ -17,7 +17,7 @@ use std::collections::BTreeSet;
 
 use casbin::{CoreApi, DefaultModel, Enforcer, MgmtApi, RbacApi};
 
-use crate::auth::casbin_adapter::RuleAdapter;
+use crate::auth::casbin_adapter::{self, RuleAdapter};
 use crate::error::{Error, Result};
 use crate::meta::{Action, Package, Scope};
 use crate::store::db::TenantDb;
@@ -108,6 +108,19 @@ impl FieldRule {
             FieldRule::DenyWrite => "deny_write",
         }
     }
+}
+
+/// Moves a namespace's policy lines from tenant `from`'s domain to `to`'s (a tenant
+/// restored under another key): the domain is `p`'s second value and `g`'s third.
+pub async fn move_domain(
+    conn: &impl sea_orm::ConnectionTrait,
+    db: &TenantDb,
+    from: &str,
+    to: &str,
+) -> Result<()> {
+    casbin_adapter::move_domain(conn, db, "p", 1, from, to).await?;
+    casbin_adapter::move_domain(conn, db, "g", 2, from, to).await?;
+    Ok(())
 }
 
 /// The `p` lines (without the `p`) a package's roles, reports and dashboards grant

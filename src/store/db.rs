@@ -165,6 +165,32 @@ impl Platform {
         Ok(db)
     }
 
+    /// Removes a tenant's namespace and everything in it. Only for a namespace nothing
+    /// else uses: one whose restore failed half way (`backup::restore`).
+    pub async fn drop_namespace(&self, db: TenantDb) -> Result<()> {
+        match self.backend {
+            Backend::Postgres => {
+                let schema = schema_name(&db.key);
+                self.system
+                    .execute_unprepared(&format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE"))
+                    .await?;
+            }
+            Backend::Sqlite => {
+                db.conn().close().await?;
+                let path = self.sqlite_path(&db.key);
+                for suffix in ["", "-wal", "-shm"] {
+                    let file = PathBuf::from(format!("{}{suffix}", path.display()));
+                    if file.exists() {
+                        std::fs::remove_file(&file).map_err(|e| {
+                            Error::Internal(format!("cannot remove {}: {e}", file.display()))
+                        })?;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
     fn sqlite_path(&self, tenant: &str) -> PathBuf {
         self.data_dir.join("tenants").join(format!("{tenant}.db"))
     }

@@ -174,6 +174,25 @@ impl FileStore {
         Ok(json!({"file": file, "name": name, "size": bytes.len(), "content_type": content_type}))
     }
 
+    /// Puts back the contents of file `file` (a restore), refusing bytes whose hash is
+    /// not the file's id.
+    pub async fn restore(&self, file: &str, bytes: Vec<u8>) -> Result<()> {
+        let hash: String = Sha256::digest(&bytes)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        if !is_file_id(file) || hash != file {
+            return Err(Error::BadRequest(format!(
+                "file {file:?}: its contents do not match its hash"
+            )));
+        }
+        self.objects
+            .put(&self.location(file), bytes.into())
+            .await
+            .map_err(store_error)?;
+        Ok(())
+    }
+
     /// The bytes of a stored file.
     pub async fn read(&self, file: &str) -> Result<Vec<u8>> {
         let not_found = || Error::not_found(format!("file {file:?}"));

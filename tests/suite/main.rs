@@ -4,6 +4,7 @@
 
 mod common;
 
+mod backup;
 mod browser;
 mod cli;
 mod cluster;
