@@ -8,6 +8,7 @@ use poem_openapi::{Object, OpenApi};
 use serde_json::Value;
 
 use super::Tag;
+use super::error::ApiResult;
 use super::security::Bearer;
 use crate::auth::{login, sessions};
 use crate::error::Error;
@@ -38,7 +39,7 @@ impl AuthApi {
         tenants: Data<&Arc<Tenants>>,
         req: &poem::Request,
         body: Json<LoginRequest>,
-    ) -> poem::Result<Json<LoginResponse>> {
+    ) -> ApiResult<Json<LoginResponse>> {
         let client_ip = req
             .remote_addr()
             .as_socket_addr()
@@ -66,7 +67,7 @@ impl AuthApi {
         tenants: Data<&Arc<Tenants>>,
         req: &poem::Request,
         _auth: Bearer,
-    ) -> poem::Result<Json<Value>> {
+    ) -> ApiResult<Json<Value>> {
         let token = req
             .headers()
             .get("authorization")
@@ -79,7 +80,7 @@ impl AuthApi {
 
     /// The signed-in user.
     #[oai(path = "/auth/me", method = "get")]
-    async fn me(&self, auth: Bearer) -> poem::Result<Json<Value>> {
+    async fn me(&self, auth: Bearer) -> ApiResult<Json<Value>> {
         Ok(Json(
             serde_json::to_value(&auth.0.user).map_err(|e| Error::Internal(e.to_string()))?,
         ))

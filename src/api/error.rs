@@ -79,3 +79,159 @@ pub async fn to_contract(error: poem::Error) -> Response {
     };
     body(status, code, &message, None)
 }
+
+/// The error shape, as the OpenAPI document declares it.
+#[derive(poem_openapi::Object)]
+#[oai(rename = "Error")]
+struct ErrorBody {
+    error: ErrorInfo,
+}
+
+/// What went wrong.
+#[derive(poem_openapi::Object)]
+#[oai(rename = "ErrorInfo")]
+struct ErrorInfo {
+    /// Stable machine-readable code: `bad_request`, `unauthorized`, `forbidden`,
+    /// `not_found`, `method_not_allowed`, `conflict`, `duplicate`, `version_conflict`,
+    /// `payload_too_large`, `unsupported_media_type`, `validation_failed`, `rejected`,
+    /// `hook_failed`, `invalid_metadata`, `too_many_requests`, `database_error`,
+    /// `internal_error`.
+    code: String,
+    /// For people; a bad parameter or body is named at its start.
+    message: String,
+    /// Where the error has them: `[{field, message}]` (`validation_failed`,
+    /// `forbidden` fields), `[{path, message}]` (`invalid_metadata`), or an object
+    /// (`matches`, `current_version`, `hook`, `retry_after`).
+    details: Option<serde_json::Value>,
+}
+
+/// The statuses every operation may answer with the error shape. Beyond the
+/// operation's own refusals, any operation can meet a malformed request (400), a
+/// missing or expired token (401), an unknown entity (404), a body over the limit
+/// (413) or without its content type (415), or a rate limit (429).
+const ERROR_STATUSES: &[(u16, &str)] = &[
+    (
+        400,
+        "Malformed request: bad JSON, a bad parameter, filter, cursor or `If-Match` (the message names it).",
+    ),
+    (401, "No, invalid or expired token; wrong login."),
+    (
+        403,
+        "Not allowed: no role grants the action, administrator or designer rights needed, or fields closed to the caller's writes.",
+    ),
+    (
+        404,
+        "Unknown entity, record or other resource, or one the caller may not see.",
+    ),
+    (
+        409,
+        "Conflict: `conflict`, `duplicate` (`details.matches`) or `version_conflict` (`details.current_version`).",
+    ),
+    (413, "The request body is over the size limit."),
+    (
+        415,
+        "The body's content type is missing or not one the operation takes.",
+    ),
+    (
+        422,
+        "The request is well-formed but refused: `validation_failed`, `rejected`, `hook_failed`, `invalid_metadata`.",
+    ),
+    (
+        429,
+        "Too many failed logins or requests; `Retry-After` and `details.retry_after` say when to try again.",
+    ),
+    (
+        500,
+        "`database_error` or `internal_error`: logged server-side; the message says nothing internal.",
+    ),
+];
+
+/// An operation's failure: answers exactly as [`Error`] (or a framework error) does
+/// through [`to_contract`], and declares [`ERROR_STATUSES`] with the error shape in
+/// the OpenAPI document.
+pub struct ApiError(poem::Error);
+
+/// What the API's operations return.
+pub type ApiResult<T> = Result<T, ApiError>;
+
+impl From<Error> for ApiError {
+    fn from(error: Error) -> Self {
+        ApiError(error.into())
+    }
+}
+
+impl From<poem::Error> for ApiError {
+    fn from(error: poem::Error) -> Self {
+        ApiError(error)
+    }
+}
+
+impl From<ApiError> for poem::Error {
+    fn from(error: ApiError) -> Self {
+        error.0
+    }
+}
+
+impl poem_openapi::ApiResponse for ApiError {
+    fn meta() -> poem_openapi::registry::MetaResponses {
+        use poem_openapi::registry::{MetaHeader, MetaMediaType, MetaResponse, MetaResponses};
+        use poem_openapi::types::Type;
+        MetaResponses {
+            responses: ERROR_STATUSES
+                .iter()
+                .map(|&(status, description)| MetaResponse {
+                    description,
+                    status: Some(status),
+                    status_range: None,
+                    content: vec![MetaMediaType {
+                        content_type: "application/json; charset=utf-8",
+                        schema: ErrorBody::schema_ref(),
+                    }],
+                    headers: match status {
+                        429 => vec![MetaHeader {
+                            name: "Retry-After".into(),
+                            description: Some("Seconds to wait before trying again.".into()),
+                            required: true,
+                            deprecated: false,
+                            schema: u64::schema_ref(),
+                        }],
+                        _ => vec![],
+                    },
+                })
+                .collect(),
+        }
+    }
+
+    fn register(registry: &mut poem_openapi::registry::Registry) {
+        use poem_openapi::types::Type;
+        ErrorBody::register(registry);
+    }
+}
+
+/// [`ERROR_STATUSES`] as the OpenAPI document's `responses` entries, for the paths
+/// spliced in per tenant.
+pub fn error_responses_json() -> serde_json::Value {
+    let responses: serde_json::Map<String, serde_json::Value> =
+        <ApiError as poem_openapi::ApiResponse>::meta()
+            .responses
+            .into_iter()
+            .map(|response| {
+                let status = response.status.unwrap_or_default().to_string();
+                let mut entry = json!({
+                    "description": response.description,
+                    "content": {"application/json; charset=utf-8": {
+                        "schema": {"$ref": "#/components/schemas/Error"}
+                    }},
+                });
+                if !response.headers.is_empty() {
+                    entry["headers"] = json!({"Retry-After": {
+                        "description": "Seconds to wait before trying again.",
+                        "required": true,
+                        "schema": {"type": "integer", "format": "uint64"}
+                    }});
+                }
+                (status, entry)
+            })
+            .collect();
+    serde_json::Value::Object(responses)
+}

@@ -10,6 +10,7 @@ use poem_openapi::{ApiResponse, OpenApi};
 use serde_json::Value;
 
 use super::Tag;
+use super::error::ApiResult;
 use super::security::Bearer;
 use crate::error::Error;
 use crate::meta::{Action, FieldType};
@@ -59,7 +60,7 @@ impl FilesApi {
         tenants: Data<&Arc<Tenants>>,
         name: Query<String>,
         body: Binary<Vec<u8>>,
-    ) -> poem::Result<Json<Value>> {
+    ) -> ApiResult<Json<Value>> {
         let ctx = auth.0;
         let store = FileStore::for_tenant(&tenants.platform, &ctx.tenant.key);
         let item = store
@@ -76,7 +77,7 @@ impl FilesApi {
         &self,
         auth: Bearer,
         older_than_hours: Query<Option<u32>>,
-    ) -> poem::Result<Json<Value>> {
+    ) -> ApiResult<Json<Value>> {
         let ctx = auth.0;
         ctx.require_admin().await?;
         let cutoff = crate::clock::now()
@@ -96,7 +97,7 @@ impl FilesApi {
         entity: Path<String>,
         id: Path<i64>,
         file: Path<String>,
-    ) -> poem::Result<Download> {
+    ) -> ApiResult<Download> {
         let ctx = auth.0;
         let catalog = ctx.tenant.catalog().await;
         let entity = ctx.entity(&catalog, &entity.0)?;

@@ -6,6 +6,7 @@ use poem_openapi::payload::Json;
 use serde_json::{Value, json};
 
 use super::Tag;
+use super::error::ApiResult;
 use super::security::Bearer;
 use crate::auth::policy;
 use crate::catalog::{form_model, form_state};
@@ -19,7 +20,7 @@ impl MetaApi {
     /// The tenant's whole published metadata package (webhook secrets only for
     /// administrators, so that they can move the package to another tenant whole).
     #[oai(path = "/meta", method = "get")]
-    async fn get(&self, auth: Bearer) -> poem::Result<Json<Value>> {
+    async fn get(&self, auth: Bearer) -> ApiResult<Json<Value>> {
         let catalog = auth.0.tenant.catalog().await;
         let mut package = catalog.package.clone();
         if auth.0.require_admin().await.is_err() {
@@ -39,7 +40,7 @@ impl MetaApi {
         auth: Bearer,
         dry_run: Query<Option<bool>>,
         body: Json<Value>,
-    ) -> poem::Result<Json<Value>> {
+    ) -> ApiResult<Json<Value>> {
         let ctx = auth.0;
         ctx.require_admin().await?;
         let applied = ctx
@@ -56,14 +57,14 @@ impl MetaApi {
 
     /// Published versions, newest first, with author, time and plan.
     #[oai(path = "/meta/versions", method = "get")]
-    async fn versions(&self, auth: Bearer) -> poem::Result<Json<Value>> {
+    async fn versions(&self, auth: Bearer) -> ApiResult<Json<Value>> {
         auth.0.require_admin().await?;
         Ok(Json(json!({"items": auth.0.tenant.versions().await?})))
     }
 
     /// The JSON Schema of an entity's records.
     #[oai(path = "/meta/entities/:entity/schema", method = "get")]
-    async fn schema(&self, auth: Bearer, entity: Path<String>) -> poem::Result<Json<Value>> {
+    async fn schema(&self, auth: Bearer, entity: Path<String>) -> ApiResult<Json<Value>> {
         let catalog = auth.0.tenant.catalog().await;
         let entity = auth.0.entity(&catalog, &entity.0)?;
         auth.0.authorize(entity, Action::Read).await?;
@@ -72,7 +73,7 @@ impl MetaApi {
 
     /// The form model: sections, fields, options, visibility, what this user may edit.
     #[oai(path = "/meta/entities/:entity/form", method = "get")]
-    async fn form(&self, auth: Bearer, entity: Path<String>) -> poem::Result<Json<Value>> {
+    async fn form(&self, auth: Bearer, entity: Path<String>) -> ApiResult<Json<Value>> {
         let catalog = auth.0.tenant.catalog().await;
         let entity = auth.0.entity(&catalog, &entity.0)?;
         let access = auth.0.form_access(entity).await?;
@@ -88,7 +89,7 @@ impl MetaApi {
         auth: Bearer,
         entity: Path<String>,
         body: Json<Value>,
-    ) -> poem::Result<Json<Value>> {
+    ) -> ApiResult<Json<Value>> {
         let catalog = auth.0.tenant.catalog().await;
         let entity = auth.0.entity(&catalog, &entity.0)?;
         let access = auth.0.form_access(entity).await?;
@@ -106,7 +107,7 @@ impl MetaApi {
     /// The Casbin model and every policy line generated from the roles (admins):
     /// exactly what was granted, and to whom.
     #[oai(path = "/meta/policies", method = "get")]
-    async fn policies(&self, auth: Bearer) -> poem::Result<Json<Value>> {
+    async fn policies(&self, auth: Bearer) -> ApiResult<Json<Value>> {
         auth.0.require_admin().await?;
         let _catalog = auth.0.tenant.catalog().await;
         let policy = auth.0.tenant.policy().await;

@@ -15,7 +15,12 @@ pub fn tenant_document(fixed: &str, catalog: &Catalog) -> Value {
         document["components"]["schemas"][&schema_name] = to_openapi_30(&entity.schema);
         let record_body = json!({"content": {"application/json": {"schema": reference}}});
         let record_response = |description: &str| json!({"description": description, "content": {"application/json": {"schema": reference}}});
-        let error = json!({"description": "error in the contract's shape: {\"error\": {code, message, details}}"});
+        let errors = super::error::error_responses_json();
+        let responses = |success: (&str, Value)| {
+            let mut responses = errors.clone();
+            responses[success.0] = success.1;
+            responses
+        };
         let security = json!([{"Bearer": []}]);
         let id_param = json!({"name": "id", "in": "path", "required": true, "schema": {"type": "integer", "format": "int64"}});
         let label = entity.def.label();
@@ -23,26 +28,26 @@ pub fn tenant_document(fixed: &str, catalog: &Catalog) -> Value {
             "post": {
                 "tags": ["Records"], "summary": format!("Create a {label} record"),
                 "security": security, "requestBody": record_body,
-                "responses": {"201": record_response("the created record"), "422": error},
+                "responses": responses(("201", record_response("the created record"))),
             }
         });
         document["paths"][format!("/data/{key}/{{id}}")] = json!({
             "get": {
                 "tags": ["Records"], "summary": format!("Read a {label} record"),
                 "security": security, "parameters": [id_param],
-                "responses": {"200": record_response("the record"), "404": error},
+                "responses": responses(("200", record_response("the record"))),
             },
             "patch": {
                 "tags": ["Records"], "summary": format!("Change a {label} record"),
                 "security": security,
                 "parameters": [id_param, {"name": "If-Match", "in": "header", "required": false, "schema": {"type": "string"}}],
                 "requestBody": record_body,
-                "responses": {"200": record_response("the changed record"), "409": error, "422": error},
+                "responses": responses(("200", record_response("the changed record"))),
             },
             "delete": {
                 "tags": ["Records"], "summary": format!("Delete a {label} record"),
                 "security": security, "parameters": [id_param],
-                "responses": {"204": {"description": "moved to the recycle bin"}, "404": error, "409": error},
+                "responses": responses(("204", json!({"description": "moved to the recycle bin"}))),
             },
         });
     }

@@ -7,6 +7,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
 use super::Tag;
+use super::error::ApiResult;
 use super::security::Bearer;
 use crate::error::Error;
 use crate::plugin::packages;
@@ -30,7 +31,7 @@ impl PluginsApi {
     /// Every bundled plugin: its manifest (without the contribution), whether it is
     /// enabled, with which version and settings, and what it added to the package.
     #[oai(path = "/plugins", method = "get")]
-    async fn list(&self, auth: Bearer) -> poem::Result<Json<Value>> {
+    async fn list(&self, auth: Bearer) -> ApiResult<Json<Value>> {
         let ctx = auth.0;
         ctx.require_admin().await?;
         let catalog = ctx.tenant.catalog().await;
@@ -43,7 +44,7 @@ impl PluginsApi {
     /// `dry_run` nothing changes. Disabling archives the plugin's entities and fields
     /// with their data.
     #[oai(path = "/plugins", method = "post")]
-    async fn change(&self, auth: Bearer, body: Json<Value>) -> poem::Result<Json<Value>> {
+    async fn change(&self, auth: Bearer, body: Json<Value>) -> ApiResult<Json<Value>> {
         let ctx = auth.0;
         ctx.require_admin().await?;
         let change: PluginChange = serde_json::from_value(body.0)

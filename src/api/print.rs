@@ -10,6 +10,7 @@ use poem_openapi::{ApiResponse, OpenApi};
 use sha2::{Digest, Sha256};
 
 use super::Tag;
+use super::error::ApiResult;
 use super::security::Bearer;
 use crate::store::files::FileStore;
 use crate::tenant::Tenants;
@@ -51,7 +52,7 @@ impl PrintApi {
         entity: Path<String>,
         id: Path<i64>,
         format: Path<String>,
-    ) -> poem::Result<Printed> {
+    ) -> ApiResult<Printed> {
         let ctx = auth.0;
         let catalog = ctx.tenant.catalog().await;
         let files = FileStore::for_tenant(&tenants.platform, &ctx.tenant.key);

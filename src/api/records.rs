@@ -9,6 +9,7 @@ use poem_openapi::{ApiResponse, OpenApi};
 use serde_json::{Value, json};
 
 use super::Tag;
+use super::error::ApiResult;
 use super::security::Bearer;
 use crate::error::Error;
 use crate::meta::Action;
@@ -60,7 +61,7 @@ impl RecordsApi {
         entity: Path<String>,
         force: Query<Option<bool>>,
         body: Json<Value>,
-    ) -> poem::Result<Created> {
+    ) -> ApiResult<Created> {
         let ctx = auth.0;
         let catalog = ctx.tenant.catalog().await;
         let entity = ctx.entity(&catalog, &entity.0)?;
@@ -87,7 +88,7 @@ impl RecordsApi {
         auth: Bearer,
         entity: Path<String>,
         id: Path<i64>,
-    ) -> poem::Result<Json<Value>> {
+    ) -> ApiResult<Json<Value>> {
         let ctx = auth.0;
         let catalog = ctx.tenant.catalog().await;
         let entity = ctx.entity(&catalog, &entity.0)?;
@@ -109,7 +110,7 @@ impl RecordsApi {
         id: Path<i64>,
         #[oai(name = "If-Match")] if_match: Header<Option<String>>,
         body: Json<Value>,
-    ) -> poem::Result<Json<Value>> {
+    ) -> ApiResult<Json<Value>> {
         let ctx = auth.0;
         let version = parse_version(if_match.0.as_deref())?;
         let catalog = ctx.tenant.catalog().await;
@@ -128,7 +129,7 @@ impl RecordsApi {
         auth: Bearer,
         entity: Path<String>,
         id: Path<i64>,
-    ) -> poem::Result<Deleted> {
+    ) -> ApiResult<Deleted> {
         let ctx = auth.0;
         let catalog = ctx.tenant.catalog().await;
         let entity = ctx.entity(&catalog, &entity.0)?;
@@ -146,7 +147,7 @@ impl RecordsApi {
         auth: Bearer,
         entity: Path<String>,
         body: Json<Value>,
-    ) -> poem::Result<Json<Value>> {
+    ) -> ApiResult<Json<Value>> {
         let ctx = auth.0;
         let request = QueryRequest::from_json(body.0)?;
         let catalog = ctx.tenant.catalog().await;
@@ -167,7 +168,7 @@ impl RecordsApi {
         auth: Bearer,
         entity: Path<String>,
         id: Path<i64>,
-    ) -> poem::Result<Json<Value>> {
+    ) -> ApiResult<Json<Value>> {
         let ctx = auth.0;
         let catalog = ctx.tenant.catalog().await;
         let entity = ctx.entity(&catalog, &entity.0)?;
@@ -194,7 +195,7 @@ impl RecordsApi {
         auth: Bearer,
         entity: Path<String>,
         body: Json<Value>,
-    ) -> poem::Result<Json<Value>> {
+    ) -> ApiResult<Json<Value>> {
         let ctx = auth.0;
         let request: AssignRequest = serde_json::from_value(body.0)
             .map_err(|e| Error::BadRequest(format!("assign: {e}")))?;

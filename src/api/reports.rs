@@ -6,6 +6,7 @@ use poem_openapi::{ApiResponse, OpenApi, ResponseContent};
 use serde_json::{Value, json};
 
 use super::Tag;
+use super::error::ApiResult;
 use super::security::Bearer;
 use crate::error::Error;
 use crate::report::{Output, export, service};
@@ -77,7 +78,7 @@ impl ReportsApi {
     /// The saved reports the caller may run: `{items: [{key, label, entity, kind,
     /// chart}]}`.
     #[oai(path = "/reports", method = "get")]
-    async fn list(&self, auth: Bearer) -> poem::Result<Json<Value>> {
+    async fn list(&self, auth: Bearer) -> ApiResult<Json<Value>> {
         let ctx = auth.0;
         let catalog = ctx.tenant.catalog().await;
         Ok(Json(json!({"items": service::list(&ctx, &catalog).await?})))
@@ -86,7 +87,7 @@ impl ReportsApi {
     /// Save a report from the builder as the caller's own; `roles` shares it with
     /// those roles. The key must be free (409 otherwise); problems answer 422.
     #[oai(path = "/reports", method = "post")]
-    async fn save(&self, auth: Bearer, body: Json<Value>) -> poem::Result<Saved> {
+    async fn save(&self, auth: Bearer, body: Json<Value>) -> ApiResult<Saved> {
         let ctx = auth.0;
         let catalog = ctx.tenant.catalog().await;
         let report = service::save(&ctx, &catalog, body.0).await?;
@@ -100,7 +101,7 @@ impl ReportsApi {
         auth: Bearer,
         key: Path<String>,
         body: Json<Value>,
-    ) -> poem::Result<Json<Value>> {
+    ) -> ApiResult<Json<Value>> {
         let ctx = auth.0;
         let catalog = ctx.tenant.catalog().await;
         let report = service::replace(&ctx, &catalog, &key.0, body.0).await?;
@@ -109,7 +110,7 @@ impl ReportsApi {
 
     /// Delete a saved report (its owner or an administrator).
     #[oai(path = "/reports/:key", method = "delete")]
-    async fn remove(&self, auth: Bearer, key: Path<String>) -> poem::Result<Removed> {
+    async fn remove(&self, auth: Bearer, key: Path<String>) -> ApiResult<Removed> {
         let ctx = auth.0;
         service::remove(&ctx, &key.0).await?;
         Ok(Removed::Done)
@@ -117,7 +118,7 @@ impl ReportsApi {
 
     /// A saved report's definition (what the report builder edits).
     #[oai(path = "/reports/:key", method = "get")]
-    async fn definition(&self, auth: Bearer, key: Path<String>) -> poem::Result<Json<Value>> {
+    async fn definition(&self, auth: Bearer, key: Path<String>) -> ApiResult<Json<Value>> {
         let ctx = auth.0;
         let catalog = ctx.tenant.catalog().await;
         let report = service::saved(&ctx, &catalog, &key.0).await?;
@@ -134,7 +135,7 @@ impl ReportsApi {
         auth: Bearer,
         key: Path<String>,
         format: Query<Option<String>>,
-    ) -> poem::Result<ReportFile> {
+    ) -> ApiResult<ReportFile> {
         let ctx = auth.0;
         let catalog = ctx.tenant.catalog().await;
         let report = service::saved(&ctx, &catalog, &key.0).await?;
@@ -151,7 +152,7 @@ impl ReportsApi {
         auth: Bearer,
         body: Json<Value>,
         format: Query<Option<String>>,
-    ) -> poem::Result<ReportFile> {
+    ) -> ApiResult<ReportFile> {
         let ctx = auth.0;
         let catalog = ctx.tenant.catalog().await;
         let report = service::parse_adhoc(&catalog, body.0)?;
@@ -161,7 +162,7 @@ impl ReportsApi {
 
     /// The dashboards the caller may view: `{items: [{key, label, reports}]}`.
     #[oai(path = "/dashboards", method = "get")]
-    async fn dashboards(&self, auth: Bearer) -> poem::Result<Json<Value>> {
+    async fn dashboards(&self, auth: Bearer) -> ApiResult<Json<Value>> {
         let ctx = auth.0;
         let catalog = ctx.tenant.catalog().await;
         Ok(Json(
@@ -172,7 +173,7 @@ impl ReportsApi {
     /// A dashboard with its reports run for the caller: `{key, label, reports: [{key,
     /// result} or {key, error}]}`.
     #[oai(path = "/dashboards/:key", method = "get")]
-    async fn dashboard(&self, auth: Bearer, key: Path<String>) -> poem::Result<Json<Value>> {
+    async fn dashboard(&self, auth: Bearer, key: Path<String>) -> ApiResult<Json<Value>> {
         let ctx = auth.0;
         let catalog = ctx.tenant.catalog().await;
         Ok(Json(service::dashboard(&ctx, &catalog, &key.0).await?))

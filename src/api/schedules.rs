@@ -7,6 +7,7 @@ use poem_openapi::payload::Json;
 use serde_json::{Value, json};
 
 use super::Tag;
+use super::error::ApiResult;
 use super::security::Bearer;
 use crate::plugin::schedules;
 use crate::store::value::format_datetime;
@@ -18,7 +19,7 @@ impl SchedulesApi {
     /// The package's scheduled rules: pattern, next run (China time pattern, UTC
     /// instant) and the latest 20 runs with their status and how many were notified.
     #[oai(path = "/schedules", method = "get")]
-    async fn list(&self, auth: Bearer) -> poem::Result<Json<Value>> {
+    async fn list(&self, auth: Bearer) -> ApiResult<Json<Value>> {
         let ctx = auth.0;
         ctx.require_admin().await?;
         let items = schedules::overview(&ctx.tenant, crate::clock::now()).await?;
@@ -27,7 +28,7 @@ impl SchedulesApi {
 
     /// Run a rule now, whatever its pattern says; logged like a scheduled run.
     #[oai(path = "/schedules/:key/run", method = "post")]
-    async fn run(&self, auth: Bearer, key: Path<String>) -> poem::Result<Json<Value>> {
+    async fn run(&self, auth: Bearer, key: Path<String>) -> ApiResult<Json<Value>> {
         let ctx = auth.0;
         ctx.require_admin().await?;
         let report = schedules::run_now(&ctx.tenant, &key.0, crate::clock::now()).await?;

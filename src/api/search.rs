@@ -9,6 +9,7 @@ use poem_openapi::payload::Json;
 use serde_json::Value;
 
 use super::Tag;
+use super::error::ApiResult;
 use super::security::Bearer;
 use crate::error::Error;
 use crate::search::service;
@@ -29,7 +30,7 @@ impl SearchApi {
         q: Query<String>,
         entity: Query<Option<String>>,
         limit: Query<Option<usize>>,
-    ) -> poem::Result<Json<Value>> {
+    ) -> ApiResult<Json<Value>> {
         let ctx = auth.0;
         if q.0.trim().is_empty() {
             return Err(Error::BadRequest("q: give something to search for".into()).into());
@@ -64,7 +65,7 @@ impl SearchApi {
         tenants: Data<&Arc<Tenants>>,
         entity: Path<String>,
         body: Json<Value>,
-    ) -> poem::Result<Json<Value>> {
+    ) -> ApiResult<Json<Value>> {
         let ctx = auth.0;
         let Value::Object(values) = body.0 else {
             return Err(Error::BadRequest("send the values as a JSON object".into()).into());

@@ -10,6 +10,7 @@ use poem_openapi::{ApiRequest, ApiResponse, Multipart, OpenApi};
 use serde_json::{Value, json};
 
 use super::Tag;
+use super::error::ApiResult;
 use super::security::Bearer;
 use crate::error::Error;
 use crate::store::records::SortSpec;
@@ -103,7 +104,7 @@ impl TransferApi {
         /// The file's name, kept with the job (forms carry their own).
         name: Query<Option<String>>,
         body: ImportBody,
-    ) -> poem::Result<Imported> {
+    ) -> ApiResult<Imported> {
         let ctx = auth.0;
         let (bytes, file_name, form_mapping) = match body {
             ImportBody::Form(form) => {
@@ -171,7 +172,7 @@ impl TransferApi {
         format: Query<Option<String>>,
         filter: Query<Option<String>>,
         sort: Query<Option<String>>,
-    ) -> poem::Result<ExportFile> {
+    ) -> ApiResult<ExportFile> {
         let ctx = auth.0;
         let filter = match filter.0.filter(|f| !f.is_empty()) {
             Some(text) => Some(
@@ -204,7 +205,7 @@ impl TransferApi {
     /// The caller's import jobs, newest first (an administrator's: everyone's):
     /// `{items: [job]}`.
     #[oai(path = "/import/jobs", method = "get")]
-    async fn jobs(&self, auth: Bearer) -> poem::Result<Json<Value>> {
+    async fn jobs(&self, auth: Bearer) -> ApiResult<Json<Value>> {
         let ctx = auth.0;
         let everyone = ctx.require_admin().await.is_ok();
         let items = jobs::list(&ctx.tenant.db, (!everyone).then_some(ctx.user.id), 50).await?;
@@ -215,7 +216,7 @@ impl TransferApi {
     /// rows_total, rows_done, created, updated, unchanged, skipped, errors, duplicates,
     /// message, …}`. Only its starter and administrators see it.
     #[oai(path = "/import/jobs/:id", method = "get")]
-    async fn job(&self, auth: Bearer, id: Path<i64>) -> poem::Result<Json<Value>> {
+    async fn job(&self, auth: Bearer, id: Path<i64>) -> ApiResult<Json<Value>> {
         let ctx = auth.0;
         let job = jobs::get(&ctx.tenant.db, id.0).await?;
         if job.started_by != ctx.user.id && ctx.require_admin().await.is_err() {

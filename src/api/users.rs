@@ -10,6 +10,7 @@ use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
 use super::Tag;
+use super::error::ApiResult;
 use super::security::Bearer;
 use crate::auth::org::{self, DepartmentInput};
 use crate::auth::users::{self, NewUser, UserPatch};
@@ -38,7 +39,7 @@ pub struct UsersApi;
 impl UsersApi {
     /// The tenant's users: `{items: [{id, username, display_name, roles, department, is_admin, active}]}`.
     #[oai(path = "/users", method = "get")]
-    async fn list(&self, auth: Bearer) -> poem::Result<Json<Value>> {
+    async fn list(&self, auth: Bearer) -> ApiResult<Json<Value>> {
         Ok(Json(
             json!({"items": to_json(&users::list(&auth.0.tenant.db).await?)?}),
         ))
@@ -46,13 +47,13 @@ impl UsersApi {
 
     /// One user.
     #[oai(path = "/users/:id", method = "get")]
-    async fn get(&self, auth: Bearer, id: Path<i64>) -> poem::Result<Json<Value>> {
+    async fn get(&self, auth: Bearer, id: Path<i64>) -> ApiResult<Json<Value>> {
         Ok(Json(to_json(&users::get(&auth.0.tenant.db, id.0).await?)?))
     }
 
     /// Create a user (admins): `{username, display_name, password, roles, department, is_admin}`.
     #[oai(path = "/users", method = "post")]
-    async fn create(&self, auth: Bearer, body: Json<Value>) -> poem::Result<Created> {
+    async fn create(&self, auth: Bearer, body: Json<Value>) -> ApiResult<Created> {
         auth.0.require_admin().await?;
         let new: NewUser = parse(body.0, "user")?;
         let user = auth.0.tenant.create_user(&new).await?;
@@ -69,7 +70,7 @@ impl UsersApi {
         tenants: Data<&Arc<Tenants>>,
         id: Path<i64>,
         body: Json<Value>,
-    ) -> poem::Result<Json<Value>> {
+    ) -> ApiResult<Json<Value>> {
         auth.0.require_admin().await?;
         let patch: UserPatch = parse(body.0, "user")?;
         if id.0 == auth.0.user.id && (patch.active == Some(false) || patch.is_admin == Some(false))
@@ -89,7 +90,7 @@ impl UsersApi {
 
     /// The department tree as a list: `{items: [{id, name, parent, manager}]}`.
     #[oai(path = "/departments", method = "get")]
-    async fn departments(&self, auth: Bearer) -> poem::Result<Json<Value>> {
+    async fn departments(&self, auth: Bearer) -> ApiResult<Json<Value>> {
         Ok(Json(
             json!({"items": to_json(&org::list(&auth.0.tenant.db).await?)?}),
         ))
@@ -97,7 +98,7 @@ impl UsersApi {
 
     /// Create a department (admins): `{name, parent?, manager?}`.
     #[oai(path = "/departments", method = "post")]
-    async fn create_department(&self, auth: Bearer, body: Json<Value>) -> poem::Result<Created> {
+    async fn create_department(&self, auth: Bearer, body: Json<Value>) -> ApiResult<Created> {
         auth.0.require_admin().await?;
         let input: DepartmentInput = parse(body.0, "department")?;
         let department = org::create(&auth.0.tenant.db, &input).await?;
@@ -112,7 +113,7 @@ impl UsersApi {
         auth: Bearer,
         id: Path<i64>,
         body: Json<Value>,
-    ) -> poem::Result<Json<Value>> {
+    ) -> ApiResult<Json<Value>> {
         auth.0.require_admin().await?;
         let input: DepartmentInput = parse(body.0, "department")?;
         let department = org::update(&auth.0.tenant.db, id.0, &input).await?;

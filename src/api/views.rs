@@ -7,6 +7,7 @@ use poem_openapi::{ApiResponse, Object};
 use serde_json::{Value, json};
 
 use super::Tag;
+use super::error::ApiResult;
 use super::security::Bearer;
 use crate::meta::Action;
 use crate::store::views;
@@ -33,7 +34,7 @@ pub struct ViewsApi;
 impl ViewsApi {
     /// The caller's saved views of an entity's list: `{items: [{id, name, query, created_at}]}`.
     #[oai(path = "/views/:entity", method = "get")]
-    async fn list(&self, auth: Bearer, entity: Path<String>) -> poem::Result<Json<Value>> {
+    async fn list(&self, auth: Bearer, entity: Path<String>) -> ApiResult<Json<Value>> {
         let ctx = auth.0;
         let catalog = ctx.tenant.catalog().await;
         let entity = ctx.entity(&catalog, &entity.0)?;
@@ -49,7 +50,7 @@ impl ViewsApi {
         auth: Bearer,
         entity: Path<String>,
         body: Json<NewView>,
-    ) -> poem::Result<Json<Value>> {
+    ) -> ApiResult<Json<Value>> {
         let ctx = auth.0;
         let catalog = ctx.tenant.catalog().await;
         let entity = ctx.entity(&catalog, &entity.0)?;
@@ -72,7 +73,7 @@ impl ViewsApi {
         auth: Bearer,
         entity: Path<String>,
         id: Path<i64>,
-    ) -> poem::Result<Deleted> {
+    ) -> ApiResult<Deleted> {
         let ctx = auth.0;
         views::remove(&ctx.tenant.db, ctx.user.id, &entity.0, id.0).await?;
         Ok(Deleted::Done)

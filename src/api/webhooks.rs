@@ -7,6 +7,7 @@ use poem_openapi::payload::Json;
 use serde_json::{Value, json};
 
 use super::Tag;
+use super::error::ApiResult;
 use super::security::Bearer;
 use crate::plugin::webhooks::{self, LogFilter};
 
@@ -16,7 +17,7 @@ pub struct WebhooksApi;
 impl WebhooksApi {
     /// The package's webhooks, secrets left out (`signed` tells whether one is set).
     #[oai(path = "/webhooks", method = "get")]
-    async fn list(&self, auth: Bearer) -> poem::Result<Json<Value>> {
+    async fn list(&self, auth: Bearer) -> ApiResult<Json<Value>> {
         let ctx = auth.0;
         ctx.require_admin().await?;
         let catalog = ctx.tenant.catalog().await;
@@ -49,7 +50,7 @@ impl WebhooksApi {
         webhook: Query<Option<String>>,
         status: Query<Option<String>>,
         limit: Query<Option<u64>>,
-    ) -> poem::Result<Json<Value>> {
+    ) -> ApiResult<Json<Value>> {
         let ctx = auth.0;
         ctx.require_admin().await?;
         let filter = LogFilter {
@@ -64,7 +65,7 @@ impl WebhooksApi {
     /// Send a delivery again (whatever became of it) at the dispatcher's next run,
     /// with a fresh count of attempts.
     #[oai(path = "/webhooks/deliveries/:id/redeliver", method = "post")]
-    async fn redeliver(&self, auth: Bearer, id: Path<i64>) -> poem::Result<Json<Value>> {
+    async fn redeliver(&self, auth: Bearer, id: Path<i64>) -> ApiResult<Json<Value>> {
         let ctx = auth.0;
         ctx.require_admin().await?;
         webhooks::redeliver(&ctx.tenant.db, id.0, crate::clock::now()).await?;

@@ -11,6 +11,7 @@ use poem_openapi::{ApiExtractor, ApiExtractorType, ExtractParamOptions, Object, 
 use serde_json::{Value, json};
 
 use super::Tag;
+use super::error::ApiResult;
 use super::security::Bearer;
 use crate::error::Error;
 use crate::meta::Action;
@@ -103,7 +104,7 @@ impl WorkflowApi {
         entity: Path<String>,
         id: Path<i64>,
         body: Json<StageMove>,
-    ) -> poem::Result<Json<Value>> {
+    ) -> ApiResult<Json<Value>> {
         let ctx = auth.0;
         let catalog = ctx.tenant.catalog().await;
         let entity = ctx.entity(&catalog, &entity.0)?;
@@ -137,7 +138,7 @@ impl WorkflowApi {
         id: Path<i64>,
         key: Path<String>,
         body: OptionalBody,
-    ) -> poem::Result<Json<Value>> {
+    ) -> ApiResult<Json<Value>> {
         let ctx = auth.0;
         let options = ConvertOptions::from_json(body.0)?;
         let catalog = ctx.tenant.catalog().await;
@@ -154,7 +155,7 @@ impl WorkflowApi {
         entity: Path<String>,
         id: Path<i64>,
         body: Json<Submit>,
-    ) -> poem::Result<Json<Value>> {
+    ) -> ApiResult<Json<Value>> {
         let ctx = auth.0;
         let catalog = ctx.tenant.catalog().await;
         let entity = ctx.entity(&catalog, &entity.0)?;
@@ -175,7 +176,7 @@ impl WorkflowApi {
         entity: Path<String>,
         id: Path<i64>,
         body: Json<Value>,
-    ) -> poem::Result<Json<Value>> {
+    ) -> ApiResult<Json<Value>> {
         let ctx = auth.0;
         let request: ShareRequest =
             serde_json::from_value(body.0).map_err(|e| Error::BadRequest(format!("share: {e}")))?;
@@ -200,7 +201,7 @@ impl WorkflowApi {
     /// What the caller may approve now: `{items: [{id, flow, entity, record, title,
     /// step, submitter, submitted_at}]}`.
     #[oai(path = "/approvals/inbox", method = "get")]
-    async fn inbox(&self, auth: Bearer) -> poem::Result<Json<Value>> {
+    async fn inbox(&self, auth: Bearer) -> ApiResult<Json<Value>> {
         let ctx = auth.0;
         let catalog = ctx.tenant.catalog().await;
         let items = Engine::new(&ctx.tenant.db, &catalog)
@@ -212,7 +213,7 @@ impl WorkflowApi {
     /// One approval with its tasks and timeline, for those taking part in it and
     /// those who may read its record.
     #[oai(path = "/approvals/:id", method = "get")]
-    async fn approval(&self, auth: Bearer, id: Path<i64>) -> poem::Result<Json<Value>> {
+    async fn approval(&self, auth: Bearer, id: Path<i64>) -> ApiResult<Json<Value>> {
         let ctx = auth.0;
         let catalog = ctx.tenant.catalog().await;
         let view = Engine::new(&ctx.tenant.db, &catalog).view(id.0).await?;
@@ -243,7 +244,7 @@ impl WorkflowApi {
         id: Path<i64>,
         action: Path<String>,
         body: Json<Value>,
-    ) -> poem::Result<Json<Value>> {
+    ) -> ApiResult<Json<Value>> {
         let ctx = auth.0;
         let body = if body.0.is_null() { json!({}) } else { body.0 };
         let request: ActRequest = serde_json::from_value(body)
@@ -263,7 +264,7 @@ impl WorkflowApi {
         auth: Bearer,
         unread: Query<Option<bool>>,
         limit: Query<Option<u64>>,
-    ) -> poem::Result<Json<Value>> {
+    ) -> ApiResult<Json<Value>> {
         let limit = limit.0.unwrap_or(50).clamp(1, 500);
         let list = notifications::list(
             &auth.0.tenant.db,
@@ -277,7 +278,7 @@ impl WorkflowApi {
 
     /// Mark notifications read: `{ids: [...]}`, or `{}` for all. Answers `{marked}`.
     #[oai(path = "/notifications/read", method = "post")]
-    async fn mark_read(&self, auth: Bearer, body: Json<Value>) -> poem::Result<Json<Value>> {
+    async fn mark_read(&self, auth: Bearer, body: Json<Value>) -> ApiResult<Json<Value>> {
         let ids: Option<Vec<i64>> = match body.0.get("ids") {
             None | Some(Value::Null) => None,
             Some(ids) => Some(
@@ -299,7 +300,7 @@ impl WorkflowApi {
         auth: Bearer,
         entity: Query<Option<String>>,
         limit: Query<Option<u64>>,
-    ) -> poem::Result<Json<Value>> {
+    ) -> ApiResult<Json<Value>> {
         let ctx = auth.0;
         let catalog = ctx.tenant.catalog().await;
         let limit = limit.0.unwrap_or(100).clamp(1, 1000);
@@ -322,7 +323,7 @@ impl WorkflowApi {
         auth: Bearer,
         entity: Path<String>,
         body: Json<Value>,
-    ) -> poem::Result<Json<Value>> {
+    ) -> ApiResult<Json<Value>> {
         let ctx = auth.0;
         let request = QueryRequest::from_json(body.0)?;
         let catalog = ctx.tenant.catalog().await;
@@ -341,7 +342,7 @@ impl WorkflowApi {
         auth: Bearer,
         entity: Path<String>,
         id: Path<i64>,
-    ) -> poem::Result<Json<Value>> {
+    ) -> ApiResult<Json<Value>> {
         let ctx = auth.0;
         let catalog = ctx.tenant.catalog().await;
         let entity = ctx.entity(&catalog, &entity.0)?;
