@@ -233,10 +233,35 @@ fn latest(rows: &[sea_orm::QueryResult]) -> Result<Latest> {
     Ok(latest)
 }
 
+/// Makes the index hold every write committed before the call (searches and the
+/// duplicate check read their own writes). Drains only when no drain since the call
+/// has already got that far, so the searches queued behind one drain (and its index
+/// commit) all go on after it instead of each committing in turn.
+pub async fn catch_up(tenant: &Tenant, catalog: &Catalog, index: &dyn SearchIndex) -> Result<()> {
+    let db = &tenant.db;
+    let target = outbox_end(&db.conn(), db).await?;
+    let one_at_a_time = tenant.indexing.lock().await;
+    if cursor(&db.conn(), db).await? >= target {
+        return Ok(());
+    }
+    drain_locked(tenant, catalog, index, one_at_a_time).await?;
+    Ok(())
+}
+
 /// Applies every pending outbox row to the index; returns how many it applied.
 /// `catalog` is the caller's read guard of the tenant's catalog.
 pub async fn drain(tenant: &Tenant, catalog: &Catalog, index: &dyn SearchIndex) -> Result<usize> {
-    let _one_at_a_time = tenant.indexing.lock().await;
+    let one_at_a_time = tenant.indexing.lock().await;
+    drain_locked(tenant, catalog, index, one_at_a_time).await
+}
+
+/// `drain`, holding the tenant's indexing lock.
+async fn drain_locked(
+    tenant: &Tenant,
+    catalog: &Catalog,
+    index: &dyn SearchIndex,
+    _one_at_a_time: tokio::sync::MutexGuard<'_, ()>,
+) -> Result<usize> {
     let db = &tenant.db;
     let serving = Serving::load(db).await?;
     let mut applied = 0;

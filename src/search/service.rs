@@ -35,7 +35,7 @@ pub async fn search(
     only: Option<&str>,
     limit: usize,
 ) -> Result<Value> {
-    indexer::drain(&ctx.tenant, catalog, index).await?;
+    indexer::catch_up(&ctx.tenant, catalog, index).await?;
     let serving = Serving::load(&ctx.tenant.db).await?;
     let limit = limit.clamp(1, MAX_LIMIT);
     let mut hits = Vec::new();
@@ -99,7 +99,7 @@ async fn find_duplicates(
     index: &dyn SearchIndex,
     values: &Map<String, Value>,
 ) -> Result<Vec<Match>> {
-    indexer::drain(&ctx.tenant, catalog, index).await?;
+    indexer::catch_up(&ctx.tenant, catalog, index).await?;
     let serving = Serving::load(&ctx.tenant.db).await?;
     duplicates::find(&ctx.tenant.key, &serving, entity, index, values).await
 }
