@@ -50,31 +50,7 @@ fn reduced() -> Value {
 
 /// The `metacrm` command over the test server's data and database.
 fn metacrm(server: &TestServer) -> Command {
-    let config = common::db_config(server.dir.path());
-    let mut command = Command::new(env!("CARGO_BIN_EXE_metacrm"));
-    command
-        .arg("--data")
-        .arg(server.dir.path())
-        .env("RUST_LOG", "warn");
-    match config.database_url {
-        Some(url) => command.env("DATABASE_URL", url),
-        None => command.env_remove("DATABASE_URL"),
-    };
-    match config.file_store {
-        Some(store) => command.env("METACRM_FILE_STORE", store),
-        None => command.env_remove("METACRM_FILE_STORE"),
-    };
-    command
-}
-
-fn run(command: &mut Command) -> (bool, String) {
-    let output = command.output().unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    (output.status.success(), text)
+    common::metacrm_command(server.dir.path())
 }
 
 /// A response's exact bytes, as text.
@@ -211,7 +187,7 @@ async fn a_restored_backup_reproduces_the_tenant_byte_for_byte() {
     backup
         .args(["backup", "--tenant", &server.tenant.key])
         .arg(&file);
-    let (ok, output) = tokio::task::spawn_blocking(move || run(&mut backup))
+    let (ok, output) = tokio::task::spawn_blocking(move || common::run_command(&mut backup))
         .await
         .unwrap();
     assert!(ok, "{output}");
@@ -219,10 +195,12 @@ async fn a_restored_backup_reproduces_the_tenant_byte_for_byte() {
     writing.await.unwrap();
 
     let copy = common::unique_key("copy");
-    let (ok, output) = run(metacrm(&server)
-        .arg("restore")
-        .arg(&file)
-        .args(["--tenant", &copy]));
+    let (ok, output) = common::run_command(
+        metacrm(&server)
+            .arg("restore")
+            .arg(&file)
+            .args(["--tenant", &copy]),
+    );
     assert!(ok, "{output}");
 
     // Users and their passwords came along; so did every record, as it was.
@@ -329,16 +307,20 @@ async fn bad_restores_are_refused_and_say_why() {
     let server = TestServer::start(package()).await;
     server.create("customer", json!({"name": "甲"})).await;
     let file = server.dir.path().join("backup.zip");
-    let (ok, output) = run(metacrm(&server)
-        .args(["backup", "--tenant", &server.tenant.key])
-        .arg(&file));
+    let (ok, output) = common::run_command(
+        metacrm(&server)
+            .args(["backup", "--tenant", &server.tenant.key])
+            .arg(&file),
+    );
     assert!(ok, "{output}");
 
     // Onto an existing tenant: refused, the tenant untouched.
-    let (ok, output) = run(metacrm(&server)
-        .arg("restore")
-        .arg(&file)
-        .args(["--tenant", &server.tenant.key]));
+    let (ok, output) = common::run_command(
+        metacrm(&server)
+            .arg("restore")
+            .arg(&file)
+            .args(["--tenant", &server.tenant.key]),
+    );
     assert!(!ok);
     assert!(output.contains("already exists"), "{output}");
     assert_eq!(server.records("customer").await.len(), 1);
@@ -346,10 +328,12 @@ async fn bad_restores_are_refused_and_say_why() {
     // Not a backup.
     let junk = server.dir.path().join("junk.zip");
     std::fs::write(&junk, b"not a zip").unwrap();
-    let (ok, output) = run(metacrm(&server)
-        .arg("restore")
-        .arg(&junk)
-        .args(["--tenant", &common::unique_key("junk")]));
+    let (ok, output) = common::run_command(
+        metacrm(&server)
+            .arg("restore")
+            .arg(&junk)
+            .args(["--tenant", &common::unique_key("junk")]),
+    );
     assert!(!ok);
     assert!(output.contains("junk.zip"), "names the file: {output}");
 
@@ -358,33 +342,41 @@ async fn bad_restores_are_refused_and_say_why() {
     let damaged = server.dir.path().join("damaged.zip");
     drop_last_row(&file, &damaged, "tables/users.jsonl");
     let key = common::unique_key("damaged");
-    let (ok, output) = run(metacrm(&server)
-        .arg("restore")
-        .arg(&damaged)
-        .args(["--tenant", &key]));
+    let (ok, output) = common::run_command(
+        metacrm(&server)
+            .arg("restore")
+            .arg(&damaged)
+            .args(["--tenant", &key]),
+    );
     assert!(!ok);
     assert!(
         output.contains("users") && output.contains("nothing was kept"),
         "{output}"
     );
-    let (ok, output) = run(metacrm(&server)
-        .arg("restore")
-        .arg(&file)
-        .args(["--tenant", &key]));
+    let (ok, output) = common::run_command(
+        metacrm(&server)
+            .arg("restore")
+            .arg(&file)
+            .args(["--tenant", &key]),
+    );
     assert!(ok, "{output}");
 
     // A bad tenant key.
-    let (ok, output) = run(metacrm(&server)
-        .arg("restore")
-        .arg(&file)
-        .args(["--tenant", "Bad Key"]));
+    let (ok, output) = common::run_command(
+        metacrm(&server)
+            .arg("restore")
+            .arg(&file)
+            .args(["--tenant", "Bad Key"]),
+    );
     assert!(!ok);
     assert!(output.contains("tenant"), "{output}");
 
     // A backup of a tenant that does not exist.
-    let (ok, output) = run(metacrm(&server)
-        .args(["backup", "--tenant", "no_such_tenant"])
-        .arg(server.dir.path().join("none.zip")));
+    let (ok, output) = common::run_command(
+        metacrm(&server)
+            .args(["backup", "--tenant", "no_such_tenant"])
+            .arg(server.dir.path().join("none.zip")),
+    );
     assert!(!ok);
     assert!(output.contains("no_such_tenant"), "{output}");
 }

@@ -10,29 +10,13 @@ use std::time::Duration;
 use serde_json::json;
 
 fn metacrm(data: &std::path::Path) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_metacrm"));
-    command.arg("--data").arg(data).env("RUST_LOG", "warn");
-    match common::db_config(data).database_url {
-        Some(url) => command.env("DATABASE_URL", url),
-        None => command.env_remove("DATABASE_URL"),
-    };
-    command
-}
-
-fn run(command: &mut Command) -> (bool, String) {
-    let output = command.output().unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    (output.status.success(), text)
+    common::metacrm_command(data)
 }
 
 #[test]
 fn help_explains_every_command() {
     let dir = tempfile::tempdir().unwrap();
-    let (ok, text) = run(metacrm(dir.path()).arg("--help"));
+    let (ok, text) = common::run_command(metacrm(dir.path()).arg("--help"));
     assert!(ok, "{text}");
     for command in ["serve", "migrate", "tenant", "apply"] {
         assert!(
@@ -40,7 +24,7 @@ fn help_explains_every_command() {
             "--help does not mention {command}: {text}"
         );
     }
-    let (ok, text) = run(metacrm(dir.path()).args(["apply", "--help"]));
+    let (ok, text) = common::run_command(metacrm(dir.path()).args(["apply", "--help"]));
     assert!(ok);
     assert!(
         text.contains("--dry-run") && text.contains("one transaction"),
@@ -52,7 +36,7 @@ fn help_explains_every_command() {
 fn tenant_create_and_apply_with_dry_run() {
     let dir = tempfile::tempdir().unwrap();
     let key = common::unique_key("cli");
-    let (ok, text) = run(metacrm(dir.path()).args([
+    let (ok, text) = common::run_command(metacrm(dir.path()).args([
         "tenant",
         "create",
         &key,
@@ -64,7 +48,7 @@ fn tenant_create_and_apply_with_dry_run() {
         "long enough",
     ]));
     assert!(ok, "{text}");
-    let (ok, text) = run(metacrm(dir.path()).args([
+    let (ok, text) = common::run_command(metacrm(dir.path()).args([
         "tenant",
         "create",
         &key,
@@ -80,11 +64,11 @@ fn tenant_create_and_apply_with_dry_run() {
     let package = dir.path().join("package.json");
     let body = json!({"format": 1, "entities": [{"key": "customer", "fields": [{"key": "name", "type": "text", "indexed": true}]}]});
     std::fs::write(&package, body.to_string()).unwrap();
-    let (ok, text) =
-        run(metacrm(dir.path())
-            .arg("apply")
-            .arg(&package)
-            .args(["--tenant", &key, "--dry-run"]));
+    let (ok, text) = common::run_command(metacrm(dir.path()).arg("apply").arg(&package).args([
+        "--tenant",
+        &key,
+        "--dry-run",
+    ]));
     assert!(ok, "{text}");
     assert!(
         text.contains("CreateTable customer") && text.contains("CREATE TABLE"),
@@ -94,15 +78,19 @@ fn tenant_create_and_apply_with_dry_run() {
         text.contains("dry run: 2 steps planned, nothing changed"),
         "{text}"
     );
-    let (ok, text) = run(metacrm(dir.path())
-        .arg("apply")
-        .arg(&package)
-        .args(["--tenant", &key]));
+    let (ok, text) = common::run_command(
+        metacrm(dir.path())
+            .arg("apply")
+            .arg(&package)
+            .args(["--tenant", &key]),
+    );
     assert!(ok && text.contains("published version 1"), "{text}");
-    let (ok, text) = run(metacrm(dir.path())
-        .arg("apply")
-        .arg(&package)
-        .args(["--tenant", &key]));
+    let (ok, text) = common::run_command(
+        metacrm(dir.path())
+            .arg("apply")
+            .arg(&package)
+            .args(["--tenant", &key]),
+    );
     assert!(
         ok && text.contains("nothing to change; still version 1"),
         "{text}"
@@ -113,19 +101,23 @@ fn tenant_create_and_apply_with_dry_run() {
         json!({"format": 1, "entities": [{"key": "order", "fields": []}]}).to_string(),
     )
     .unwrap();
-    let (ok, text) = run(metacrm(dir.path())
-        .arg("apply")
-        .arg(&package)
-        .args(["--tenant", &key]));
+    let (ok, text) = common::run_command(
+        metacrm(dir.path())
+            .arg("apply")
+            .arg(&package)
+            .args(["--tenant", &key]),
+    );
     assert!(!ok, "{text}");
     assert!(
         text.contains("entities[0].key") && text.contains("reserved"),
         "{text}"
     );
-    let (ok, text) = run(metacrm(dir.path())
-        .arg("apply")
-        .arg(&package)
-        .args(["--tenant", "no_such_tenant"]));
+    let (ok, text) = common::run_command(
+        metacrm(dir.path())
+            .arg("apply")
+            .arg(&package)
+            .args(["--tenant", "no_such_tenant"]),
+    );
     assert!(!ok && text.contains("not found"), "{text}");
 }
 

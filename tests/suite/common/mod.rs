@@ -490,3 +490,31 @@ impl Drop for ScratchDatabase {
         }
     }
 }
+
+/// The `metacrm` command over the data folder `data` and the suite's database and file
+/// store (as the in-process servers over `data` use them).
+pub fn metacrm_command(data: &std::path::Path) -> std::process::Command {
+    let config = db_config(data);
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_metacrm"));
+    command.arg("--data").arg(data).env("RUST_LOG", "warn");
+    match config.database_url {
+        Some(url) => command.env("DATABASE_URL", url),
+        None => command.env_remove("DATABASE_URL"),
+    };
+    match config.file_store {
+        Some(store) => command.env("METACRM_FILE_STORE", store),
+        None => command.env_remove("METACRM_FILE_STORE"),
+    };
+    command
+}
+
+/// Runs a command to its end: whether it succeeded, and all it printed.
+pub fn run_command(command: &mut std::process::Command) -> (bool, String) {
+    let output = command.output().unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    (output.status.success(), text)
+}
