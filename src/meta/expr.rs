@@ -19,6 +19,11 @@ use serde_json::{Map, Value as Json};
 
 use crate::clock;
 
+mod repeat;
+mod syntax;
+
+use syntax::NameKind;
+
 /// The functions every expression may call.
 pub const FUNCTIONS: &[&str] = &[
     "today",
@@ -35,6 +40,11 @@ pub const FUNCTIONS: &[&str] = &[
 
 /// Instructions one evaluation may spend (also bounds the memory it allocates).
 const FUEL: u64 = 50_000;
+
+/// The longest expression, in bytes. minijinja compiles a chain of operators
+/// (`a + b + c …`) recursively, and a chain of some ten thousand overflows a thread's
+/// stack, which aborts the whole server; formulas are a line or two.
+const MAX_SOURCE_BYTES: usize = 4096;
 
 /// minijinja's own global functions, which expressions do not get.
 const BUILTIN_GLOBALS: &[&str] = &["range", "dict", "namespace", "debug"];
@@ -58,6 +68,8 @@ fn environment() -> Environment<'static> {
     env.add_function("round", round);
     env.add_function("year", year);
     env.add_function("month", month);
+    // What `a * b` is rewritten to call (see `repeat`); not a function to document.
+    env.add_function(repeat::MUL_FUNCTION, repeat::mul);
     env
 }
 
@@ -73,14 +85,27 @@ struct Compiled {
 
 impl Expr {
     /// Compiles `source`; the error says what is wrong with it.
+    ///
+    /// An expression with a `*` is compiled with its multiplications as calls to
+    /// `repeat::mul`, which bounds repeated sequences by the fuel (minijinja does not,
+    /// and folds constant ones while compiling).
     pub fn compile(source: &str) -> Result<Expr, String> {
-        let expression = ENV
-            .compile_expression_owned(source.to_owned())
-            .map_err(|err| describe(&err))?;
+        if source.len() > MAX_SOURCE_BYTES {
+            return Err(format!(
+                "expression is {} bytes long; at most {MAX_SOURCE_BYTES} are allowed",
+                source.len()
+            ));
+        }
+        let compiled = if source.contains('*') {
+            repeat::rewrite(source).and_then(|rewritten| ENV.compile_expression_owned(rewritten))
+        } else {
+            ENV.compile_expression_owned(source.to_owned())
+        };
+        let expression = compiled.map_err(|err| describe(&err))?;
         let variables = expression
             .undeclared_variables(false)
             .into_iter()
-            .filter(|name| !FUNCTIONS.contains(&name.as_str()))
+            .filter(|name| !FUNCTIONS.contains(&name.as_str()) && name != repeat::MUL_FUNCTION)
             .collect();
         Ok(Expr(Arc::new(Compiled {
             source: source.to_owned(),
@@ -98,7 +123,10 @@ impl Expr {
     /// expression runs, so publishing checks them here.
     pub fn unknown_filters_and_tests(&self) -> Vec<String> {
         let mut unknown = Vec::new();
-        for (kind, name) in filter_and_test_names(&self.0.source) {
+        let Ok(tree) = syntax::parse(&self.0.source) else {
+            return unknown;
+        };
+        for (kind, name) in syntax::filter_and_test_names(&tree) {
             let probe = match kind {
                 NameKind::Filter => format!("none|{name}"),
                 NameKind::Test => format!("none is {name}"),
@@ -152,100 +180,6 @@ impl Expr {
             .eval(Value::from_pairs(fields))
             .map_err(|err| describe(&err))
     }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq)]
-enum NameKind {
-    Filter,
-    Test,
-}
-
-/// The filter and test names of an expression that compiled: the (possibly dotted)
-/// name after each `|`, and after each `is` or `is not`, outside string literals.
-fn filter_and_test_names(source: &str) -> Vec<(NameKind, String)> {
-    let chars: Vec<char> = source.chars().collect();
-    let mut names = Vec::new();
-    let mut i = 0;
-    // What the previous token was, to tell `x.is` (an attribute) from `x is`.
-    let mut after_dot = false;
-    let skip_space = |mut i: usize| {
-        while i < chars.len() && chars[i].is_whitespace() {
-            i += 1;
-        }
-        i
-    };
-    let identifier = |i: usize| {
-        let mut end = i;
-        if end < chars.len() && (chars[end].is_ascii_alphabetic() || chars[end] == '_') {
-            end += 1;
-            while end < chars.len() && (chars[end].is_ascii_alphanumeric() || chars[end] == '_') {
-                end += 1;
-            }
-        }
-        (end > i).then(|| (chars[i..end].iter().collect::<String>(), end))
-    };
-    // A dotted name `a.b`, spaces allowed around the dots.
-    let dotted = |i: usize| {
-        let (mut name, mut end) = identifier(skip_space(i))?;
-        loop {
-            let dot = skip_space(end);
-            if dot < chars.len()
-                && chars[dot] == '.'
-                && let Some((segment, next)) = identifier(skip_space(dot + 1))
-            {
-                name.push('.');
-                name.push_str(&segment);
-                end = next;
-                continue;
-            }
-            return Some((name, end));
-        }
-    };
-    while i < chars.len() {
-        let c = chars[i];
-        if c == '\'' || c == '"' {
-            i += 1;
-            while i < chars.len() && chars[i] != c {
-                i += if chars[i] == '\\' { 2 } else { 1 };
-            }
-            i += 1;
-            after_dot = false;
-        } else if c == '|' {
-            match dotted(i + 1) {
-                Some((name, end)) => {
-                    names.push((NameKind::Filter, name));
-                    i = end;
-                }
-                None => i += 1,
-            }
-            after_dot = false;
-        } else if c.is_ascii_alphabetic() || c == '_' {
-            let (word, end) = identifier(i).expect("starts an identifier");
-            i = end;
-            if word == "is" && !after_dot {
-                let mut next = skip_space(i);
-                if let Some((_, end)) = identifier(next).filter(|(word, _)| word == "not") {
-                    next = end;
-                }
-                if let Some((name, end)) = dotted(next) {
-                    names.push((NameKind::Test, name));
-                    i = end;
-                }
-            }
-            after_dot = false;
-        } else if c.is_ascii_digit() {
-            while i < chars.len() && (chars[i].is_ascii_alphanumeric() || chars[i] == '.') {
-                i += 1;
-            }
-            after_dot = false;
-        } else {
-            if !c.is_whitespace() {
-                after_dot = c == '.';
-            }
-            i += 1;
-        }
-    }
-    names
 }
 
 impl fmt::Debug for Expr {
@@ -554,6 +488,88 @@ mod tests {
     fn runaway_expressions_run_out_of_fuel() {
         let err = eval("('a' * 100000) * 100000", json!({})).unwrap_err();
         assert!(err.contains("fuel"), "{err}");
+    }
+
+    /// Found by fuzzing (`fuzz/`, target `expression`): minijinja repeats a list
+    /// lazily without charging fuel, and folds constant expressions while compiling,
+    /// so these compiled or ran for seconds, or never finished.
+    #[test]
+    fn repeated_sequences_run_out_of_fuel() {
+        let start = std::time::Instant::now();
+        for source in [
+            "[4] * 100000000",
+            "[[0] * 100000000] * 100000000 ~ ''",
+            "5 in [4] * 10000000",
+            "([4] * (n * 1000000)) ~ 'x'",
+            "(([4] * n * 1000000)|string)|length",
+            "([4] * 1000000)|tojson",
+            "[['x' * 1000] * 1000] * 1000",
+            "\t[[4]*4+00\t[[4]*4*003063031]]",
+        ] {
+            let err = eval(source, json!({"n": 10})).unwrap_err();
+            assert!(
+                err.contains("fuel") || err.contains("too large"),
+                "{source}: {err}"
+            );
+        }
+        assert!(start.elapsed().as_secs() < 5, "{:?}", start.elapsed());
+    }
+
+    #[test]
+    fn overlong_expressions_are_refused_before_compiling() {
+        // Compiling this one would overflow the stack.
+        let chain = vec!["a"; 20_000].join("+");
+        let err = Expr::compile(&chain).unwrap_err();
+        assert_eq!(
+            err,
+            "expression is 39999 bytes long; at most 4096 are allowed"
+        );
+        let longest = vec!["a"; MAX_SOURCE_BYTES / 2].join("+");
+        assert_eq!(
+            eval_ok(&longest, json!({"a": 1})),
+            json!(MAX_SOURCE_BYTES / 2)
+        );
+    }
+
+    #[test]
+    fn multiplication_still_multiplies_and_repeats() {
+        let fields = json!({"qty": 3, "price": 2.5, "tags": ["a", "b"], "name": "ab"});
+        assert_eq!(eval_ok("qty * price", fields.clone()), json!(7.5));
+        assert_eq!(eval_ok("qty * 2 * 3 / 2", fields.clone()), json!(9.0));
+        assert_eq!(eval_ok("-qty * 2 ** 2", fields.clone()), json!(-12));
+        assert_eq!(eval_ok("2 + qty * 4 - 1", fields.clone()), json!(13));
+        assert_eq!(
+            eval_ok("(qty * 2)|string ~ 'x'", fields.clone()),
+            json!("6x")
+        );
+        assert_eq!(eval_ok("round(price * qty, 1)", fields.clone()), json!(7.5));
+        assert_eq!(eval_ok("name * 2", fields.clone()), json!("abab"));
+        assert_eq!(eval_ok("'-' * qty", fields.clone()), json!("---"));
+        assert_eq!(
+            eval_ok("tags * 2", fields.clone()),
+            json!(["a", "b", "a", "b"])
+        );
+        assert_eq!(eval_ok("[1] * 0", fields.clone()), json!([]));
+        assert_eq!(eval_ok("(tags * 2)|length", fields.clone()), json!(4));
+        assert_eq!(
+            eval_ok("'x' if qty * price > 7 else 'y'", fields.clone()),
+            json!("x")
+        );
+        let err = eval("name * 'b'", fields.clone()).unwrap_err();
+        assert!(err.starts_with("invalid operation"), "{err}");
+        let err = eval("missing * 2", fields.clone()).unwrap_err();
+        assert!(err.starts_with("invalid operation"), "{err}");
+        assert!(
+            Expr::compile("qty *")
+                .unwrap_err()
+                .starts_with("syntax error")
+        );
+        let names: Vec<String> = Expr::compile("qty * price")
+            .unwrap()
+            .variables()
+            .into_iter()
+            .collect();
+        assert_eq!(names, ["price", "qty"]);
     }
 
     #[test]
