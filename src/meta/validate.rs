@@ -18,6 +18,7 @@ use super::model::{
     Measure, MeasureFn, NoticeRecipients, Package, Pipeline, Report, ReportKind, Role, Schedule,
     Transitions, Trigger, TriggerOn, Webhook,
 };
+use super::template;
 
 /// One thing wrong with a package, at a JSON path such as `entities[0].fields[3].key`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -653,12 +654,9 @@ impl<'p> Validator<'p> {
         ];
         for (name, template) in templates {
             if let Some(template) = template
-                && let Err(error) = minijinja::Environment::new().template_from_str(template)
+                && let Err(message) = template::check(&minijinja::Environment::new(), template)
             {
-                self.report(
-                    format!("{path}.notify.{name}"),
-                    format!("template error: {error}"),
-                );
+                self.report(format!("{path}.notify.{name}"), message);
             }
         }
     }
@@ -704,9 +702,9 @@ impl<'p> Validator<'p> {
             );
         }
         if let Some(text) = &webhook.text
-            && let Err(error) = minijinja::Environment::new().template_from_str(text)
+            && let Err(message) = template::check(&minijinja::Environment::new(), text)
         {
-            self.report(format!("{path}.text"), format!("template error: {error}"));
+            self.report(format!("{path}.text"), message);
         }
     }
 

@@ -265,8 +265,12 @@ async fn notices<'s>(
 fn render(template: &str, context: &Value) -> Result<String> {
     let mut env = minijinja::Environment::new();
     env.set_fuel(Some(100_000));
-    env.render_str(template, minijinja::value::Serde(context))
-        .map_err(|e| Error::BadRequest(format!("scheduled notice template: {e}")))
+    crate::meta::template::render(
+        &env,
+        template,
+        minijinja::Value::from(minijinja::value::Serde(context)),
+    )
+    .map_err(|e| Error::BadRequest(format!("scheduled notice template: {e}")))
 }
 
 /// Runs a rule now, whatever its pattern says (an administrator trying it out); its

@@ -118,7 +118,8 @@ pub fn render_text(
 ) -> Result<String> {
     let mut env = minijinja::Environment::new();
     env.set_fuel(Some(50_000));
-    env.render_str(
+    crate::meta::template::render(
+        &env,
         template,
         minijinja::context! {
             record => minijinja::Value::from(minijinja::value::Serde(record)),

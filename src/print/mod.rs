@@ -95,10 +95,7 @@ fn rmb_upper(value: TemplateValue) -> std::result::Result<String, minijinja::Err
 
 /// Whether a print template compiles (checked when the package is applied).
 pub fn check(template: &str) -> std::result::Result<(), String> {
-    environment()
-        .template_from_str(template)
-        .map(|_| ())
-        .map_err(|e| e.to_string())
+    crate::meta::template::check(&environment(), template)
 }
 
 fn is_number(field: &Field) -> bool {
@@ -168,13 +165,12 @@ pub async fn render(
         "today": crate::clock::today().format("%Y-%m-%d").to_string(),
     });
     let env = environment();
-    let failed = |e: minijinja::Error| {
+    let failed = |e: String| {
         Error::BadRequest(format!(
             "print format {print_key:?} of {entity_key} failed: {e}"
         ))
     };
-    let body = env
-        .render_str(body, TemplateValue::from(Serde(&context)))
+    let body = crate::meta::template::render(&env, body, TemplateValue::from(Serde(&context)))
         .map_err(failed)?;
     let mut page = context;
     page["document_title"] = json!(format!(
@@ -187,7 +183,8 @@ pub async fn render(
         body => TemplateValue::from_safe_string(body),
         ..TemplateValue::from(Serde(&page))
     };
-    env.render_str(SHELL, page).map_err(failed)
+    env.render_str(SHELL, page)
+        .map_err(|e| failed(e.to_string()))
 }
 
 /// Records of other entities that point at this one (quote lines of a quote), per
