@@ -146,6 +146,9 @@ const ERROR_STATUSES: &[(u16, &str)] = &[
     ),
 ];
 
+/// What the `Retry-After` header of a 429 says, in the document's both places.
+const RETRY_AFTER: &str = "Seconds to wait before trying again.";
+
 /// An operation's failure: answers exactly as [`Error`] (or a framework error) does
 /// through [`to_contract`], and declares [`ERROR_STATUSES`] with the error shape in
 /// the OpenAPI document.
@@ -190,7 +193,7 @@ impl poem_openapi::ApiResponse for ApiError {
                     headers: match status {
                         429 => vec![MetaHeader {
                             name: "Retry-After".into(),
-                            description: Some("Seconds to wait before trying again.".into()),
+                            description: Some(RETRY_AFTER.into()),
                             required: true,
                             deprecated: false,
                             schema: u64::schema_ref(),
@@ -225,7 +228,7 @@ pub fn error_responses_json() -> serde_json::Value {
                 });
                 if !response.headers.is_empty() {
                     entry["headers"] = json!({"Retry-After": {
-                        "description": "Seconds to wait before trying again.",
+                        "description": RETRY_AFTER,
                         "required": true,
                         "schema": {"type": "integer", "format": "uint64"}
                     }});

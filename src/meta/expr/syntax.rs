@@ -1,5 +1,6 @@
 //! Walking the syntax tree minijinja's own parser gives for an expression (its
-//! `unstable_machinery` API, pinned with minijinja's version in Cargo.lock).
+//! `unstable_machinery` API, which has no semver promise: Cargo.toml pins the exact
+//! minijinja version).
 
 use std::collections::HashMap;
 
