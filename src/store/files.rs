@@ -243,9 +243,8 @@ impl FileStore {
     }
 }
 
-/// Which of `files` this tenant has stored, marking them attached now: called by the
-/// record write that attaches them, in its transaction.
-pub async fn attach(
+/// Which of `files` this tenant has stored.
+pub async fn stored(
     conn: &impl ConnectionTrait,
     db: &TenantDb,
     files: &BTreeSet<String>,
@@ -253,23 +252,35 @@ pub async fn attach(
     if files.is_empty() {
         return Ok(BTreeSet::new());
     }
-    let hashes = || files.iter().map(String::as_str);
-    let update = Query::update()
-        .table(db.table(TABLE))
-        .value(Alias::new("attached_at"), Utc::now())
-        .and_where(Expr::col(Alias::new("hash")).is_in(hashes()))
-        .to_owned();
-    conn.execute(&update).await?;
     let select = Query::select()
         .column(Alias::new("hash"))
         .from(db.table(TABLE))
-        .and_where(Expr::col(Alias::new("hash")).is_in(hashes()))
+        .and_where(Expr::col(Alias::new("hash")).is_in(files.iter().map(String::as_str)))
         .to_owned();
     conn.query_all(&select)
         .await?
         .iter()
         .map(|row| Ok(row.try_get::<String>("", "hash")?))
         .collect()
+}
+
+/// Marks stored `files` attached now (so the clean-up of unattached uploads keeps
+/// them): called by the record write that attaches them, in its transaction.
+pub async fn attach(
+    conn: &impl ConnectionTrait,
+    db: &TenantDb,
+    files: &BTreeSet<String>,
+) -> Result<()> {
+    if files.is_empty() {
+        return Ok(());
+    }
+    let update = Query::update()
+        .table(db.table(TABLE))
+        .value(Alias::new("attached_at"), Utc::now())
+        .and_where(Expr::col(Alias::new("hash")).is_in(files.iter().map(String::as_str)))
+        .to_owned();
+    conn.execute(&update).await?;
+    Ok(())
 }
 
 /// The files never attached to a record and uploaded before `cutoff`, oldest first:

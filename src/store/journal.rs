@@ -1,16 +1,29 @@
 //! The audit trail and the outbox, written in the transaction of the record write they
 //! describe so that neither can miss or invent a change.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{Alias, Expr, ExprTrait, Order, Query};
 use sea_orm::{ConnectionTrait, DatabaseTransaction};
 use serde_json::{Map, Value, json};
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::store::db::TenantDb;
+use crate::store::records::Changes;
 use crate::store::value::format_datetime;
+
+/// Rows per statement when a batch of writes is journaled (6 values per audit row:
+/// well inside SQLite's and PostgreSQL's limits on bound values).
+const ROWS_PER_STATEMENT: usize = 1000;
+
+/// One record write, as the audit trail and the outbox hear of it.
+pub struct Write<'a> {
+    pub record_id: i64,
+    pub changes: &'a Changes<'a>,
+    /// The record as it now is.
+    pub record: &'a Value,
+}
 
 /// Writes the audit row (who changed which fields from what to what) and the outbox
 /// row (the record as it now is, for the search indexer and webhooks).
@@ -22,40 +35,64 @@ pub async fn record_write(
     record_id: i64,
     action: &str,
     user_id: i64,
-    changes: &BTreeMap<String, (Value, Value)>,
+    changes: &Changes<'_>,
     record: &Value,
 ) -> Result<()> {
-    let now = crate::clock::now();
-    let changes: Map<String, Value> = changes
-        .iter()
-        .map(|(field, (old, new))| (field.clone(), json!([old, new])))
-        .collect();
-    let audit = Query::insert()
-        .into_table(db.table("audit_log"))
-        .columns(["entity", "record_id", "action", "user_id", "at", "changes"].map(Alias::new))
-        .values_panic([
-            entity.into(),
-            record_id.into(),
-            action.into(),
-            user_id.into(),
-            now.into(),
-            Value::Object(changes).to_string().into(),
-        ])
-        .to_owned();
-    txn.execute(&audit).await?;
-    outbox(txn, db, entity, record_id, action, record).await
+    let write = Write {
+        record_id,
+        changes,
+        record,
+    };
+    record_writes(txn, db, entity, action, user_id, &[write]).await
 }
 
-/// Writes an outbox row (the record as it now is) for `op`: record writes through
-/// [`record_write`], approval verdicts directly.
+/// [`record_write`] for several writes of one entity by one user, a few rows per
+/// statement (an import's batch).
+pub async fn record_writes(
+    txn: &DatabaseTransaction,
+    db: &TenantDb,
+    entity: &str,
+    action: &str,
+    user_id: i64,
+    writes: &[Write<'_>],
+) -> Result<()> {
+    let now = crate::clock::now();
+    for chunk in writes.chunks(ROWS_PER_STATEMENT) {
+        let mut audit = Query::insert();
+        audit
+            .into_table(db.table("audit_log"))
+            .columns(["entity", "record_id", "action", "user_id", "at", "changes"].map(Alias::new));
+        for write in chunk {
+            // `{"field": [old, new], …}`
+            let changes = serde_json::to_string(write.changes)
+                .map_err(|e| Error::Internal(format!("audit changes: {e}")))?;
+            audit.values_panic([
+                entity.into(),
+                write.record_id.into(),
+                action.into(),
+                user_id.into(),
+                now.into(),
+                changes.into(),
+            ]);
+        }
+        txn.execute(&audit).await?;
+    }
+    let records: Vec<(i64, &Value)> = writes.iter().map(|w| (w.record_id, w.record)).collect();
+    outbox(txn, db, entity, action, &records).await
+}
+
+/// Writes an outbox row (the record as it now is) per `(record id, record)` for `op`:
+/// record writes through [`record_writes`], approval verdicts directly.
 pub async fn outbox(
     txn: &DatabaseTransaction,
     db: &TenantDb,
     entity: &str,
-    record_id: i64,
     op: &str,
-    record: &Value,
+    records: &[(i64, &Value)],
 ) -> Result<()> {
+    if records.is_empty() {
+        return Ok(());
+    }
     if let Some(schema) = db.schema() {
         // Outbox ids must become visible in order, or the indexer's cursor could pass
         // an id whose transaction commits later and skip it for good. Holding this
@@ -66,18 +103,23 @@ pub async fn outbox(
         ))
         .await?;
     }
-    let outbox = Query::insert()
-        .into_table(db.table("outbox"))
-        .columns(["entity", "record_id", "op", "payload", "created_at"].map(Alias::new))
-        .values_panic([
-            entity.into(),
-            record_id.into(),
-            op.into(),
-            record.to_string().into(),
-            crate::clock::now().into(),
-        ])
-        .to_owned();
-    txn.execute(&outbox).await?;
+    let now = crate::clock::now();
+    for chunk in records.chunks(ROWS_PER_STATEMENT) {
+        let mut outbox = Query::insert();
+        outbox
+            .into_table(db.table("outbox"))
+            .columns(["entity", "record_id", "op", "payload", "created_at"].map(Alias::new));
+        for (record_id, record) in chunk {
+            outbox.values_panic([
+                entity.into(),
+                (*record_id).into(),
+                op.into(),
+                record.to_string().into(),
+                now.into(),
+            ]);
+        }
+        txn.execute(&outbox).await?;
+    }
     Ok(())
 }
 
@@ -123,27 +165,42 @@ pub async fn enter_stage(
     stage: &str,
     user_id: i64,
 ) -> Result<()> {
-    let now = crate::clock::now();
     let close = Query::update()
         .table(db.table("stage_history"))
-        .value(Alias::new("left_at"), now)
+        .value(Alias::new("left_at"), crate::clock::now())
         .and_where(Expr::col(Alias::new("entity")).eq(entity))
         .and_where(Expr::col(Alias::new("record_id")).eq(record_id))
         .and_where(Expr::col(Alias::new("left_at")).is_null())
         .to_owned();
     txn.execute(&close).await?;
-    let open = Query::insert()
-        .into_table(db.table("stage_history"))
-        .columns(["entity", "record_id", "stage", "entered_at", "entered_by"].map(Alias::new))
-        .values_panic([
-            entity.into(),
-            record_id.into(),
-            stage.into(),
-            now.into(),
-            user_id.into(),
-        ])
-        .to_owned();
-    txn.execute(&open).await?;
+    start_stages(txn, db, entity, user_id, &[(record_id, stage)]).await
+}
+
+/// Opens the stage-history rows of new records, `(record id, first stage)` each:
+/// there is nothing to close.
+pub async fn start_stages(
+    txn: &DatabaseTransaction,
+    db: &TenantDb,
+    entity: &str,
+    user_id: i64,
+    records: &[(i64, &str)],
+) -> Result<()> {
+    let now = crate::clock::now();
+    for chunk in records.chunks(ROWS_PER_STATEMENT) {
+        let mut open = Query::insert();
+        open.into_table(db.table("stage_history"))
+            .columns(["entity", "record_id", "stage", "entered_at", "entered_by"].map(Alias::new));
+        for (record_id, stage) in chunk {
+            open.values_panic([
+                entity.into(),
+                (*record_id).into(),
+                (*stage).into(),
+                now.into(),
+                user_id.into(),
+            ]);
+        }
+        txn.execute(&open).await?;
+    }
     Ok(())
 }
 

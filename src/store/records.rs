@@ -2,7 +2,7 @@
 //! history. Every write validates, computes defaults and formulas, checks uniqueness
 //! and references, and writes its audit and outbox rows in the same transaction.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -24,7 +24,15 @@ use crate::store::db::TenantDb;
 use crate::store::db::query_first;
 use crate::store::filter::{self, FilterContext};
 use crate::store::schema::{self, Storage};
-use crate::store::{files, journal, locks, value};
+use crate::store::{journal, locks, value};
+
+mod batch;
+mod constraints;
+
+pub use batch::Inserted;
+
+/// What a write changed: field → (before, after), borrowed from the two records.
+pub type Changes<'a> = BTreeMap<&'a str, (&'a Value, &'a Value)>;
 
 pub const DEFAULT_LIMIT: u64 = 50;
 pub const MAX_LIMIT: u64 = 1000;
@@ -268,7 +276,8 @@ impl<'a> Records<'a> {
         action: &str,
     ) -> Result<Value> {
         // Numbers first, so that hooks see them (a rolled-back write returns its number).
-        self.assign_auto_numbers(txn, &mut record).await?;
+        self.assign_auto_numbers(txn, std::slice::from_mut(&mut record))
+            .await?;
         let hooks = self.hooks(txn, access);
         if self.has_before_save() {
             let mut input = Map::new();
@@ -276,65 +285,15 @@ impl<'a> Records<'a> {
                 .await?;
             self.check_stage_requirements(&record)?;
         }
-        self.check_constraints(txn, &record, None, access.user_id)
+        self.check_record(txn, &record, None, access.user_id)
             .await?;
-        let now = crate::clock::now();
-        let mut insert = Query::insert();
-        insert.into_table(self.table());
-        let mut columns = vec![
-            Alias::new(schema::CREATED_AT),
-            Alias::new(schema::UPDATED_AT),
-            Alias::new(schema::CREATED_BY),
-            Alias::new(schema::VERSION),
-        ];
-        let mut values: Vec<Expr> = vec![
-            Expr::val(now),
-            Expr::val(now),
-            Expr::val(access.user_id),
-            Expr::val(1i64),
-        ];
-        for (key, value) in &record {
-            columns.push(Alias::new(key));
-            values.push(Expr::val(self.sql_value(key, value)?));
-        }
-        // The new row comes back whole from the insert: no second read.
-        let read = self.columns();
-        insert
-            .columns(columns)
-            .values_panic(values)
-            .returning(Query::returning().columns(read.iter().map(|(c, _, _)| Alias::new(c))));
-        let row = query_first(txn, &insert)
-            .await
-            .map_err(|e| self.write_error(e))?
+        let created = self
+            .insert_rows(txn, &[record], access.user_id)
+            .await?
+            .pop()
             .ok_or_else(|| Error::Internal("insert returned no row".into()))?;
-        let created = self.decode(&row, &read)?;
-        let id = created[schema::ID].as_i64().unwrap_or_default();
-        let changes = diff_records(
-            &Map::new(),
-            created.as_object().expect("records are objects"),
-        );
-        if let Some(stage) = created.get(schema::STAGE).and_then(Value::as_str) {
-            journal::enter_stage(
-                txn,
-                self.db,
-                &self.entity.def.key,
-                id,
-                stage,
-                access.user_id,
-            )
+        self.journal_created(txn, std::slice::from_ref(&created), access.user_id, action)
             .await?;
-        }
-        journal::record_write(
-            txn,
-            self.db,
-            &self.entity.def.key,
-            id,
-            action,
-            access.user_id,
-            &changes,
-            &created,
-        )
-        .await?;
         self.after_write(txn, &created, TriggerOn::Create, access.user_id)
             .await?;
         hooks
@@ -442,10 +401,8 @@ impl<'a> Records<'a> {
             .fetch(txn, id, &Access::full(actor))
             .await?
             .ok_or_else(|| self.not_found(id))?;
-        let changes = BTreeMap::from([(
-            schema::OWNER.to_string(),
-            (current[schema::OWNER].clone(), json!(owner)),
-        )]);
+        let new_owner = json!(owner);
+        let changes = BTreeMap::from([(schema::OWNER, (&current[schema::OWNER], &new_owner))]);
         journal::record_write(
             txn,
             self.db,
@@ -535,7 +492,7 @@ impl<'a> Records<'a> {
         if changes.is_empty() {
             return Ok(current);
         }
-        self.check_constraints(txn, &record, Some(id), access.user_id)
+        self.check_record(txn, &record, Some(id), access.user_id)
             .await?;
         let mut update = Query::update();
         update
@@ -548,7 +505,7 @@ impl<'a> Records<'a> {
             .and_where(Expr::col(Alias::new(schema::ID)).eq(id))
             .and_where(Expr::col(Alias::new(schema::VERSION)).eq(current_version));
         for key in changes.keys() {
-            update.value(Alias::new(key), self.sql_value(key, &record[key])?);
+            update.value(Alias::new(*key), self.sql_value(key, &record[*key])?);
         }
         let result = txn
             .execute(&update)
@@ -1074,120 +1031,17 @@ impl<'a> Records<'a> {
         }
     }
 
-    /// Unique values, existing reference targets and users: checked in the write
-    /// transaction (unique indexes back the uniqueness check up under races).
-    async fn check_constraints(
-        &self,
-        txn: &DatabaseTransaction,
-        record: &Map<String, Value>,
-        id: Option<i64>,
-        actor: i64,
-    ) -> Result<()> {
-        let mut errors = Vec::new();
-        for field in &self.entity.def.fields {
-            let value = match record.get(&field.key) {
-                None | Some(Value::Null) => continue,
-                Some(value) => value,
-            };
-            if field.unique {
-                let mut select = Query::select();
-                select
-                    .column(Alias::new(schema::ID))
-                    .from(self.table())
-                    .and_where(
-                        Expr::col(Alias::new(&field.key))
-                            .eq(value::to_sql(field, value).map_err(Error::Internal)?),
-                    )
-                    .and_where(Expr::col(Alias::new(schema::DELETED_AT)).is_null())
-                    .limit(1);
-                if let Some(id) = id {
-                    select.and_where(Expr::col(Alias::new(schema::ID)).ne(id));
-                }
-                if query_first(txn, &select).await?.is_some() {
-                    errors.push(FieldError::new(
-                        &field.key,
-                        format!("{value} is already used by another record"),
-                    ));
-                }
-            }
-            match field.field_type {
-                FieldType::Reference => {
-                    let target = field.target.as_deref().expect("validated reference");
-                    if !self.exists(txn, &schema::table_name(target), value).await? {
-                        errors.push(FieldError::new(
-                            &field.key,
-                            format!("{target} record {value} does not exist"),
-                        ));
-                    }
-                }
-                FieldType::User if !self.user_exists(txn, value).await? => {
-                    errors.push(FieldError::new(
-                        &field.key,
-                        format!("user {value} does not exist"),
-                    ));
-                }
-                FieldType::Attachment => {
-                    let named: BTreeSet<String> = value
-                        .as_array()
-                        .into_iter()
-                        .flatten()
-                        .filter_map(|item| item["file"].as_str().map(String::from))
-                        .collect();
-                    let stored = files::attach(txn, self.db, &named).await?;
-                    if let Some(missing) = named.difference(&stored).next() {
-                        errors.push(FieldError::new(
-                            &field.key,
-                            format!("file {missing:?} was not uploaded (POST /api/files first)"),
-                        ));
-                    }
-                }
-                _ => {}
-            }
-        }
-        // The acting user exists (the session resolved them): only others are looked up.
-        if let Some(owner) = record
-            .get(schema::OWNER)
-            .filter(|v| !v.is_null() && v.as_i64() != Some(actor))
-            && !self.user_exists(txn, owner).await?
-        {
-            errors.push(FieldError::new(
-                schema::OWNER,
-                format!("user {owner} does not exist"),
-            ));
-        }
-        if errors.is_empty() {
-            Ok(())
-        } else {
-            Err(Error::Validation(errors))
-        }
-    }
-
-    async fn exists(&self, txn: &DatabaseTransaction, table: &str, id: &Value) -> Result<bool> {
-        let mut select = Query::select();
-        select
-            .column(Alias::new(schema::ID))
-            .from(self.db.table(table))
-            .and_where(Expr::col(Alias::new(schema::ID)).eq(id.as_i64()))
-            .and_where(Expr::col(Alias::new(schema::DELETED_AT)).is_null());
-        Ok(query_first(txn, &select).await?.is_some())
-    }
-
-    async fn user_exists(&self, txn: &DatabaseTransaction, id: &Value) -> Result<bool> {
-        let mut select = Query::select();
-        select
-            .column(Alias::new("id"))
-            .from(self.db.table("users"))
-            .and_where(Expr::col(Alias::new("id")).eq(id.as_i64()));
-        Ok(query_first(txn, &select).await?.is_some())
-    }
-
     /// Numbers come from the sequences table inside the write transaction: a rolled-back
-    /// write gives its number back, so numbering has no gaps.
+    /// write gives its numbers back, so numbering has no gaps. Records get consecutive
+    /// numbers in order, one statement per auto-number field.
     async fn assign_auto_numbers(
         &self,
         txn: &DatabaseTransaction,
-        record: &mut Map<String, Value>,
+        records: &mut [Map<String, Value>],
     ) -> Result<()> {
+        if records.is_empty() {
+            return Ok(());
+        }
         for field in self
             .entity
             .def
@@ -1196,20 +1050,26 @@ impl<'a> Records<'a> {
             .filter(|f| f.field_type == FieldType::AutoNumber)
         {
             let name = sequence_name(&self.entity.def.key, &field.key);
+            let count = records.len() as i64;
             let mut update = Query::update();
             update
                 .table(self.db.table("sequences"))
-                .value(Alias::new("value"), Expr::col(Alias::new("value")).add(1))
+                .value(
+                    Alias::new("value"),
+                    Expr::col(Alias::new("value")).add(count),
+                )
                 .and_where(Expr::col(Alias::new("name")).eq(name.as_str()))
                 .returning_col(Alias::new("value"));
             let row = query_first(txn, &update)
                 .await?
                 .ok_or_else(|| Error::Internal(format!("sequence {name} is missing")))?;
-            let number: i64 = row.try_get("", "value")?;
-            record.insert(
-                field.key.clone(),
-                json!(format_auto_number(field.format.as_deref(), number)),
-            );
+            let last: i64 = row.try_get("", "value")?;
+            for (number, record) in (last - count + 1..).zip(records.iter_mut()) {
+                record.insert(
+                    field.key.clone(),
+                    json!(format_auto_number(field.format.as_deref(), number)),
+                );
+            }
         }
         Ok(())
     }
@@ -1400,11 +1260,9 @@ fn schema_error(error: &jsonschema::ValidationError) -> Vec<FieldError> {
     vec![FieldError::new(field, error.to_string())]
 }
 
-/// Changed fields between two versions of a record, as `{field: [old, new]}`.
-pub fn diff_records(
-    old: &Map<String, Value>,
-    new: &Map<String, Value>,
-) -> BTreeMap<String, (Value, Value)> {
+/// Changed fields between two versions of a record (`{field: [old, new]}` in the audit
+/// trail).
+pub fn diff_records<'a>(old: &'a Map<String, Value>, new: &'a Map<String, Value>) -> Changes<'a> {
     new.iter()
         .filter(|(key, _)| {
             !matches!(
@@ -1417,9 +1275,9 @@ pub fn diff_records(
             )
         })
         .filter_map(|(key, value)| {
-            let before = old.get(key).cloned().unwrap_or(Value::Null);
-            (before != *value && !(Value::is_null(&before) && Value::is_null(value)))
-                .then(|| (key.clone(), (before, value.clone())))
+            let before = old.get(key).unwrap_or(&Value::Null);
+            (before != value && !(before.is_null() && value.is_null()))
+                .then_some((key.as_str(), (before, value)))
         })
         .collect()
 }

@@ -510,6 +510,17 @@ pub async fn run(
 }
 
 impl Prepared {
+    /// Whether the batch's new records can wait for its end: the entity writes them
+    /// together (nothing reacts to each create) and no column refers to records of
+    /// the entity itself, which an earlier row of the file may create.
+    fn creates_in_batches(&self, records: &Records) -> bool {
+        let refers_to_itself = self.columns.iter().any(|c| {
+            matches!(&c.target, Target::Field(f)
+                if f.field_type == FieldType::Reference && f.target.as_deref() == Some(&self.entity_key))
+        });
+        records.inserts_in_batches() && !refers_to_itself
+    }
+
     /// The job a real run records its progress in.
     pub fn job(&self) -> Option<i64> {
         self.job.as_ref().map(|j| j.id)
@@ -543,11 +554,13 @@ impl Prepared {
         let ctx = &self.ctx;
         let catalog = &*self.catalog;
         let entity = ctx.entity(catalog, &self.entity_key)?;
+        let records = Records::new(&ctx.tenant.db, catalog, entity);
+        let creates_in_batches = self.creates_in_batches(&records);
         let mut importer = Importer {
             ctx,
             entity,
             access: &self.access,
-            records: Records::new(&ctx.tenant.db, catalog, entity),
+            records,
             columns: &self.columns,
             options: &self.options,
             people: People::load(ctx).await?,
@@ -559,6 +572,8 @@ impl Prepared {
             seen: Seen::default(),
             index,
             serving: None,
+            queued: Vec::new(),
+            creates_in_batches,
             progress: self
                 .job
                 .as_ref()
@@ -611,6 +626,11 @@ struct Importer<'a> {
     index: &'a dyn SearchIndex,
     serving: Option<Serving>,
     progress: Progress,
+    /// New records wait for the end of their batch, written together, unless a
+    /// later row could depend on an earlier one's record being there
+    /// (`creates_in_batches` false): then each is written at once.
+    queued: Vec<(u64, Map<String, Value>)>,
+    creates_in_batches: bool,
 }
 
 /// What an upsert key finds.
@@ -624,7 +644,9 @@ enum Existing {
 enum Outcome {
     /// A blank line: counted as a row, nothing else.
     Blank,
-    Created,
+    /// A new record, written with the rest of its batch and counted then
+    /// (`write_queued`).
+    Queued,
     Updated,
     Unchanged,
     Refused(Vec<RowError>),
@@ -646,8 +668,12 @@ impl Importer<'_> {
                 let row = index as u64 + 1;
                 let outcome = self.import_row(&txn, row, &cells?).await?;
                 self.count(outcome);
+                if !self.creates_in_batches {
+                    self.write_queued(&txn).await?;
+                }
                 self.progress.rows_done = row;
             }
+            self.write_queued(&txn).await?;
             match job {
                 Some(job) => {
                     jobs::advance(&txn, &self.ctx.tenant.db, job, &self.progress).await?;
@@ -663,10 +689,9 @@ impl Importer<'_> {
     fn count(&mut self, outcome: Outcome) {
         let progress = &mut self.progress;
         match outcome {
-            Outcome::Created => progress.created += 1,
             Outcome::Updated => progress.updated += 1,
             Outcome::Unchanged => progress.unchanged += 1,
-            Outcome::Blank => {}
+            Outcome::Blank | Outcome::Queued => {}
             Outcome::Refused(errors) => {
                 progress.skipped += 1;
                 for error in errors {
@@ -710,59 +735,68 @@ impl Importer<'_> {
         if !errors.is_empty() {
             return Ok(Outcome::Refused(errors));
         }
+        let Some(current) = existing else {
+            let record = match self
+                .records
+                .prepare_create(&Value::Object(input), self.access)
+            {
+                Ok(record) => record,
+                Err(error) => return Ok(Outcome::Refused(self.row_errors(row, error)?)),
+            };
+            let refused = self.duplicate_errors(row, &record).await?;
+            if !refused.is_empty() {
+                return Ok(Outcome::Refused(refused));
+            }
+            self.queued.push((row, record));
+            return Ok(Outcome::Queued);
+        };
+        let version = current[schema::VERSION].clone();
         let savepoint = txn.begin().await?;
-        let written = match existing {
-            Some(current) => {
-                let version = current[schema::VERSION].clone();
-                let result = match self.records.check_input(&Value::Object(input), self.access) {
-                    Ok(checked) => {
-                        self.records
-                            .update_checked_in(
-                                &savepoint,
-                                current,
-                                checked,
-                                None,
-                                self.access,
-                                "import",
-                            )
-                            .await
-                    }
-                    Err(e) => Err(e),
-                };
-                result.map(|updated| match updated[schema::VERSION] == version {
+        let updated = match self.records.check_input(&Value::Object(input), self.access) {
+            Ok(checked) => {
+                self.records
+                    .update_checked_in(&savepoint, current, checked, None, self.access, "import")
+                    .await
+            }
+            Err(e) => Err(e),
+        };
+        match updated {
+            Ok(updated) => {
+                savepoint.commit().await?;
+                Ok(match updated[schema::VERSION] == version {
                     true => Outcome::Unchanged,
                     false => Outcome::Updated,
                 })
-            }
-            None => {
-                let input = Value::Object(input);
-                match self.records.prepare_create(&input, self.access) {
-                    Ok(record) => match self.duplicate_errors(row, &record).await? {
-                        refused if !refused.is_empty() => Ok(Outcome::Refused(refused)),
-                        _ => self
-                            .records
-                            .insert_prepared(&savepoint, record, self.access, "import")
-                            .await
-                            .map(|_| Outcome::Created),
-                    },
-                    Err(e) => Err(e),
-                }
-            }
-        };
-        match written {
-            Ok(Outcome::Refused(errors)) => {
-                savepoint.rollback().await?;
-                Ok(Outcome::Refused(errors))
-            }
-            Ok(outcome) => {
-                savepoint.commit().await?;
-                Ok(outcome)
             }
             Err(error) => {
                 savepoint.rollback().await?;
                 Ok(Outcome::Refused(self.row_errors(row, error)?))
             }
         }
+    }
+
+    /// Writes the new records queued since the last call, and counts what became of
+    /// them; a refused one is counted as its row's errors.
+    async fn write_queued(&mut self, txn: &DatabaseTransaction) -> Result<()> {
+        if self.queued.is_empty() {
+            return Ok(());
+        }
+        let (rows, records): (Vec<u64>, Vec<_>) =
+            std::mem::take(&mut self.queued).into_iter().unzip();
+        let inserted = self
+            .records
+            .insert_many(txn, records, self.access, "import")
+            .await?;
+        self.progress.created += inserted.created.len() as u64;
+        for (position, error) in inserted.refused {
+            let errors = self.row_errors(rows[position], error)?;
+            self.count(Outcome::Refused(errors));
+        }
+        // Rows refused when their batch was written come after later rows' errors.
+        self.progress
+            .errors
+            .sort_by_key(|error| error["row"].as_u64().unwrap_or_default());
+        Ok(())
     }
 
     /// The row's input, the upsert key's value, and the cells that could not be read.

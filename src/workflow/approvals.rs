@@ -750,9 +750,8 @@ impl<'a> Engine<'a> {
             txn,
             self.db,
             &instance.entity,
-            instance.record_id,
             outcome,
-            &record,
+            &[(instance.record_id, &record)],
         )
         .await?;
         let verdict = if outcome == "approved" {

@@ -33,6 +33,23 @@ pub async fn touch(
     Ok(())
 }
 
+/// The follow-up cycles a record of `activity_entity` counts as a contact for: each
+/// entity with a cycle, and the activity's field that refers to it.
+fn contact_links<'c>(
+    catalog: &'c Catalog,
+    activity_entity: &'c str,
+) -> impl Iterator<Item = (&'c EntityCatalog, &'c str)> + 'c {
+    catalog.entities().filter_map(move |entity| {
+        let link = entity.def.followup.as_ref()?.activity.as_ref()?;
+        (link.entity == activity_entity).then_some((&**entity, link.field.as_str()))
+    })
+}
+
+/// Whether creating a record of `entity` counts as a contact for some cycle.
+pub fn counts_as_contact(catalog: &Catalog, entity: &str) -> bool {
+    contact_links(catalog, entity).next().is_some()
+}
+
 /// A new activity record counts as a contact for the records it refers to through
 /// any follow-up cycle's activity link.
 pub async fn record_contact(
@@ -42,17 +59,8 @@ pub async fn record_contact(
     activity_entity: &str,
     activity: &Value,
 ) -> Result<()> {
-    for entity in catalog.entities() {
-        let Some(link) = entity
-            .def
-            .followup
-            .as_ref()
-            .and_then(|f| f.activity.as_ref())
-            .filter(|link| link.entity == activity_entity)
-        else {
-            continue;
-        };
-        if let Some(target) = activity[link.field.as_str()].as_i64() {
+    for (entity, field) in contact_links(catalog, activity_entity) {
+        if let Some(target) = activity[field].as_i64() {
             touch(conn, db, &entity.def.key, target, Utc::now()).await?;
         }
     }

@@ -911,3 +911,158 @@ async fn expressions_auto_numbers_and_filters_share_the_tenant_clock() {
     assert_eq!(reply.status, 200);
     assert_eq!(reply.body["items"].as_array().unwrap().len(), 1);
 }
+
+/// Creates `inputs` as one batch (an import's path) and commits.
+async fn insert_together(
+    records: &metacrm::store::records::Records<'_>,
+    tenant: &metacrm::tenant::Tenant,
+    access: &metacrm::auth::Access,
+    inputs: Vec<Value>,
+) -> metacrm::store::records::Inserted {
+    let prepared = inputs
+        .iter()
+        .map(|input| records.prepare_create(input, access).unwrap())
+        .collect();
+    let txn = tenant.db.begin_write().await.unwrap();
+    let inserted = records
+        .insert_many(&txn, prepared, access, "import")
+        .await
+        .unwrap();
+    txn.commit().await.unwrap();
+    inserted
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn records_written_together_are_checked_and_journaled_like_single_creates() {
+    use metacrm::auth::{Access, users};
+    use metacrm::store::{journal, records::Records};
+    let server = TestServer::start(json!({"format": 1, "entities": [
+        {"key": "customer", "title_field": "name", "fields": [
+            {"key": "name", "type": "text", "required": true, "unique": true},
+            {"key": "code", "type": "auto_number", "format": "C{0000}"},
+            {"key": "parent", "type": "reference", "target": "customer"},
+            {"key": "rep", "type": "user"},
+            {"key": "files", "type": "attachment"}],
+         "pipeline": {"stages": [{"key": "contact"}, {"key": "signed", "won": true}]}}
+    ]}))
+    .await;
+    let licence = server.upload("执照.pdf", b"%PDF-1.4 licence").await;
+    let mut never_uploaded = licence.clone();
+    never_uploaded["file"] = json!("ab".repeat(32));
+    let tenant = &server.tenant;
+    let catalog = tenant.catalog().await;
+    let records = Records::new(&tenant.db, &catalog, catalog.entity("customer").unwrap());
+    assert!(records.inserts_in_batches());
+    let admin = users::find_by_username(&tenant.db, common::ADMIN)
+        .await
+        .unwrap()
+        .unwrap();
+    let access = Access::full(admin.id);
+    let single = records
+        .create(&json!({"name": "单独创建", "files": [licence]}), &access)
+        .await
+        .unwrap();
+
+    // Nothing shared within the batch: written together, refusals named per record.
+    let inserted = insert_together(
+        &records,
+        tenant,
+        &access,
+        vec![
+            json!({"name": "甲", "files": [licence], "parent": single["id"], "rep": admin.id}),
+            json!({"name": "单独创建"}),
+            json!({"name": "乙", "parent": 999_999}),
+            json!({"name": "丙", "rep": 999_999}),
+            json!({"name": "丁", "files": [never_uploaded]}),
+            json!({"name": "戊"}),
+        ],
+    )
+    .await;
+    let refused: Vec<(usize, String)> = inserted
+        .refused
+        .iter()
+        .map(|(position, error)| (*position, format!("{error:?}")))
+        .collect();
+    assert_eq!(refused.len(), 4, "{refused:?}");
+    for ((position, message), (expected_position, expected)) in refused.iter().zip([
+        (1, "already used by another record"),
+        (2, "customer record 999999 does not exist"),
+        (3, "user 999999 does not exist"),
+        (4, "was not uploaded"),
+    ]) {
+        assert_eq!(*position, expected_position, "{message}");
+        assert!(message.contains(expected), "{position}: {message}");
+    }
+    let created: Vec<&Value> = inserted.created.iter().collect();
+    let names: Vec<&str> = created
+        .iter()
+        .map(|r| r["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["甲", "戊"]);
+    let first = created[0];
+    // The same record a single create writes: every column, the same defaults.
+    let keys = |record: &Value| {
+        record
+            .as_object()
+            .unwrap()
+            .keys()
+            .cloned()
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(keys(first), keys(&single));
+    for key in ["stage", "owner", "created_by", "version", "files"] {
+        assert_eq!(first[key], single[key], "{key}");
+    }
+    assert_eq!(first["parent"], single["id"]);
+    assert_eq!(first["rep"], json!(admin.id));
+    let history = records
+        .history(first["id"].as_i64().unwrap(), &access)
+        .await
+        .unwrap();
+    assert_eq!(history.len(), 1, "{history:?}");
+    assert_eq!(history[0]["action"], "import");
+    assert_eq!(history[0]["changes"]["name"], json!([null, "甲"]));
+    let stages = journal::stage_history(&tenant.db, "customer", first["id"].as_i64().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(stages.len(), 1);
+    assert_eq!(stages[0]["stage"], "contact");
+
+    // Two records of the batch share a unique value: the index refuses the batch and
+    // each record is written on its own, the second one refused.
+    let inserted = insert_together(
+        &records,
+        tenant,
+        &access,
+        vec![
+            json!({"name": "己"}),
+            json!({"name": "己"}),
+            json!({"name": "庚"}),
+        ],
+    )
+    .await;
+    assert_eq!(inserted.created.len(), 2);
+    assert_eq!(inserted.refused.len(), 1);
+    assert_eq!(inserted.refused[0].0, 1);
+    assert!(format!("{:?}", inserted.refused[0].1).contains("already used"));
+
+    // Numbers are consecutive, none lost to a refused record or the refused batch.
+    let mut codes: Vec<String> = server
+        .records("customer")
+        .await
+        .iter()
+        .map(|r| r["code"].as_str().unwrap().to_string())
+        .collect();
+    codes.sort();
+    assert_eq!(codes, ["C0001", "C0002", "C0003", "C0004", "C0005"]);
+    // Every record written has exactly one outbox row (search and webhooks hear once).
+    use sea_orm::ConnectionTrait;
+    use sea_orm::sea_query::{Alias, Expr, ExprTrait, Query};
+    let select = Query::select()
+        .column(Alias::new("record_id"))
+        .from(tenant.db.table("outbox"))
+        .and_where(Expr::col(Alias::new("entity")).eq("customer"))
+        .to_owned();
+    let outbox = tenant.db.conn().query_all(&select).await.unwrap().len();
+    assert_eq!(outbox, 5);
+}
