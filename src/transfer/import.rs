@@ -2,8 +2,9 @@
 //! (Chinese headers; a trailing `*` marking required columns is ignored) or by an
 //! explicit mapping; cells are coerced the Chinese way (`coerce`); every row then goes
 //! through the records store exactly like a user's create or update, in batches of
-//! [`BATCH_ROWS`] rows per transaction, each row in its own savepoint so a refused row
-//! leaves nothing behind.
+//! [`BATCH_ROWS`] rows per transaction. A batch's new records are written together at
+//! its end (`Records::insert_many`), updates each in its own savepoint; either way a
+//! refused row leaves nothing behind.
 //!
 //! A dry run is the same run with every batch rolled back: it reports what a real run
 //! would create and update, and every row error, and changes nothing. A real run
