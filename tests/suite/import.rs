@@ -269,6 +269,43 @@ async fn upsert_updates_matching_records_and_reports_unchanged_ones() {
 }
 
 #[tokio::test]
+async fn rows_refused_when_their_batch_is_written_are_named_in_row_order() {
+    let server = TestServer::start(package()).await;
+    server
+        .create("customer", json!({"name": "老客户", "code": "X1"}))
+        .await;
+    // Row 2's number is held by a record: it is refused when the batch's new records
+    // are checked together, after row 3's unreadable cell was found.
+    let sheet = "客户名称,客户编号,员工人数\n新客户甲,N1,5\n新客户乙,X1,6\n新客户丙,N3,很多\n新客户丁,N4,8\n";
+    let reply = import(
+        &server,
+        &server.token,
+        "customer",
+        "duplicates=off",
+        sheet.into(),
+    )
+    .await;
+    assert_eq!(reply.status, 200, "{:?}", reply.body);
+    assert_eq!(reply.body["created"], 2, "{:?}", reply.body);
+    assert_eq!(reply.body["skipped"], 2, "{:?}", reply.body);
+    assert!(error_at(&reply.body, 2, "客户编号").contains("already used"));
+    error_at(&reply.body, 3, "员工人数");
+    let rows: Vec<u64> = reply.body["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["row"].as_u64().unwrap())
+        .collect();
+    assert_eq!(rows, [2, 3], "errors in row order");
+    let names: Vec<String> = all(&server, "customer")
+        .await
+        .iter()
+        .map(|r| r["name"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(names, ["老客户", "新客户甲", "新客户丁"]);
+}
+
+#[tokio::test]
 async fn mapping_duplicates_and_bad_requests() {
     let server = TestServer::start(package()).await;
     server
