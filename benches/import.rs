@@ -69,7 +69,7 @@ async fn import_rows(env: &Env, file: &std::path::Path) -> (f64, u64) {
         &ctx,
         catalog.clone(),
         common::ENTITY,
-        env.tenants.search.as_ref(),
+        env.tenants.search.clone(),
         Source::File(file.to_path_buf()),
         "bench.csv",
         ImportOptions {

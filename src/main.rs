@@ -610,7 +610,7 @@ async fn import(
         &ctx,
         catalog.clone(),
         entity,
-        tenants.search.as_ref(),
+        tenants.search.clone(),
         Source::File(file.to_path_buf()),
         &name,
         options.clone(),

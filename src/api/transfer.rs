@@ -134,20 +134,22 @@ impl TransferApi {
         let source = Source::Bytes(bytes.into());
         let catalog = ctx.tenant.catalog().await;
         let background = background.0.unwrap_or(false) && !options.dry_run;
-        let prepared = import::prepare(
-            &ctx,
-            catalog.clone(),
-            &entity.0,
-            source,
-            &file_name,
-            options,
-        )
-        .await?;
+        let prepared = Arc::new(
+            import::prepare(
+                &ctx,
+                catalog.clone(),
+                &entity.0,
+                source,
+                &file_name,
+                options,
+            )
+            .await?,
+        );
         if background {
             let job = prepared.job();
             let tenants = tenants.0.clone();
             tokio::spawn(async move {
-                if let Err(error) = prepared.run(tenants.search.as_ref(), &|_, _| {}).await {
+                if let Err(error) = prepared.run(tenants.search.clone(), &|_, _| {}).await {
                     tracing::warn!(%error, "background import failed");
                 }
             });
@@ -155,7 +157,7 @@ impl TransferApi {
                 json!({"job": job, "status": "running"}),
             )));
         }
-        let report = prepared.run(tenants.search.as_ref(), &|_, _| {}).await?;
+        let report = prepared.run(tenants.search.clone(), &|_, _| {}).await?;
         Ok(Imported::Done(Json(json!(report))))
     }
 

@@ -288,7 +288,7 @@ impl<'a> Records<'a> {
         self.check_record(txn, &record, None, access.user_id)
             .await?;
         let created = self
-            .insert_rows(txn, &[record], access.user_id)
+            .insert_rows(txn, std::slice::from_mut(&mut record), access.user_id)
             .await?
             .pop()
             .ok_or_else(|| Error::Internal("insert returned no row".into()))?;
@@ -445,11 +445,11 @@ impl<'a> Records<'a> {
     /// A live record within the access's rows, unmasked, read in a transaction.
     pub async fn fetch_in(
         &self,
-        txn: &DatabaseTransaction,
+        conn: &impl ConnectionTrait,
         id: i64,
         access: &Access,
     ) -> Result<Value> {
-        self.fetch(txn, id, access)
+        self.fetch(conn, id, access)
             .await?
             .ok_or_else(|| self.not_found(id))
     }

@@ -19,6 +19,7 @@ use sea_orm::sea_query::{Alias, Expr, ExprTrait, Query};
 use sea_orm::{ConnectionTrait, DatabaseTransaction, TransactionTrait};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
+use tokio::sync::mpsc;
 
 use super::coerce::{self, coerce};
 use super::jobs::{self, Job, MAX_KEPT, Progress, Status};
@@ -338,16 +339,17 @@ impl People {
 
 /// Records named by title (or `#id`) in reference columns, within what the importer
 /// may read of the target; looked up once per distinct text.
-struct Titles<'a> {
-    ctx: &'a Context,
-    catalog: &'a Catalog,
+#[derive(Default)]
+struct Titles {
     found: HashMap<(String, String), Result<i64, String>>,
 }
 
-impl Titles<'_> {
+impl Titles {
     async fn find(
         &mut self,
         conn: &impl ConnectionTrait,
+        ctx: &Context,
+        catalog: &Catalog,
         field: &Field,
         text: &str,
     ) -> Result<Result<i64, String>> {
@@ -356,10 +358,10 @@ impl Titles<'_> {
         if let Some(found) = self.found.get(&cache_key) {
             return Ok(found.clone());
         }
-        let target = self.ctx.entity(self.catalog, target_key)?;
-        let found = match self.ctx.authorize(target, Action::Read).await {
+        let target = ctx.entity(catalog, target_key)?;
+        let found = match ctx.authorize(target, Action::Read).await {
             Err(_) => Err(format!("you may not read {} records", target.def.label())),
-            Ok(access) => lookup(conn, self.ctx, target, &access, text).await?,
+            Ok(access) => lookup(conn, ctx, target, &access, text).await?,
         };
         self.found.insert(cache_key, found.clone());
         Ok(found)
@@ -498,19 +500,29 @@ pub async fn run(
     ctx: &Context,
     catalog: Arc<Catalog>,
     entity_key: &str,
-    index: &dyn SearchIndex,
+    index: Arc<dyn SearchIndex>,
     source: Source,
     file_name: &str,
     options: ImportOptions,
     on_batch: &(dyn Fn(&Progress, u64) + Send + Sync),
 ) -> Result<ImportReport> {
-    prepare(ctx, catalog, entity_key, source, file_name, options)
-        .await?
-        .run(index, on_batch)
-        .await
+    let prepared = prepare(ctx, catalog, entity_key, source, file_name, options).await?;
+    Arc::new(prepared).run(index, on_batch).await
 }
 
 impl Prepared {
+    fn entity(&self) -> Result<&EntityCatalog> {
+        Ok(self.ctx.entity(&self.catalog, &self.entity_key)?)
+    }
+
+    fn records(&self) -> Result<Records<'_>> {
+        Ok(Records::new(
+            &self.ctx.tenant.db,
+            &self.catalog,
+            self.entity()?,
+        ))
+    }
+
     /// Whether the batch's new records can wait for its end: the entity writes them
     /// together (nothing reacts to each create) and no column refers to records of
     /// the entity itself, which an earlier row of the file may create.
@@ -522,6 +534,13 @@ impl Prepared {
         records.inserts_in_batches() && !refers_to_itself
     }
 
+    /// Whether a batch can be read while the previous one is written: reading a row
+    /// then needs nothing that writing earlier rows changes (no upsert key to look
+    /// up, no reference to the imported entity, new records waiting for their batch).
+    fn reads_ahead(&self, records: &Records) -> bool {
+        self.creates_in_batches(records) && self.options.upsert_on.is_none()
+    }
+
     /// The job a real run records its progress in.
     pub fn job(&self) -> Option<i64> {
         self.job.as_ref().map(|j| j.id)
@@ -530,8 +549,8 @@ impl Prepared {
     /// Imports the rows; `on_batch` hears the committed progress after every batch
     /// (the CLI's progress bar). The job ends done, or failed with the error.
     pub async fn run(
-        &self,
-        index: &dyn SearchIndex,
+        self: Arc<Self>,
+        index: Arc<dyn SearchIndex>,
         on_batch: &(dyn Fn(&Progress, u64) + Send + Sync),
     ) -> Result<ImportReport> {
         let outcome = self.import(index, on_batch).await;
@@ -548,51 +567,32 @@ impl Prepared {
     }
 
     async fn import(
-        &self,
-        index: &dyn SearchIndex,
+        self: &Arc<Self>,
+        index: Arc<dyn SearchIndex>,
         on_batch: &(dyn Fn(&Progress, u64) + Send + Sync),
     ) -> Result<ImportReport> {
-        let ctx = &self.ctx;
-        let catalog = &*self.catalog;
-        let entity = ctx.entity(catalog, &self.entity_key)?;
-        let records = Records::new(&ctx.tenant.db, catalog, entity);
-        let creates_in_batches = self.creates_in_batches(&records);
-        let mut importer = Importer {
-            ctx,
-            entity,
-            access: &self.access,
+        let records = self.records()?;
+        let reader = Reader::new(self.clone(), index).await?;
+        let mut writer = Writer {
+            prepared: self,
+            creates_in_batches: self.creates_in_batches(&records),
             records,
-            columns: &self.columns,
-            options: &self.options,
-            people: People::load(ctx).await?,
-            titles: Titles {
-                ctx,
-                catalog,
-                found: HashMap::new(),
-            },
-            seen: Seen::default(),
-            index,
-            serving: None,
-            queued: Vec::new(),
-            creates_in_batches,
             progress: self
                 .job
                 .as_ref()
                 .map(|j| j.progress.clone())
                 .unwrap_or_default(),
+            queued: Vec::new(),
         };
-        let check_duplicates = self.options.duplicates != DuplicatePolicy::Off
-            && entity.def.fields.iter().any(|f| f.searchable);
-        if check_duplicates {
-            indexer::drain(&ctx.tenant, catalog, index).await?;
-            importer.serving = Some(Serving::load(&ctx.tenant.db).await?);
+        let resumed_after = writer.progress.rows_done;
+        let rows = Sheet::open(&self.source)?
+            .enumerate()
+            .skip(resumed_after as usize);
+        match self.reads_ahead(&writer.records) {
+            true => writer.write_read_ahead(reader, rows, on_batch).await?,
+            false => writer.write_interleaved(reader, rows, on_batch).await?,
         }
-        let resumed_after = importer.progress.rows_done;
-        let sheet = Sheet::open(&self.source)?;
-        importer
-            .import_rows(sheet, self.job.as_ref(), self.rows_total, on_batch)
-            .await?;
-        let progress = importer.progress;
+        let progress = writer.progress;
         Ok(ImportReport {
             job: self.job(),
             dry_run: self.options.dry_run,
@@ -612,26 +612,82 @@ impl Prepared {
             resumed_after_row: (resumed_after > 0).then_some(resumed_after),
         })
     }
+
+    fn key_column(&self) -> Option<String> {
+        let key = self.options.upsert_on.as_deref()?;
+        self.columns
+            .iter()
+            .find(|c| c.target.key() == key)
+            .map(|c| c.header.clone())
+    }
+
+    /// A refused write as row errors naming the columns; failures of the platform
+    /// itself (the database) stop the import instead.
+    fn row_errors(&self, row: u64, error: Error) -> Result<Vec<RowError>> {
+        let entity = self.entity()?;
+        let column_of = |field: &str| {
+            self.columns
+                .iter()
+                .find(|c| c.target.key() == field)
+                .map(|c| c.header.clone())
+                .or_else(|| entity.field(field).map(|f| f.label().to_string()))
+                .or_else(|| (!field.is_empty()).then(|| field.to_string()))
+        };
+        Ok(match error {
+            Error::Validation(fields) | Error::ForbiddenFields(fields) => fields
+                .into_iter()
+                .map(|f| RowError {
+                    row,
+                    column: column_of(&f.field),
+                    message: f.message,
+                })
+                .collect(),
+            Error::Database(_) | Error::Internal(_) => return Err(error),
+            other => vec![RowError {
+                row,
+                column: None,
+                message: other.to_string(),
+            }],
+        })
+    }
 }
 
-struct Importer<'a> {
-    ctx: &'a Context,
-    entity: &'a EntityCatalog,
-    access: &'a Access,
-    records: Records<'a>,
-    columns: &'a [Column],
-    options: &'a ImportOptions,
+/// The sheet's data rows from where the run starts: (index from 0, cells).
+type Rows = std::iter::Skip<std::iter::Enumerate<Sheet>>;
+
+/// What a row asks of the store.
+enum Read {
+    /// A blank line: counted as a row, nothing else.
+    Blank,
+    Refused(Vec<RowError>),
+    /// A new record, prepared (`Records::prepare_create`).
+    Create(Map<String, Value>),
+    /// A checked change to the record the upsert key found.
+    Update {
+        current: Value,
+        changes: Map<String, Value>,
+    },
+}
+
+/// A row as read: what it asks of the store, and the likely duplicates it was found
+/// to have (listed in the report when its batch is written).
+struct ReadRow {
+    row: u64,
+    read: Read,
+    duplicates: Vec<Value>,
+}
+
+/// The reading half of a run: the sheet's rows to what each asks of the store —
+/// cells coerced, references and users found, the record prepared and checked for
+/// duplicates. It writes nothing, so it can run ahead of the [`Writer`].
+struct Reader {
+    prepared: Arc<Prepared>,
+    index: Arc<dyn SearchIndex>,
     people: People,
-    titles: Titles<'a>,
+    titles: Titles,
     seen: Seen,
-    index: &'a dyn SearchIndex,
+    /// With the duplicate check on: the search index's state.
     serving: Option<Serving>,
-    progress: Progress,
-    /// New records wait for the end of their batch, written together, unless a
-    /// later row could depend on an earlier one's record being there
-    /// (`creates_in_batches` false): then each is written at once.
-    queued: Vec<(u64, Map<String, Value>)>,
-    creates_in_batches: bool,
 }
 
 /// What an upsert key finds.
@@ -641,163 +697,117 @@ enum Existing {
     OutOfReach,
 }
 
-/// What became of one row.
-enum Outcome {
-    /// A blank line: counted as a row, nothing else.
-    Blank,
-    /// A new record, written with the rest of its batch and counted then
-    /// (`write_queued`).
-    Queued,
-    Updated,
-    Unchanged,
-    Refused(Vec<RowError>),
-}
+impl Reader {
+    async fn new(prepared: Arc<Prepared>, index: Arc<dyn SearchIndex>) -> Result<Reader> {
+        let ctx = &prepared.ctx;
+        let entity = prepared.entity()?;
+        let check_duplicates = prepared.options.duplicates != DuplicatePolicy::Off
+            && entity.def.fields.iter().any(|f| f.searchable);
+        let serving = match check_duplicates {
+            true => {
+                indexer::drain(&ctx.tenant, &prepared.catalog, index.as_ref()).await?;
+                Some(Serving::load(&ctx.tenant.db).await?)
+            }
+            false => None,
+        };
+        Ok(Reader {
+            people: People::load(ctx).await?,
+            prepared,
+            index,
+            titles: Titles::default(),
+            seen: Seen::default(),
+            serving,
+        })
+    }
 
-impl Importer<'_> {
-    async fn import_rows(
-        &mut self,
-        sheet: Sheet,
-        job: Option<&Job>,
-        rows_total: u64,
-        on_batch: &(dyn Fn(&Progress, u64) + Send + Sync),
+    /// Reads the rows in batches into `batches`, reading through the connection pool
+    /// (what earlier batches wrote is committed or being written, and no row reads
+    /// it: [`Prepared::reads_ahead`]). Stops early when the writer has stopped.
+    async fn read_batches(
+        mut self,
+        mut rows: Rows,
+        batches: mpsc::Sender<Vec<ReadRow>>,
     ) -> Result<()> {
-        let start = self.progress.rows_done;
-        let mut rows = sheet.enumerate().skip(start as usize).peekable();
-        while rows.peek().is_some() {
-            let txn = self.ctx.tenant.db.begin_write().await?;
+        let conn = self.prepared.ctx.tenant.db.conn();
+        loop {
+            let mut batch = Vec::with_capacity(BATCH_ROWS);
             for (index, cells) in rows.by_ref().take(BATCH_ROWS) {
-                let row = index as u64 + 1;
-                let outcome = self.import_row(&txn, row, &cells?).await?;
-                self.count(outcome);
-                if !self.creates_in_batches {
-                    self.write_queued(&txn).await?;
-                }
-                self.progress.rows_done = row;
+                batch.push(self.read_row(&conn, index as u64 + 1, &cells?).await?);
             }
-            self.write_queued(&txn).await?;
-            match job {
-                Some(job) => {
-                    jobs::advance(&txn, &self.ctx.tenant.db, job, &self.progress).await?;
-                    txn.commit().await?;
-                }
-                None => txn.rollback().await?,
-            }
-            on_batch(&self.progress, rows_total);
-        }
-        Ok(())
-    }
-
-    fn count(&mut self, outcome: Outcome) {
-        let progress = &mut self.progress;
-        match outcome {
-            Outcome::Updated => progress.updated += 1,
-            Outcome::Unchanged => progress.unchanged += 1,
-            Outcome::Blank | Outcome::Queued => {}
-            Outcome::Refused(errors) => {
-                progress.skipped += 1;
-                for error in errors {
-                    if progress.errors.len() < MAX_KEPT {
-                        progress.errors.push(json!(error));
-                    }
-                }
+            if batch.is_empty() || batches.send(batch).await.is_err() {
+                return Ok(());
             }
         }
     }
 
-    /// One row: cells to input, then a create or (upsert) an update in a savepoint.
-    async fn import_row(
+    /// One row: cells to input, then either a prepared record or the existing record
+    /// (upsert) with the checked change. `conn` sees what earlier rows wrote.
+    async fn read_row(
         &mut self,
-        txn: &DatabaseTransaction,
+        conn: &impl ConnectionTrait,
         row: u64,
         cells: &[Cell],
-    ) -> Result<Outcome> {
+    ) -> Result<ReadRow> {
+        let mut duplicates = Vec::new();
+        let read = self.read(conn, row, cells, &mut duplicates).await?;
+        Ok(ReadRow {
+            row,
+            read,
+            duplicates,
+        })
+    }
+
+    async fn read(
+        &mut self,
+        conn: &impl ConnectionTrait,
+        row: u64,
+        cells: &[Cell],
+        duplicates: &mut Vec<Value>,
+    ) -> Result<Read> {
         if cells.iter().all(Cell::is_empty) {
-            return Ok(Outcome::Blank);
+            return Ok(Read::Blank);
         }
-        let (input, key, mut errors) = self.read_cells(txn, row, cells).await?;
+        let prepared = self.prepared.clone();
+        let records = prepared.records()?;
+        let (input, key, mut errors) = self.read_cells(conn, row, cells).await?;
         if !errors.is_empty() {
-            return Ok(Outcome::Refused(errors));
+            return Ok(Read::Refused(errors));
         }
         let existing = match &key {
-            Some(value) => match self.find_existing(txn, value).await? {
+            Some(value) => match self.find_existing(conn, &records, value).await? {
                 Existing::Record(record) => Some(record),
                 Existing::None => None,
                 Existing::OutOfReach => {
-                    return Ok(Outcome::Refused(vec![RowError {
+                    return Ok(Read::Refused(vec![RowError {
                         row,
-                        column: self.key_column(),
+                        column: prepared.key_column(),
                         message: format!("{value} matches a record you may not change"),
                     }]));
                 }
             },
             None => None,
         };
-        errors.extend(self.check_within_file(row, &input, existing.is_some()));
+        errors.extend(self.check_within_file(row, &input, existing.is_some(), duplicates)?);
         if !errors.is_empty() {
-            return Ok(Outcome::Refused(errors));
+            return Ok(Read::Refused(errors));
         }
+        let access = &prepared.access;
+        let input = Value::Object(input);
         let Some(current) = existing else {
-            let record = match self
-                .records
-                .prepare_create(&Value::Object(input), self.access)
-            {
+            let record = match records.prepare_create(&input, access) {
                 Ok(record) => record,
-                Err(error) => return Ok(Outcome::Refused(self.row_errors(row, error)?)),
+                Err(error) => return Ok(Read::Refused(prepared.row_errors(row, error)?)),
             };
-            let refused = self.duplicate_errors(row, &record).await?;
+            let refused = self.duplicate_errors(row, &record, duplicates).await?;
             if !refused.is_empty() {
-                return Ok(Outcome::Refused(refused));
+                return Ok(Read::Refused(refused));
             }
-            self.queued.push((row, record));
-            return Ok(Outcome::Queued);
+            return Ok(Read::Create(record));
         };
-        let version = current[schema::VERSION].clone();
-        let savepoint = txn.begin().await?;
-        let updated = match self.records.check_input(&Value::Object(input), self.access) {
-            Ok(checked) => {
-                self.records
-                    .update_checked_in(&savepoint, current, checked, None, self.access, "import")
-                    .await
-            }
-            Err(e) => Err(e),
-        };
-        match updated {
-            Ok(updated) => {
-                savepoint.commit().await?;
-                Ok(match updated[schema::VERSION] == version {
-                    true => Outcome::Unchanged,
-                    false => Outcome::Updated,
-                })
-            }
-            Err(error) => {
-                savepoint.rollback().await?;
-                Ok(Outcome::Refused(self.row_errors(row, error)?))
-            }
-        }
-    }
-
-    /// Writes the new records queued since the last call, and counts what became of
-    /// them; a refused one is counted as its row's errors.
-    async fn write_queued(&mut self, txn: &DatabaseTransaction) -> Result<()> {
-        if self.queued.is_empty() {
-            return Ok(());
-        }
-        let (rows, records): (Vec<u64>, Vec<_>) =
-            std::mem::take(&mut self.queued).into_iter().unzip();
-        let inserted = self
-            .records
-            .insert_many(txn, records, self.access, "import")
-            .await?;
-        self.progress.created += inserted.created.len() as u64;
-        for (position, error) in inserted.refused {
-            let errors = self.row_errors(rows[position], error)?;
-            self.count(Outcome::Refused(errors));
-        }
-        // Rows refused when their batch was written come after later rows' errors.
-        self.progress
-            .errors
-            .sort_by_key(|error| error["row"].as_u64().unwrap_or_default());
-        Ok(())
+        Ok(match records.check_input(&input, access) {
+            Ok(changes) => Read::Update { current, changes },
+            Err(error) => Read::Refused(prepared.row_errors(row, error)?),
+        })
     }
 
     /// The row's input, the upsert key's value, and the cells that could not be read.
@@ -807,10 +817,11 @@ impl Importer<'_> {
         row: u64,
         cells: &[Cell],
     ) -> Result<(Map<String, Value>, Option<Value>, Vec<RowError>)> {
+        let prepared = &*self.prepared;
         let mut input = Map::new();
         let mut key = None;
         let mut errors = Vec::new();
-        for column in self.columns {
+        for column in &prepared.columns {
             let Some(cell) = cells.get(column.index).filter(|c| !c.is_empty()) else {
                 continue;
             };
@@ -823,7 +834,7 @@ impl Importer<'_> {
                     FieldType::User => self.people.find(&text).map(|id| json!(id)),
                     FieldType::Reference => self
                         .titles
-                        .find(conn, field, &text)
+                        .find(conn, &prepared.ctx, &prepared.catalog, field, &text)
                         .await?
                         .map(|id| json!(id)),
                     _ => coerce(field, cell),
@@ -831,7 +842,7 @@ impl Importer<'_> {
             };
             match value {
                 Ok(value) => {
-                    if self.options.upsert_on.as_deref() == Some(column.target.key()) {
+                    if prepared.options.upsert_on.as_deref() == Some(column.target.key()) {
                         key = Some(value.clone());
                     }
                     let computed = matches!(&column.target, Target::Field(f) if f.is_computed());
@@ -849,17 +860,11 @@ impl Importer<'_> {
         Ok((input, key, errors))
     }
 
-    fn key_column(&self) -> Option<String> {
-        let key = self.options.upsert_on.as_deref()?;
-        self.columns
-            .iter()
-            .find(|c| c.target.key() == key)
-            .map(|c| c.header.clone())
-    }
-
     fn stage(&self, text: &str) -> Result<Value, String> {
         let pipeline = self
-            .entity
+            .prepared
+            .entity()
+            .map_err(|e| e.to_string())?
             .def
             .pipeline
             .as_ref()
@@ -877,16 +882,22 @@ impl Importer<'_> {
 
     /// The live record the upsert key names; one outside the importer's rows refuses
     /// the row rather than being silently duplicated.
-    async fn find_existing(&self, txn: &DatabaseTransaction, key: &Value) -> Result<Existing> {
-        let field = self
+    async fn find_existing(
+        &self,
+        conn: &impl ConnectionTrait,
+        records: &Records<'_>,
+        key: &Value,
+    ) -> Result<Existing> {
+        let prepared = &*self.prepared;
+        let field = prepared
             .options
             .upsert_on
             .as_deref()
             .expect("a key means upsert");
-        let Some(id) = self.records.find_by(txn, field, key).await? else {
+        let Some(id) = records.find_by(conn, field, key).await? else {
             return Ok(Existing::None);
         };
-        match self.records.fetch_in(txn, id, self.access).await {
+        match records.fetch_in(conn, id, &prepared.access).await {
             Ok(record) => Ok(Existing::Record(record)),
             Err(Error::NotFound(_)) => Ok(Existing::OutOfReach),
             Err(e) => Err(e),
@@ -894,15 +905,17 @@ impl Importer<'_> {
     }
 
     /// Unique values repeated within the file, and (for new records) searchable
-    /// values an earlier row already had.
+    /// values an earlier row already had, which go into `duplicates`.
     fn check_within_file(
         &mut self,
         row: u64,
         input: &Map<String, Value>,
         updating: bool,
-    ) -> Vec<RowError> {
+        duplicates: &mut Vec<Value>,
+    ) -> Result<Vec<RowError>> {
+        let prepared = &*self.prepared;
         let mut errors = Vec::new();
-        for column in self.columns {
+        for column in &prepared.columns {
             let Target::Field(field) = &column.target else {
                 continue;
             };
@@ -927,10 +940,10 @@ impl Importer<'_> {
             }
         }
         if updating || self.serving.is_none() {
-            return errors;
+            return Ok(errors);
         }
-        let title = self.entity.def.title_field.as_deref();
-        for column in self.columns {
+        let title = prepared.entity()?.def.title_field.as_deref();
+        for column in &prepared.columns {
             let Target::Field(field) = &column.target else {
                 continue;
             };
@@ -949,17 +962,14 @@ impl Importer<'_> {
                 .get(&(field.key.clone(), normal.clone()))
             {
                 Some(first) => {
-                    let duplicate =
-                        json!({"row": row, "same_as_row": first, "fields": [field.key]});
-                    if self.options.duplicates == DuplicatePolicy::Skip {
+                    duplicates
+                        .push(json!({"row": row, "same_as_row": first, "fields": [field.key]}));
+                    if prepared.options.duplicates == DuplicatePolicy::Skip {
                         errors.push(RowError {
                             row,
                             column: Some(column.header.clone()),
                             message: format!("duplicates row {first}"),
                         });
-                    }
-                    if self.progress.duplicates.len() < MAX_KEPT {
-                        self.progress.duplicates.push(duplicate);
                     }
                 }
                 None => {
@@ -969,41 +979,36 @@ impl Importer<'_> {
                 }
             }
         }
-        errors
+        Ok(errors)
     }
 
-    /// The duplicate check against records already indexed: matches are listed; a
-    /// certain one refuses the row under `skip`, or when the entity's check blocks.
+    /// The duplicate check against records already indexed: matches go into
+    /// `duplicates`; a certain one refuses the row under `skip`, or when the entity's
+    /// check blocks.
     async fn duplicate_errors(
-        &mut self,
+        &self,
         row: u64,
         record: &Map<String, Value>,
+        duplicates: &mut Vec<Value>,
     ) -> Result<Vec<RowError>> {
         let Some(serving) = &self.serving else {
             return Ok(Vec::new());
         };
+        let prepared = &*self.prepared;
+        let entity = prepared.entity()?;
         let matches = duplicates::find(
-            &self.ctx.tenant.key,
+            &prepared.ctx.tenant.key,
             serving,
-            self.entity,
-            self.index,
+            entity,
+            self.index.as_ref(),
             record,
         )
         .await?;
-        let blocks = self.options.duplicates == DuplicatePolicy::Skip
-            || self
-                .entity
-                .def
-                .duplicate_check
-                .as_ref()
-                .is_some_and(|c| c.block);
+        let blocks = prepared.options.duplicates == DuplicatePolicy::Skip
+            || entity.def.duplicate_check.as_ref().is_some_and(|c| c.block);
         let mut errors = Vec::new();
         for found in matches.iter().filter(|m| m.verdict >= Verdict::Likely) {
-            if self.progress.duplicates.len() < MAX_KEPT {
-                self.progress
-                    .duplicates
-                    .push(json!({"row": row, "record": found.to_json()}));
-            }
+            duplicates.push(json!({"row": row, "record": found.to_json()}));
             if blocks && found.verdict == Verdict::Certain {
                 errors.push(RowError {
                     row,
@@ -1014,34 +1019,165 @@ impl Importer<'_> {
         }
         Ok(errors)
     }
+}
 
-    /// A refused write as row errors naming the columns; failures of the platform
-    /// itself (the database) stop the import instead.
-    fn row_errors(&self, row: u64, error: Error) -> Result<Vec<RowError>> {
-        let column_of = |field: &str| {
-            self.columns
-                .iter()
-                .find(|c| c.target.key() == field)
-                .map(|c| c.header.clone())
-                .or_else(|| self.entity.field(field).map(|f| f.label().to_string()))
-                .or_else(|| (!field.is_empty()).then(|| field.to_string()))
-        };
-        Ok(match error {
-            Error::Validation(fields) | Error::ForbiddenFields(fields) => fields
-                .into_iter()
-                .map(|f| RowError {
-                    row,
-                    column: column_of(&f.field),
-                    message: f.message,
-                })
-                .collect(),
-            Error::Database(_) | Error::Internal(_) => return Err(error),
-            other => vec![RowError {
-                row,
-                column: None,
-                message: other.to_string(),
-            }],
-        })
+/// The writing half of a run: rows as read to records written, a transaction per
+/// batch that also advances the job, and the counts.
+struct Writer<'a> {
+    prepared: &'a Prepared,
+    records: Records<'a>,
+    progress: Progress,
+    /// New records wait for the end of their batch, written together, unless a
+    /// later row could depend on an earlier one's record being there
+    /// (`creates_in_batches` false): then each is written at once.
+    queued: Vec<(u64, Map<String, Value>)>,
+    creates_in_batches: bool,
+}
+
+impl Writer<'_> {
+    /// Reads each row in the batch's transaction, just before writing it: when a
+    /// row's reading may depend on what the rows before it wrote.
+    async fn write_interleaved(
+        &mut self,
+        mut reader: Reader,
+        rows: Rows,
+        on_batch: &(dyn Fn(&Progress, u64) + Send + Sync),
+    ) -> Result<()> {
+        let mut rows = rows.peekable();
+        while rows.peek().is_some() {
+            let txn = self.prepared.ctx.tenant.db.begin_write().await?;
+            for (index, cells) in rows.by_ref().take(BATCH_ROWS) {
+                let read = reader.read_row(&txn, index as u64 + 1, &cells?).await?;
+                self.apply(&txn, read).await?;
+                if !self.creates_in_batches {
+                    self.write_queued(&txn).await?;
+                }
+            }
+            self.finish_batch(txn, on_batch).await?;
+        }
+        Ok(())
+    }
+
+    /// Writes each batch while the reader, on a thread of its own, reads the next
+    /// (coercion and validation take about as long as the writing).
+    async fn write_read_ahead(
+        &mut self,
+        reader: Reader,
+        rows: Rows,
+        on_batch: &(dyn Fn(&Progress, u64) + Send + Sync),
+    ) -> Result<()> {
+        // One batch waits while one is written: memory stays a few batches.
+        let (sender, mut batches) = mpsc::channel(1);
+        let runtime = tokio::runtime::Handle::current();
+        let reading = tokio::task::spawn_blocking(move || {
+            runtime.block_on(reader.read_batches(rows, sender))
+        });
+        while let Some(batch) = batches.recv().await {
+            let txn = self.prepared.ctx.tenant.db.begin_write().await?;
+            for read in batch {
+                self.apply(&txn, read).await?;
+            }
+            self.finish_batch(txn, on_batch).await?;
+        }
+        reading
+            .await
+            .map_err(|e| Error::Internal(format!("the import's reader failed: {e}")))?
+    }
+
+    /// Writes what a row asks (new records wait in `queued`) and counts it.
+    async fn apply(&mut self, txn: &DatabaseTransaction, read: ReadRow) -> Result<()> {
+        let ReadRow {
+            row,
+            read,
+            duplicates,
+        } = read;
+        let room = MAX_KEPT.saturating_sub(self.progress.duplicates.len());
+        self.progress
+            .duplicates
+            .extend(duplicates.into_iter().take(room));
+        match read {
+            Read::Blank => {}
+            Read::Refused(errors) => self.refuse(errors),
+            Read::Create(record) => self.queued.push((row, record)),
+            Read::Update { current, changes } => {
+                let version = current[schema::VERSION].clone();
+                let access = &self.prepared.access;
+                let savepoint = txn.begin().await?;
+                match self
+                    .records
+                    .update_checked_in(&savepoint, current, changes, None, access, "import")
+                    .await
+                {
+                    Ok(updated) => {
+                        savepoint.commit().await?;
+                        match updated[schema::VERSION] == version {
+                            true => self.progress.unchanged += 1,
+                            false => self.progress.updated += 1,
+                        }
+                    }
+                    Err(error) => {
+                        savepoint.rollback().await?;
+                        let errors = self.prepared.row_errors(row, error)?;
+                        self.refuse(errors);
+                    }
+                }
+            }
+        }
+        self.progress.rows_done = row;
+        Ok(())
+    }
+
+    fn refuse(&mut self, errors: Vec<RowError>) {
+        let progress = &mut self.progress;
+        progress.skipped += 1;
+        for error in errors {
+            if progress.errors.len() < MAX_KEPT {
+                progress.errors.push(json!(error));
+            }
+        }
+    }
+
+    /// Writes the new records queued since the last call, and counts what became of
+    /// them; a refused one is counted as its row's errors.
+    async fn write_queued(&mut self, txn: &DatabaseTransaction) -> Result<()> {
+        if self.queued.is_empty() {
+            return Ok(());
+        }
+        let (rows, records): (Vec<u64>, Vec<_>) =
+            std::mem::take(&mut self.queued).into_iter().unzip();
+        let inserted = self
+            .records
+            .insert_many(txn, records, &self.prepared.access, "import")
+            .await?;
+        self.progress.created += inserted.created.len() as u64;
+        for (position, error) in inserted.refused {
+            let errors = self.prepared.row_errors(rows[position], error)?;
+            self.refuse(errors);
+        }
+        // Rows refused when their batch was written come after later rows' errors.
+        self.progress
+            .errors
+            .sort_by_key(|error| error["row"].as_u64().unwrap_or_default());
+        Ok(())
+    }
+
+    /// Ends a batch: its queued records written, then committed with the job's
+    /// progress (or, in a dry run, rolled back).
+    async fn finish_batch(
+        &mut self,
+        txn: DatabaseTransaction,
+        on_batch: &(dyn Fn(&Progress, u64) + Send + Sync),
+    ) -> Result<()> {
+        self.write_queued(&txn).await?;
+        match &self.prepared.job {
+            Some(job) => {
+                jobs::advance(&txn, &self.prepared.ctx.tenant.db, job, &self.progress).await?;
+                txn.commit().await?;
+            }
+            None => txn.rollback().await?,
+        }
+        on_batch(&self.progress, self.prepared.rows_total);
+        Ok(())
     }
 }
 

@@ -999,6 +999,14 @@ async fn records_written_together_are_checked_and_journaled_like_single_creates(
         .map(|r| r["name"].as_str().unwrap())
         .collect();
     assert_eq!(names, ["甲", "戊"]);
+    // What a write answers is the record as it reads back (it is not read back), and
+    // records written together take ids in their order.
+    for record in created.iter().copied().chain([&single]) {
+        let id = record["id"].as_i64().unwrap();
+        assert_eq!(*record, records.get(id, &access).await.unwrap(), "{id}");
+    }
+    assert!(single["id"].as_i64() < created[0]["id"].as_i64());
+    assert!(created[0]["id"].as_i64() < created[1]["id"].as_i64());
     let first = created[0];
     // The same record a single create writes: every column, the same defaults.
     let keys = |record: &Value| {

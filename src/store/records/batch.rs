@@ -5,14 +5,17 @@
 //! as one block, the rows, their audit, outbox and stage-history rows — instead of
 //! several round trips per record.
 
+use std::collections::HashSet;
+
 use sea_orm::sea_query::{Alias, Expr, Query};
-use sea_orm::{ConnectionTrait, DatabaseTransaction, TransactionTrait};
-use serde_json::{Map, Value};
+use sea_orm::{ConnectionTrait, DatabaseTransaction, Statement, TransactionTrait};
+use serde_json::{Map, Value, json};
 
 use super::{Records, diff_records};
 use crate::auth::Access;
 use crate::error::{Error, Result};
 use crate::meta::{HookEvent, TriggerOn};
+use crate::store::value::format_datetime;
 use crate::store::{journal, schema};
 use crate::workflow::followups;
 
@@ -136,61 +139,122 @@ impl Records<'_> {
     }
 
     /// Inserts complete records as `user`, as many per statement as the bound-value
-    /// limit allows; answers the rows written, whole (no second read).
+    /// limit allows, under ids taken beforehand ([`Self::take_ids`]); answers the rows
+    /// written, whole, as a read would (the values are normalized already, so nothing
+    /// is read back). The records are taken out of `records`.
     pub(super) async fn insert_rows(
         &self,
         txn: &DatabaseTransaction,
-        records: &[Map<String, Value>],
+        records: &mut [Map<String, Value>],
         user: i64,
     ) -> Result<Vec<Value>> {
         // Every row names the same columns: those any record has (NULL where another
         // has none, as a single insert would leave them).
-        let mut keys: Vec<&String> = records.iter().flat_map(|r| r.keys()).collect();
-        keys.sort();
-        keys.dedup();
+        let mut seen = HashSet::new();
+        let keys: Vec<String> = records
+            .iter()
+            .flat_map(|r| r.keys())
+            .filter(|key| seen.insert(key.as_str()))
+            .cloned()
+            .collect();
         let columns = [
+            schema::ID,
             schema::CREATED_AT,
             schema::UPDATED_AT,
             schema::CREATED_BY,
             schema::VERSION,
         ]
         .into_iter()
-        .chain(keys.iter().map(|k| k.as_str()))
+        .chain(keys.iter().map(String::as_str))
         .map(Alias::new)
         .collect::<Vec<_>>();
-        let read = self.columns();
-        let returning = Query::returning().columns(read.iter().map(|(c, _, _)| Alias::new(c)));
+        let ids = self.take_ids(txn, records.len()).await?;
         let now = crate::clock::now();
-        let per_insert = (VALUES_PER_INSERT / (keys.len() + 4)).max(1);
-        let mut created = Vec::with_capacity(records.len());
-        for chunk in records.chunks(per_insert) {
+        let per_insert = (VALUES_PER_INSERT / columns.len()).max(1);
+        for (chunk, ids) in records.chunks(per_insert).zip(ids.chunks(per_insert)) {
             let mut insert = Query::insert();
-            insert
-                .into_table(self.table())
-                .columns(columns.clone())
-                .returning(returning.clone());
-            for record in chunk {
+            insert.into_table(self.table()).columns(columns.clone());
+            for (record, id) in chunk.iter().zip(ids) {
                 let mut values: Vec<Expr> = vec![
+                    Expr::val(*id),
                     Expr::val(now),
                     Expr::val(now),
                     Expr::val(user),
                     Expr::val(1i64),
                 ];
                 for key in &keys {
-                    let value = record.get(*key).unwrap_or(&Value::Null);
-                    values.push(Expr::val(self.sql_value(key.as_str(), value)?));
+                    let value = record.get(key).unwrap_or(&Value::Null);
+                    values.push(Expr::val(self.sql_value(key, value)?));
                 }
                 insert.values_panic(values);
             }
-            let rows = txn
-                .query_all(&insert)
+            txn.execute(&insert)
                 .await
                 .map_err(|e| self.write_error(e.into()))?;
-            for row in rows {
-                created.push(self.decode(&row, &read)?);
-            }
         }
-        Ok(created)
+        let now = Value::String(format_datetime(now));
+        let columns = self.columns();
+        let written = records.iter_mut().zip(ids).map(|(record, id)| {
+            let mut row = Map::with_capacity(columns.len());
+            for (column, _, _) in &columns {
+                let (key, value) = match column.as_str() {
+                    schema::ID => (column.clone(), json!(id)),
+                    schema::VERSION => (column.clone(), json!(1)),
+                    schema::CREATED_BY => (column.clone(), json!(user)),
+                    schema::CREATED_AT | schema::UPDATED_AT => (column.clone(), now.clone()),
+                    _ => record
+                        .remove_entry(column)
+                        .unwrap_or_else(|| (column.clone(), Value::Null)),
+                };
+                row.insert(key, value);
+            }
+            Value::Object(row)
+        });
+        Ok(written.collect())
+    }
+
+    /// Ids for `count` new rows of the entity's table, taken inside the write
+    /// transaction: from the table's identity sequence on PostgreSQL (ids a rolled
+    /// back write took are skipped, as its own inserts would skip them), after the
+    /// highest id the table ever had on SQLite (its AUTOINCREMENT counter, which the
+    /// inserts then advance; the transaction holds SQLite's write lock).
+    async fn take_ids(&self, txn: &DatabaseTransaction, count: usize) -> Result<Vec<i64>> {
+        let backend = txn.get_database_backend();
+        let count = count as i64;
+        let statement = match self.db.schema() {
+            Some(schema) => Statement::from_sql_and_values(
+                backend,
+                // `OFFSET 0` keeps the sequence's lookup from running once per id.
+                "SELECT nextval(s) AS id \
+                 FROM (SELECT pg_get_serial_sequence($1, 'id')::regclass AS s OFFSET 0) q, \
+                 generate_series(1, $2) ORDER BY 1",
+                [
+                    format!("\"{schema}\".\"{}\"", self.entity.table).into(),
+                    count.into(),
+                ],
+            ),
+            None => {
+                let table = &self.entity.table;
+                let last = Statement::from_sql_and_values(
+                    backend,
+                    format!(
+                        "SELECT max(coalesce((SELECT seq FROM sqlite_sequence WHERE name = ?), 0), \
+                         coalesce((SELECT max(id) FROM \"{table}\"), 0)) AS id"
+                    ),
+                    [table.clone().into()],
+                );
+                let last: i64 = match txn.query_one_raw(last).await? {
+                    Some(row) => row.try_get("", "id")?,
+                    None => 0,
+                };
+                return Ok((last + 1..=last + count).collect());
+            }
+        };
+        txn.query_all_raw(statement)
+            .await?
+            .iter()
+            .map(|row| Ok(row.try_get::<i64>("", "id")?))
+            .collect()
     }
 
     /// The journal of new records: their first stage, audit rows (every field from

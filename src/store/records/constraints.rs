@@ -32,7 +32,14 @@ impl Records<'_> {
         actor: i64,
     ) -> Result<Vec<Vec<FieldError>>> {
         let mut problems = vec![Vec::new(); candidates.len()];
-        for field in &self.entity.def.fields {
+        let checked = self.entity.def.fields.iter().filter(|f| {
+            f.unique
+                || matches!(
+                    f.field_type,
+                    FieldType::Reference | FieldType::User | FieldType::Attachment
+                )
+        });
+        for field in checked {
             let given: Vec<(usize, &Value)> = candidates
                 .iter()
                 .enumerate()
