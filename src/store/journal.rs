@@ -4,7 +4,7 @@
 use std::collections::BTreeSet;
 
 use chrono::{DateTime, Utc};
-use sea_orm::sea_query::{Alias, Expr, ExprTrait, Order, Query};
+use sea_orm::sea_query::{Alias, Expr, ExprTrait, InsertStatement, Order, Query};
 use sea_orm::{ConnectionTrait, DatabaseTransaction};
 use serde_json::{Map, Value, json};
 
@@ -25,8 +25,139 @@ pub struct Write<'a> {
     pub record: &'a Value,
 }
 
-/// Writes the audit row (who changed which fields from what to what) and the outbox
-/// row (the record as it now is, for the search indexer and webhooks).
+/// Journal rows built before they are written: a batch of new records builds its
+/// journal while the database inserts the records.
+#[derive(Default)]
+pub struct Entries {
+    /// Audit and stage-history rows.
+    rows: Vec<InsertStatement>,
+    /// Outbox rows, written last, under the outbox lock.
+    outbox: Vec<InsertStatement>,
+}
+
+impl Entries {
+    /// The audit rows (who changed which fields from what to what) and outbox rows
+    /// (the record as it now is, for the search indexer and webhooks) of writes of
+    /// one entity by one user, a few rows per statement.
+    pub fn of_writes(
+        db: &TenantDb,
+        entity: &str,
+        action: &str,
+        user_id: i64,
+        writes: &[Write<'_>],
+    ) -> Result<Entries> {
+        let now = crate::clock::now();
+        let mut rows = Vec::new();
+        for chunk in writes.chunks(ROWS_PER_STATEMENT) {
+            let mut audit = Query::insert();
+            audit.into_table(db.table("audit_log")).columns(
+                ["entity", "record_id", "action", "user_id", "at", "changes"].map(Alias::new),
+            );
+            for write in chunk {
+                // `{"field": [old, new], …}`
+                let changes = serde_json::to_string(write.changes)
+                    .map_err(|e| Error::Internal(format!("audit changes: {e}")))?;
+                audit.values_panic([
+                    entity.into(),
+                    write.record_id.into(),
+                    action.into(),
+                    user_id.into(),
+                    now.into(),
+                    changes.into(),
+                ]);
+            }
+            rows.push(audit);
+        }
+        let records: Vec<(i64, &Value)> = writes.iter().map(|w| (w.record_id, w.record)).collect();
+        Ok(Entries {
+            rows,
+            outbox: Entries::of_outbox(db, entity, action, &records).outbox,
+        })
+    }
+
+    /// An outbox row (the record as it now is) per `(record id, record)` for `op`:
+    /// record writes through [`Entries::of_writes`], approval verdicts directly.
+    pub fn of_outbox(db: &TenantDb, entity: &str, op: &str, records: &[(i64, &Value)]) -> Entries {
+        let now = crate::clock::now();
+        let outbox = records
+            .chunks(ROWS_PER_STATEMENT)
+            .map(|chunk| {
+                let mut outbox = Query::insert();
+                outbox.into_table(db.table("outbox")).columns(
+                    ["entity", "record_id", "op", "payload", "created_at"].map(Alias::new),
+                );
+                for (record_id, record) in chunk {
+                    outbox.values_panic([
+                        entity.into(),
+                        (*record_id).into(),
+                        op.into(),
+                        record.to_string().into(),
+                        now.into(),
+                    ]);
+                }
+                outbox
+            })
+            .collect();
+        Entries {
+            rows: Vec::new(),
+            outbox,
+        }
+    }
+
+    /// Adds the stage-history rows of new records, `(record id, first stage)` each:
+    /// there is nothing to close.
+    pub fn start_stages(
+        &mut self,
+        db: &TenantDb,
+        entity: &str,
+        user_id: i64,
+        records: &[(i64, &str)],
+    ) {
+        let now = crate::clock::now();
+        for chunk in records.chunks(ROWS_PER_STATEMENT) {
+            let mut open = Query::insert();
+            open.into_table(db.table("stage_history")).columns(
+                ["entity", "record_id", "stage", "entered_at", "entered_by"].map(Alias::new),
+            );
+            for (record_id, stage) in chunk {
+                open.values_panic([
+                    entity.into(),
+                    (*record_id).into(),
+                    (*stage).into(),
+                    now.into(),
+                    user_id.into(),
+                ]);
+            }
+            self.rows.push(open);
+        }
+    }
+
+    /// Writes the rows inside `txn`.
+    pub async fn write(self, txn: &DatabaseTransaction, db: &TenantDb) -> Result<()> {
+        for insert in &self.rows {
+            txn.execute(insert).await?;
+        }
+        if self.outbox.is_empty() {
+            return Ok(());
+        }
+        if let Some(schema) = db.schema() {
+            // Outbox ids must become visible in order, or the indexer's cursor could
+            // pass an id whose transaction commits later and skip it for good.
+            // Holding this lock from taking the id to the commit makes commits follow
+            // id order. (SQLite serializes writers already.)
+            txn.execute_unprepared(&format!(
+                "SELECT pg_advisory_xact_lock(7461003, hashtext('{schema}'))"
+            ))
+            .await?;
+        }
+        for insert in &self.outbox {
+            txn.execute(insert).await?;
+        }
+        Ok(())
+    }
+}
+
+/// Writes the audit row and the outbox row of one record write.
 #[allow(clippy::too_many_arguments)]
 pub async fn record_write(
     txn: &DatabaseTransaction,
@@ -43,84 +174,9 @@ pub async fn record_write(
         changes,
         record,
     };
-    record_writes(txn, db, entity, action, user_id, &[write]).await
-}
-
-/// [`record_write`] for several writes of one entity by one user, a few rows per
-/// statement (an import's batch).
-pub async fn record_writes(
-    txn: &DatabaseTransaction,
-    db: &TenantDb,
-    entity: &str,
-    action: &str,
-    user_id: i64,
-    writes: &[Write<'_>],
-) -> Result<()> {
-    let now = crate::clock::now();
-    for chunk in writes.chunks(ROWS_PER_STATEMENT) {
-        let mut audit = Query::insert();
-        audit
-            .into_table(db.table("audit_log"))
-            .columns(["entity", "record_id", "action", "user_id", "at", "changes"].map(Alias::new));
-        for write in chunk {
-            // `{"field": [old, new], …}`
-            let changes = serde_json::to_string(write.changes)
-                .map_err(|e| Error::Internal(format!("audit changes: {e}")))?;
-            audit.values_panic([
-                entity.into(),
-                write.record_id.into(),
-                action.into(),
-                user_id.into(),
-                now.into(),
-                changes.into(),
-            ]);
-        }
-        txn.execute(&audit).await?;
-    }
-    let records: Vec<(i64, &Value)> = writes.iter().map(|w| (w.record_id, w.record)).collect();
-    outbox(txn, db, entity, action, &records).await
-}
-
-/// Writes an outbox row (the record as it now is) per `(record id, record)` for `op`:
-/// record writes through [`record_writes`], approval verdicts directly.
-pub async fn outbox(
-    txn: &DatabaseTransaction,
-    db: &TenantDb,
-    entity: &str,
-    op: &str,
-    records: &[(i64, &Value)],
-) -> Result<()> {
-    if records.is_empty() {
-        return Ok(());
-    }
-    if let Some(schema) = db.schema() {
-        // Outbox ids must become visible in order, or the indexer's cursor could pass
-        // an id whose transaction commits later and skip it for good. Holding this
-        // lock from taking the id to the commit makes commits follow id order.
-        // (SQLite serializes writers already.)
-        txn.execute_unprepared(&format!(
-            "SELECT pg_advisory_xact_lock(7461003, hashtext('{schema}'))"
-        ))
-        .await?;
-    }
-    let now = crate::clock::now();
-    for chunk in records.chunks(ROWS_PER_STATEMENT) {
-        let mut outbox = Query::insert();
-        outbox
-            .into_table(db.table("outbox"))
-            .columns(["entity", "record_id", "op", "payload", "created_at"].map(Alias::new));
-        for (record_id, record) in chunk {
-            outbox.values_panic([
-                entity.into(),
-                (*record_id).into(),
-                op.into(),
-                record.to_string().into(),
-                now.into(),
-            ]);
-        }
-        txn.execute(&outbox).await?;
-    }
-    Ok(())
+    Entries::of_writes(db, entity, action, user_id, &[write])?
+        .write(txn, db)
+        .await
 }
 
 /// A record's audit trail, oldest first, with `hidden` fields left out.
@@ -173,35 +229,9 @@ pub async fn enter_stage(
         .and_where(Expr::col(Alias::new("left_at")).is_null())
         .to_owned();
     txn.execute(&close).await?;
-    start_stages(txn, db, entity, user_id, &[(record_id, stage)]).await
-}
-
-/// Opens the stage-history rows of new records, `(record id, first stage)` each:
-/// there is nothing to close.
-pub async fn start_stages(
-    txn: &DatabaseTransaction,
-    db: &TenantDb,
-    entity: &str,
-    user_id: i64,
-    records: &[(i64, &str)],
-) -> Result<()> {
-    let now = crate::clock::now();
-    for chunk in records.chunks(ROWS_PER_STATEMENT) {
-        let mut open = Query::insert();
-        open.into_table(db.table("stage_history"))
-            .columns(["entity", "record_id", "stage", "entered_at", "entered_by"].map(Alias::new));
-        for (record_id, stage) in chunk {
-            open.values_panic([
-                entity.into(),
-                (*record_id).into(),
-                (*stage).into(),
-                now.into(),
-                user_id.into(),
-            ]);
-        }
-        txn.execute(&open).await?;
-    }
-    Ok(())
+    let mut entries = Entries::default();
+    entries.start_stages(db, entity, user_id, &[(record_id, stage)]);
+    entries.write(txn, db).await
 }
 
 /// A record's stages, oldest first: `{stage, entered_at, left_at, by, seconds}` where

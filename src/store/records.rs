@@ -288,12 +288,10 @@ impl<'a> Records<'a> {
         self.check_record(txn, &record, None, access.user_id)
             .await?;
         let created = self
-            .insert_rows(txn, std::slice::from_mut(&mut record), access.user_id)
+            .insert_journaled(txn, std::slice::from_ref(&record), access.user_id, action)
             .await?
             .pop()
             .ok_or_else(|| Error::Internal("insert returned no row".into()))?;
-        self.journal_created(txn, std::slice::from_ref(&created), access.user_id, action)
-            .await?;
         self.after_write(txn, &created, TriggerOn::Create, access.user_id)
             .await?;
         hooks

@@ -746,13 +746,13 @@ impl<'a> Engine<'a> {
         .await?;
         // Webhooks and other outbox readers hear of the verdict with the record as
         // the flow's effects left it.
-        journal::outbox(
-            txn,
+        journal::Entries::of_outbox(
             self.db,
             &instance.entity,
             outcome,
             &[(instance.record_id, &record)],
         )
+        .write(txn, self.db)
         .await?;
         let verdict = if outcome == "approved" {
             "已通过"

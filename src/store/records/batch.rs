@@ -7,7 +7,8 @@
 
 use std::collections::HashSet;
 
-use sea_orm::sea_query::{Alias, Expr, Query};
+use chrono::{DateTime, Utc};
+use sea_orm::sea_query::{Alias, Expr, InsertStatement, Query};
 use sea_orm::{ConnectionTrait, DatabaseTransaction, Statement, TransactionTrait};
 use serde_json::{Map, Value, json};
 
@@ -132,30 +133,65 @@ impl Records<'_> {
             }
         };
         self.assign_auto_numbers(txn, accepted).await?;
-        let created = self.insert_rows(txn, accepted, access.user_id).await?;
-        self.journal_created(txn, &created, access.user_id, action)
+        let created = self
+            .insert_journaled(txn, accepted, access.user_id, action)
             .await?;
         Ok(Inserted { created, refused })
     }
 
-    /// Inserts complete records as `user`, as many per statement as the bound-value
-    /// limit allows, under ids taken beforehand ([`Self::take_ids`]); answers the rows
-    /// written, whole, as a read would (the values are normalized already, so nothing
-    /// is read back). The records are taken out of `records`.
-    pub(super) async fn insert_rows(
+    /// Inserts complete records as `user` under ids taken beforehand
+    /// ([`Self::take_ids`]), with their journal (first stage, audit as `action`,
+    /// outbox); answers the records written, whole, as a read would answer them (the
+    /// values are normalized already, so nothing is read back). The journal is built
+    /// while the database inserts the rows.
+    pub(super) async fn insert_journaled(
         &self,
         txn: &DatabaseTransaction,
-        records: &mut [Map<String, Value>],
+        records: &[Map<String, Value>],
         user: i64,
+        action: &str,
     ) -> Result<Vec<Value>> {
+        let ids = self.take_ids(txn, records.len()).await?;
+        let now = crate::clock::now();
+        let inserts = self.row_inserts(records, &ids, user, now)?;
+        let insert = async {
+            for insert in &inserts {
+                txn.execute(insert)
+                    .await
+                    .map_err(|e| self.write_error(e.into()))?;
+            }
+            Ok::<_, Error>(())
+        };
+        let journal = async {
+            let created = self.written(records, &ids, user, now);
+            let entries = self.journal(&created, user, action)?;
+            Ok::<_, Error>((created, entries))
+        };
+        // Polled first, the insert is on its way before the journal is built.
+        let (inserted, journal) = futures::future::join(insert, journal).await;
+        inserted?;
+        let (created, entries) = journal?;
+        entries.write(txn, self.db).await?;
+        Ok(created)
+    }
+
+    /// The multi-row `INSERT`s of complete records, as many rows per statement as the
+    /// bound-value limit allows.
+    fn row_inserts(
+        &self,
+        records: &[Map<String, Value>],
+        ids: &[i64],
+        user: i64,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<InsertStatement>> {
         // Every row names the same columns: those any record has (NULL where another
         // has none, as a single insert would leave them).
         let mut seen = HashSet::new();
-        let keys: Vec<String> = records
+        let keys: Vec<&str> = records
             .iter()
             .flat_map(|r| r.keys())
-            .filter(|key| seen.insert(key.as_str()))
-            .cloned()
+            .map(String::as_str)
+            .filter(|key| seen.insert(*key))
             .collect();
         let columns = [
             schema::ID,
@@ -165,12 +201,11 @@ impl Records<'_> {
             schema::VERSION,
         ]
         .into_iter()
-        .chain(keys.iter().map(String::as_str))
+        .chain(keys.iter().copied())
         .map(Alias::new)
         .collect::<Vec<_>>();
-        let ids = self.take_ids(txn, records.len()).await?;
-        let now = crate::clock::now();
         let per_insert = (VALUES_PER_INSERT / columns.len()).max(1);
+        let mut inserts = Vec::new();
         for (chunk, ids) in records.chunks(per_insert).zip(ids.chunks(per_insert)) {
             let mut insert = Query::insert();
             insert.into_table(self.table()).columns(columns.clone());
@@ -183,34 +218,43 @@ impl Records<'_> {
                     Expr::val(1i64),
                 ];
                 for key in &keys {
-                    let value = record.get(key).unwrap_or(&Value::Null);
+                    let value = record.get(*key).unwrap_or(&Value::Null);
                     values.push(Expr::val(self.sql_value(key, value)?));
                 }
                 insert.values_panic(values);
             }
-            txn.execute(&insert)
-                .await
-                .map_err(|e| self.write_error(e.into()))?;
+            inserts.push(insert);
         }
+        Ok(inserts)
+    }
+
+    /// The records [`Self::row_inserts`] writes, with their columns in the order a
+    /// read answers them. (`records` stay whole: a batch a unique index refuses is
+    /// written again one by one.)
+    fn written(
+        &self,
+        records: &[Map<String, Value>],
+        ids: &[i64],
+        user: i64,
+        now: DateTime<Utc>,
+    ) -> Vec<Value> {
         let now = Value::String(format_datetime(now));
         let columns = self.columns();
-        let written = records.iter_mut().zip(ids).map(|(record, id)| {
+        let written = records.iter().zip(ids).map(|(record, id)| {
             let mut row = Map::with_capacity(columns.len());
             for (column, _, _) in &columns {
-                let (key, value) = match column.as_str() {
-                    schema::ID => (column.clone(), json!(id)),
-                    schema::VERSION => (column.clone(), json!(1)),
-                    schema::CREATED_BY => (column.clone(), json!(user)),
-                    schema::CREATED_AT | schema::UPDATED_AT => (column.clone(), now.clone()),
-                    _ => record
-                        .remove_entry(column)
-                        .unwrap_or_else(|| (column.clone(), Value::Null)),
+                let value = match column.as_str() {
+                    schema::ID => json!(id),
+                    schema::VERSION => json!(1),
+                    schema::CREATED_BY => json!(user),
+                    schema::CREATED_AT | schema::UPDATED_AT => now.clone(),
+                    _ => record.get(column).cloned().unwrap_or(Value::Null),
                 };
-                row.insert(key, value);
+                row.insert(column.clone(), value);
             }
             Value::Object(row)
         });
-        Ok(written.collect())
+        written.collect()
     }
 
     /// Ids for `count` new rows of the entity's table, taken inside the write
@@ -259,20 +303,9 @@ impl Records<'_> {
 
     /// The journal of new records: their first stage, audit rows (every field from
     /// nothing) and outbox rows.
-    pub(super) async fn journal_created(
-        &self,
-        txn: &DatabaseTransaction,
-        created: &[Value],
-        user: i64,
-        action: &str,
-    ) -> Result<()> {
+    fn journal(&self, created: &[Value], user: i64, action: &str) -> Result<journal::Entries> {
         let entity = &self.entity.def.key;
         let id = |record: &Value| record[schema::ID].as_i64().unwrap_or_default();
-        let stages: Vec<(i64, &str)> = created
-            .iter()
-            .filter_map(|r| Some((id(r), r.get(schema::STAGE)?.as_str()?)))
-            .collect();
-        journal::start_stages(txn, self.db, entity, user, &stages).await?;
         let nothing = Map::new();
         let changes: Vec<_> = created
             .iter()
@@ -287,6 +320,12 @@ impl Records<'_> {
                 record,
             })
             .collect();
-        journal::record_writes(txn, self.db, entity, action, user, &writes).await
+        let mut entries = journal::Entries::of_writes(self.db, entity, action, user, &writes)?;
+        let stages: Vec<(i64, &str)> = created
+            .iter()
+            .filter_map(|r| Some((id(r), r.get(schema::STAGE)?.as_str()?)))
+            .collect();
+        entries.start_stages(self.db, entity, user, &stages);
+        Ok(entries)
     }
 }
