@@ -6,6 +6,13 @@
 //! its end (`Records::insert_many`), updates each in its own savepoint; either way a
 //! refused row leaves nothing behind.
 //!
+//! A run has two halves: the [`Reader`] turns rows into what they ask of the store
+//! (coerced, validated, prepared records), the [`Writer`] writes them and keeps the
+//! counts. When no row's reading depends on what earlier rows wrote (no upsert key, no
+//! column referring to the imported entity), the reader runs on a thread of its own,
+//! one batch ahead of the writer; otherwise each row is read inside the writer's
+//! transaction just before it is written.
+//!
 //! A dry run is the same run with every batch rolled back: it reports what a real run
 //! would create and update, and every row error, and changes nothing. A real run
 //! records its progress in an import job inside each batch's transaction, so killing
