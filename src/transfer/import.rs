@@ -444,7 +444,7 @@ fn comparable(field: &Field, is_title: bool, text: &str) -> Option<String> {
 pub struct Prepared {
     ctx: Context,
     catalog: Arc<Catalog>,
-    entity_key: String,
+    entity: Arc<EntityCatalog>,
     access: Access,
     source: Source,
     columns: Vec<Column>,
@@ -489,7 +489,7 @@ pub async fn prepare(
     };
     Ok(Prepared {
         ctx: ctx.clone(),
-        entity_key: entity_key.to_string(),
+        entity: entity.clone(),
         catalog,
         access,
         source,
@@ -518,16 +518,8 @@ pub async fn run(
 }
 
 impl Prepared {
-    fn entity(&self) -> Result<&EntityCatalog> {
-        Ok(self.ctx.entity(&self.catalog, &self.entity_key)?)
-    }
-
-    fn records(&self) -> Result<Records<'_>> {
-        Ok(Records::new(
-            &self.ctx.tenant.db,
-            &self.catalog,
-            self.entity()?,
-        ))
+    fn records(&self) -> Records<'_> {
+        Records::new(&self.ctx.tenant.db, &self.catalog, &self.entity)
     }
 
     /// Whether the batch's new records can wait for its end: the entity writes them
@@ -536,7 +528,7 @@ impl Prepared {
     fn creates_in_batches(&self, records: &Records) -> bool {
         let refers_to_itself = self.columns.iter().any(|c| {
             matches!(&c.target, Target::Field(f)
-                if f.field_type == FieldType::Reference && f.target.as_deref() == Some(&self.entity_key))
+                if f.field_type == FieldType::Reference && f.target.as_deref() == Some(&self.entity.def.key))
         });
         records.inserts_in_batches() && !refers_to_itself
     }
@@ -578,7 +570,7 @@ impl Prepared {
         index: Arc<dyn SearchIndex>,
         on_batch: &(dyn Fn(&Progress, u64) + Send + Sync),
     ) -> Result<ImportReport> {
-        let records = self.records()?;
+        let records = self.records();
         let reader = Reader::new(self.clone(), index).await?;
         let mut writer = Writer {
             prepared: self,
@@ -631,7 +623,7 @@ impl Prepared {
     /// A refused write as row errors naming the columns; failures of the platform
     /// itself (the database) stop the import instead.
     fn row_errors(&self, row: u64, error: Error) -> Result<Vec<RowError>> {
-        let entity = self.entity()?;
+        let entity = &self.entity;
         let column_of = |field: &str| {
             self.columns
                 .iter()
@@ -707,7 +699,7 @@ enum Existing {
 impl Reader {
     async fn new(prepared: Arc<Prepared>, index: Arc<dyn SearchIndex>) -> Result<Reader> {
         let ctx = &prepared.ctx;
-        let entity = prepared.entity()?;
+        let entity = &prepared.entity;
         let check_duplicates = prepared.options.duplicates != DuplicatePolicy::Off
             && entity.def.fields.iter().any(|f| f.searchable);
         let serving = match check_duplicates {
@@ -775,7 +767,7 @@ impl Reader {
             return Ok(Read::Blank);
         }
         let prepared = self.prepared.clone();
-        let records = prepared.records()?;
+        let records = prepared.records();
         let (input, key, mut errors) = self.read_cells(conn, row, cells).await?;
         if !errors.is_empty() {
             return Ok(Read::Refused(errors));
@@ -870,8 +862,7 @@ impl Reader {
     fn stage(&self, text: &str) -> Result<Value, String> {
         let pipeline = self
             .prepared
-            .entity()
-            .map_err(|e| e.to_string())?
+            .entity
             .def
             .pipeline
             .as_ref()
@@ -949,7 +940,7 @@ impl Reader {
         if updating || self.serving.is_none() {
             return Ok(errors);
         }
-        let title = prepared.entity()?.def.title_field.as_deref();
+        let title = prepared.entity.def.title_field.as_deref();
         for column in &prepared.columns {
             let Target::Field(field) = &column.target else {
                 continue;
@@ -1002,7 +993,7 @@ impl Reader {
             return Ok(Vec::new());
         };
         let prepared = &*self.prepared;
-        let entity = prepared.entity()?;
+        let entity = &prepared.entity;
         let matches = duplicates::find(
             &prepared.ctx.tenant.key,
             serving,
