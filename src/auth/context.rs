@@ -37,7 +37,8 @@ impl Context {
             .get(&session.tenant)
             .await
             .map_err(|_| unauthorized())?;
-        let user = users::get(&tenant.db, session.user_id)
+        let policy = tenant.policy().await;
+        let user = users::get_with_policy_roles(&tenant.db, &policy, session.user_id)
             .await
             .map_err(|_| unauthorized())?;
         if !user.active {

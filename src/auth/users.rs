@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use crate::auth::casbin_adapter::{delete_rules, insert_rules, load_rules};
 use crate::auth::org::double_option;
 use crate::auth::password;
-use crate::auth::policy::{role_subject, user_subject};
+use crate::auth::policy::{Policy, role_subject, user_subject};
 use crate::error::{Error, Result};
 use crate::store::db::TenantDb;
 use crate::store::db::query_first;
@@ -324,13 +324,25 @@ pub async fn update(
 
 pub async fn get(db: &TenantDb, id: i64) -> Result<User> {
     let conn = db.conn();
+    let row = get_row(&conn, db, id).await?;
+    decode(&row, &roles_by_user(&conn, db, Some(id)).await?)
+}
+
+/// A user with the roles the tenant's loaded `policy` gives them, in one query: how a
+/// request resolves its user (the policy is what its permission decisions read, and
+/// it is swapped whenever role assignments change, on any node).
+pub async fn get_with_policy_roles(db: &TenantDb, policy: &Policy, id: i64) -> Result<User> {
+    let row = get_row(&db.conn(), db, id).await?;
+    decode(&row, &HashMap::from([(id, policy.roles_of(id))]))
+}
+
+async fn get_row(conn: &impl ConnectionTrait, db: &TenantDb, id: i64) -> Result<QueryResult> {
     let query = select(db)
         .and_where(Expr::col(Alias::new("id")).eq(id))
         .to_owned();
-    match query_first(&conn, &query).await? {
-        Some(row) => decode(&row, &roles_by_user(&conn, db, Some(id)).await?),
-        None => Err(Error::not_found(format!("user {id}"))),
-    }
+    query_first(conn, &query)
+        .await?
+        .ok_or_else(|| Error::not_found(format!("user {id}")))
 }
 
 pub async fn find_by_username(db: &TenantDb, username: &str) -> Result<Option<User>> {
