@@ -23,6 +23,7 @@ mod m0010_tenant;
 mod m0011_tenant;
 mod m0012_tenant;
 mod m0013_tenant;
+mod m0014_tenant;
 
 pub use sea_orm_migration::MigratorTrait;
 
@@ -58,6 +59,7 @@ impl MigratorTrait for TenantMigrator {
             Box::new(m0011_tenant::Migration),
             Box::new(m0012_tenant::Migration),
             Box::new(m0013_tenant::Migration),
+            Box::new(m0014_tenant::Migration),
         ]
     }
 }

@@ -14,8 +14,9 @@ use object_store::ObjectStore;
 use sea_orm::sea_query::{Alias, IntoIden, SchemaName, TableName};
 use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
 use sea_orm::{
-    ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DatabaseTransaction,
-    QueryResult, SqliteTransactionMode, StatementBuilder, TransactionOptions, TransactionTrait,
+    ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DatabaseTransaction, DbBackend,
+    QueryResult, SqliteTransactionMode, Statement, StatementBuilder, TransactionOptions,
+    TransactionTrait,
 };
 
 use crate::error::{Error, Result};
@@ -245,6 +246,33 @@ pub async fn query_first<S: StatementBuilder>(
     statement: &S,
 ) -> Result<Option<QueryResult>> {
     Ok(conn.query_all(statement).await?.into_iter().next())
+}
+
+/// Runs statements that answer no rows, in order, on `conn` (a transaction): on
+/// SQLite as one call — sqlx runs a text of several statements, binding the values to
+/// each in turn — which saves a hand-off to the connection's thread per statement; on
+/// PostgreSQL one by one (its protocol takes one statement with values at a time).
+pub async fn execute_together(
+    conn: &impl ConnectionTrait,
+    statements: Vec<Statement>,
+) -> Result<()> {
+    let backend = conn.get_database_backend();
+    if backend != DbBackend::Sqlite || statements.len() < 2 {
+        for statement in statements {
+            conn.execute_raw(statement).await?;
+        }
+        return Ok(());
+    }
+    let mut sql = String::new();
+    let mut values = Vec::new();
+    for statement in statements {
+        sql.push_str(&statement.sql);
+        sql.push_str(";\n");
+        values.extend(statement.values.into_iter().flat_map(|v| v.0));
+    }
+    conn.execute_raw(Statement::from_sql_and_values(backend, sql, values))
+        .await?;
+    Ok(())
 }
 
 /// A tenant's namespace: every tenant table is addressed through [`TenantDb::table`].

@@ -9,7 +9,7 @@ use sea_orm::{ConnectionTrait, DatabaseTransaction};
 use serde_json::{Map, Value, json};
 
 use crate::error::{Error, Result};
-use crate::store::db::TenantDb;
+use crate::store::db::{TenantDb, execute_together};
 use crate::store::records::Changes;
 use crate::store::value::format_datetime;
 
@@ -132,28 +132,13 @@ impl Entries {
         }
     }
 
-    /// Writes the rows inside `txn`.
-    pub async fn write(self, txn: &DatabaseTransaction, db: &TenantDb) -> Result<()> {
-        for insert in &self.rows {
-            txn.execute(insert).await?;
-        }
-        if self.outbox.is_empty() {
-            return Ok(());
-        }
-        if let Some(schema) = db.schema() {
-            // Outbox ids must become visible in order, or the indexer's cursor could
-            // pass an id whose transaction commits later and skip it for good.
-            // Holding this lock from taking the id to the commit makes commits follow
-            // id order. (SQLite serializes writers already.)
-            txn.execute_unprepared(&format!(
-                "SELECT pg_advisory_xact_lock(7461003, hashtext('{schema}'))"
-            ))
-            .await?;
-        }
-        for insert in &self.outbox {
-            txn.execute(insert).await?;
-        }
-        Ok(())
+    /// Writes the rows inside `txn`, together (one call on SQLite). The outbox rows
+    /// come last: on PostgreSQL inserting them takes the tenant's outbox lock until
+    /// the commit (a trigger, so that outbox ids become visible in order).
+    pub async fn write(self, txn: &DatabaseTransaction) -> Result<()> {
+        let backend = txn.get_database_backend();
+        let statements = self.rows.iter().chain(&self.outbox);
+        execute_together(txn, statements.map(|s| backend.build(s)).collect()).await
     }
 }
 
@@ -175,7 +160,7 @@ pub async fn record_write(
         record,
     };
     Entries::of_writes(db, entity, action, user_id, &[write])?
-        .write(txn, db)
+        .write(txn)
         .await
 }
 
@@ -231,7 +216,7 @@ pub async fn enter_stage(
     txn.execute(&close).await?;
     let mut entries = Entries::default();
     entries.start_stages(db, entity, user_id, &[(record_id, stage)]);
-    entries.write(txn, db).await
+    entries.write(txn).await
 }
 
 /// A record's stages, oldest first: `{stage, entered_at, left_at, by, seconds}` where

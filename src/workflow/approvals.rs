@@ -752,7 +752,7 @@ impl<'a> Engine<'a> {
             outcome,
             &[(instance.record_id, &record)],
         )
-        .write(txn, self.db)
+        .write(txn)
         .await?;
         let verdict = if outcome == "approved" {
             "已通过"

@@ -1074,3 +1074,84 @@ async fn records_written_together_are_checked_and_journaled_like_single_creates(
     let outbox = tenant.db.conn().query_all(&select).await.unwrap().len();
     assert_eq!(outbox, 5);
 }
+
+/// The search indexer reads the outbox in id order and keeps a cursor, so a write must
+/// not commit while an earlier-numbered outbox row is still uncommitted: a second
+/// writer waits for the first (SQLite's write lock; on PostgreSQL the outbox lock its
+/// trigger takes) and its outbox row comes after.
+#[tokio::test(flavor = "multi_thread")]
+async fn outbox_rows_become_visible_in_id_order() {
+    use metacrm::auth::{Access, users};
+    use metacrm::store::records::Records;
+    use sea_orm::{ConnectionTrait, Statement};
+    // Nothing else the two writes share (no auto number, no unique value) could order them.
+    let server = TestServer::start(json!({"format": 1, "entities": [
+        {"key": "customer", "fields": [{"key": "name", "type": "text"}]}
+    ]}))
+    .await;
+    let tenant = &server.tenant;
+    let catalog = tenant.catalog().await;
+    let records = Records::new(&tenant.db, &catalog, catalog.entity("customer").unwrap());
+    let admin = users::find_by_username(&tenant.db, common::ADMIN)
+        .await
+        .unwrap()
+        .unwrap();
+    let access = Access::full(admin.id);
+    let first = records
+        .prepare_create(&json!({"name": "先开始"}), &access)
+        .unwrap();
+    let txn = tenant.db.begin_write().await.unwrap();
+    let first = records
+        .insert_prepared(&txn, first, &access, "create")
+        .await
+        .unwrap();
+
+    let second = {
+        let client = server.client.clone();
+        let url = format!("{}/api/data/customer", server.base);
+        let token = server.token.clone();
+        tokio::spawn(async move {
+            let reply = client
+                .post(url)
+                .bearer_auth(token)
+                .json(&json!({"name": "后开始"}))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(reply.status(), 201);
+            reply.json::<Value>().await.unwrap()
+        })
+    };
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    assert!(
+        !second.is_finished(),
+        "a second write committed while the first was open"
+    );
+    txn.commit().await.unwrap();
+    let second = second.await.unwrap();
+
+    let conn = tenant.db.conn();
+    let outbox = conn
+        .query_all_raw(Statement::from_string(
+            conn.get_database_backend(),
+            format!(
+                "SELECT record_id FROM {} ORDER BY id",
+                match tenant.db.schema() {
+                    Some(schema) => format!("\"{schema}\".outbox"),
+                    None => "outbox".into(),
+                }
+            ),
+        ))
+        .await
+        .unwrap()
+        .iter()
+        .map(|row| row.try_get::<i64>("", "record_id").unwrap())
+        .collect::<Vec<_>>();
+    assert_eq!(
+        outbox,
+        [
+            first["id"].as_i64().unwrap(),
+            second["id"].as_i64().unwrap()
+        ]
+    );
+}

@@ -171,7 +171,7 @@ impl Records<'_> {
         let (inserted, journal) = futures::future::join(insert, journal).await;
         inserted?;
         let (created, entries) = journal?;
-        entries.write(txn, self.db).await?;
+        entries.write(txn).await?;
         Ok(created)
     }
 
