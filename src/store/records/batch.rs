@@ -139,11 +139,12 @@ impl Records<'_> {
         Ok(Inserted { created, refused })
     }
 
-    /// Inserts complete records as `user` under ids taken beforehand
-    /// ([`Self::take_ids`]), with their journal (first stage, audit as `action`,
-    /// outbox); answers the records written, whole, as a read would answer them (the
-    /// values are normalized already, so nothing is read back). The journal is built
-    /// while the database inserts the rows.
+    /// Inserts complete records as `user` with their journal (first stage, audit as
+    /// `action`, outbox); answers the records written, whole, as a read would answer
+    /// them (the values are normalized already, so nothing is read back). One record
+    /// takes its id from the insert; many take theirs beforehand ([`Self::take_ids`]:
+    /// neither database promises the order of a multi-row insert's `RETURNING`) and
+    /// their journal is built while the database inserts the rows.
     pub(super) async fn insert_journaled(
         &self,
         txn: &DatabaseTransaction,
@@ -151,36 +152,50 @@ impl Records<'_> {
         user: i64,
         action: &str,
     ) -> Result<Vec<Value>> {
-        let ids = self.take_ids(txn, records.len()).await?;
         let now = crate::clock::now();
-        let inserts = self.row_inserts(records, &ids, user, now)?;
-        let insert = async {
-            for insert in &inserts {
-                txn.execute(insert)
-                    .await
-                    .map_err(|e| self.write_error(e.into()))?;
-            }
-            Ok::<_, Error>(())
-        };
-        let journal = async {
-            let created = self.written(records, &ids, user, now);
+        let (created, entries) = if records.len() == 1 {
+            let insert = self.row_inserts(records, None, user, now)?;
+            let row = txn.query_all(&insert[0]).await;
+            let row = row.map_err(|e| self.write_error(e.into()))?;
+            let id: i64 = match row.first() {
+                Some(row) => row.try_get("", schema::ID)?,
+                None => return Err(Error::Internal("insert returned no id".into())),
+            };
+            let created = self.written(records, &[id], user, now);
             let entries = self.journal(&created, user, action)?;
-            Ok::<_, Error>((created, entries))
+            (created, entries)
+        } else {
+            let ids = self.take_ids(txn, records.len()).await?;
+            let inserts = self.row_inserts(records, Some(&ids), user, now)?;
+            let insert = async {
+                for insert in &inserts {
+                    txn.execute(insert)
+                        .await
+                        .map_err(|e| self.write_error(e.into()))?;
+                }
+                Ok::<_, Error>(())
+            };
+            let journal = async {
+                let created = self.written(records, &ids, user, now);
+                let entries = self.journal(&created, user, action)?;
+                Ok::<_, Error>((created, entries))
+            };
+            // Polled first, the insert is on its way before the journal is built.
+            let (inserted, journal) = futures::future::join(insert, journal).await;
+            inserted?;
+            journal?
         };
-        // Polled first, the insert is on its way before the journal is built.
-        let (inserted, journal) = futures::future::join(insert, journal).await;
-        inserted?;
-        let (created, entries) = journal?;
         entries.write(txn).await?;
         Ok(created)
     }
 
     /// The multi-row `INSERT`s of complete records, as many rows per statement as the
-    /// bound-value limit allows.
+    /// bound-value limit allows: under the given ids, or else answering the id the
+    /// database assigns.
     fn row_inserts(
         &self,
         records: &[Map<String, Value>],
-        ids: &[i64],
+        ids: Option<&[i64]>,
         user: i64,
         now: DateTime<Utc>,
     ) -> Result<Vec<InsertStatement>> {
@@ -193,35 +208,44 @@ impl Records<'_> {
             .map(String::as_str)
             .filter(|key| seen.insert(*key))
             .collect();
-        let columns = [
+        let system = [
             schema::ID,
             schema::CREATED_AT,
             schema::UPDATED_AT,
             schema::CREATED_BY,
             schema::VERSION,
-        ]
-        .into_iter()
-        .chain(keys.iter().copied())
-        .map(Alias::new)
-        .collect::<Vec<_>>();
+        ];
+        let system = &system[usize::from(ids.is_none())..];
+        let columns = system
+            .iter()
+            .copied()
+            .chain(keys.iter().copied())
+            .map(Alias::new)
+            .collect::<Vec<_>>();
         let per_insert = (VALUES_PER_INSERT / columns.len()).max(1);
         let mut inserts = Vec::new();
-        for (chunk, ids) in records.chunks(per_insert).zip(ids.chunks(per_insert)) {
+        for (position, chunk) in records.chunks(per_insert).enumerate() {
             let mut insert = Query::insert();
             insert.into_table(self.table()).columns(columns.clone());
-            for (record, id) in chunk.iter().zip(ids) {
-                let mut values: Vec<Expr> = vec![
-                    Expr::val(*id),
+            for (offset, record) in chunk.iter().enumerate() {
+                let mut values: Vec<Expr> = Vec::with_capacity(columns.len());
+                if let Some(ids) = ids {
+                    values.push(Expr::val(ids[position * per_insert + offset]));
+                }
+                values.extend([
                     Expr::val(now),
                     Expr::val(now),
                     Expr::val(user),
                     Expr::val(1i64),
-                ];
+                ]);
                 for key in &keys {
                     let value = record.get(*key).unwrap_or(&Value::Null);
                     values.push(Expr::val(self.sql_value(key, value)?));
                 }
                 insert.values_panic(values);
+            }
+            if ids.is_none() {
+                insert.returning_col(Alias::new(schema::ID));
             }
             inserts.push(insert);
         }
