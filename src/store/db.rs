@@ -163,6 +163,7 @@ impl Platform {
                 }
             }
         };
+        db.refresh_statistics().await?;
         Ok(db)
     }
 
@@ -233,6 +234,9 @@ async fn open_sqlite(path: &Path) -> Result<DatabaseConnection> {
                 // touching random index pages (an import's 500-row transaction) would
                 // otherwise checkpoint, and sync, at nearly every commit.
                 .pragma("wal_autocheckpoint", "8192")
+                // `ANALYZE` (run by `TenantDb::refresh_statistics`) samples about
+                // this many rows per index instead of reading whole tables.
+                .pragma("analysis_limit", "1000")
         });
     Ok(Database::connect(options).await?)
 }
@@ -322,6 +326,29 @@ impl TenantDb {
     /// The schema name on PostgreSQL, used where SQL must name it (introspection).
     pub fn schema(&self) -> Option<&str> {
         self.schema.as_deref()
+    }
+
+    /// Refreshes the query planner's statistics where they are stale. SQLite keeps
+    /// none unless asked (`ANALYZE`), and without them it takes every indexed `IN` list
+    /// for a selective one: a manager's list (`owner IN (the team)`, newest first) read
+    /// and sorted every record the team owns instead of walking the sort's index.
+    /// `PRAGMA optimize` analyzes only the tables never analyzed, or grown or shrunk
+    /// tenfold since, each from a sample (`analysis_limit`). PostgreSQL's autovacuum
+    /// keeps its statistics itself.
+    pub async fn refresh_statistics(&self) -> Result<()> {
+        if self.backend() != Backend::Sqlite {
+            return Ok(());
+        }
+        let conn = self.conn();
+        // Flag 0x1 only lists the analyses the same call without it would run.
+        let list = Statement::from_string(DbBackend::Sqlite, "PRAGMA optimize=0x10003");
+        if conn.query_all_raw(list).await?.is_empty() {
+            return Ok(());
+        }
+        conn.execute_unprepared("PRAGMA optimize=0x10002").await?;
+        // A connection reads the statistics with the schema, and new statistics do not
+        // make it read the schema again: only new connections plan with them.
+        self.reconnect_after_schema_change().await
     }
 
     /// A write transaction. On SQLite it takes the write lock up front (`BEGIN

@@ -553,8 +553,15 @@ impl Prepared {
         on_batch: &(dyn Fn(&Progress, u64) + Send + Sync),
     ) -> Result<ImportReport> {
         let outcome = self.import(index, on_batch).await;
+        let db = &self.ctx.tenant.db;
+        if outcome.is_ok() && !self.options.dry_run {
+            // An import may grow the table tenfold: plans should know it now. (Stale
+            // statistics make slower plans, never wrong answers: not worth failing.)
+            if let Err(error) = db.refresh_statistics().await {
+                tracing::warn!(tenant = %db.key, %error, "planner statistics not refreshed");
+            }
+        }
         if let Some(job) = &self.job {
-            let db = &self.ctx.tenant.db;
             match &outcome {
                 Ok(_) => jobs::finish(db, job, Status::Done, None).await?,
                 // Taken over by another run of the same import, which now owns the job.

@@ -1,5 +1,6 @@
-//! Background jobs, for every tenant: the public pool's reclaim and the sweep of
-//! uploaded files never attached to a record. `serve` runs them periodically;
+//! Background jobs, for every tenant: the query planner's statistics refreshed where
+//! stale, the public pool's reclaim and the sweep of uploaded files never attached to
+//! a record. `serve` runs them periodically;
 //! `metacrm jobs run` runs them once.
 
 use std::collections::BTreeSet;
@@ -33,6 +34,7 @@ pub async fn run(
     let mut reports = Vec::new();
     for key in keys {
         let tenant = tenants.get(&key).await?;
+        tenant.db.refresh_statistics().await?;
         let catalog = tenant.catalog().await;
         for (entity, count) in pool::reclaim(&tenant.db, &catalog, now).await? {
             reports.push(JobReport {

@@ -1155,3 +1155,86 @@ async fn outbox_rows_become_visible_in_id_order() {
         ]
     );
 }
+
+/// SQLite keeps no planner statistics unless asked; without them it takes every
+/// indexed `IN` list (a manager's `owner IN (the team)`) for a selective one. The
+/// background jobs refresh them where stale, and the pool's connections plan with them.
+#[tokio::test(flavor = "multi_thread")]
+async fn background_jobs_refresh_sqlite_planner_statistics() {
+    use metacrm::auth::{Access, users::NewUser};
+    use metacrm::store::db::Backend;
+    use metacrm::store::records::Records;
+    use sea_orm::{ConnectionTrait, Statement};
+    let server = TestServer::start(json!({"format": 1, "entities": [
+        {"key": "customer", "fields": [{"key": "name", "type": "text"}]}
+    ]}))
+    .await;
+    let tenant = &server.tenant;
+    if tenant.db.backend() != Backend::Sqlite {
+        println!(
+            "NOTICE: SQLite planner statistics: nothing to check on PostgreSQL (autovacuum keeps them)"
+        );
+        return;
+    }
+    let mut owners = Vec::new();
+    for n in 0..4 {
+        let user = tenant
+            .create_user(&NewUser {
+                username: format!("rep{n}"),
+                display_name: String::new(),
+                password: "a long enough password".into(),
+                is_admin: false,
+                roles: vec![],
+                department: None,
+            })
+            .await
+            .unwrap();
+        owners.push(user.id);
+    }
+    let catalog = tenant.catalog().await;
+    let records = Records::new(&tenant.db, &catalog, catalog.entity("customer").unwrap());
+    let prepared: Vec<_> = (0..2000)
+        .map(|i| {
+            let owner = owners[i % owners.len()];
+            let input = json!({"name": format!("客户{i}"), "owner": owner});
+            records
+                .prepare_create(&input, &Access::full(owner))
+                .unwrap()
+        })
+        .collect();
+    let txn = tenant.db.begin_write().await.unwrap();
+    let inserted = records
+        .insert_many(&txn, prepared, &Access::full(owners[0]), "import")
+        .await
+        .unwrap();
+    txn.commit().await.unwrap();
+    assert_eq!(inserted.created.len(), 2000);
+
+    // What the planner knows of the owner index: `rows rows-per-owner`.
+    let owner_statistics = || async {
+        let conn = tenant.db.conn();
+        let select = "SELECT stat FROM sqlite_stat1 WHERE idx = 'ix_customer_owner'";
+        let rows = conn
+            .query_all_raw(Statement::from_string(
+                conn.get_database_backend(),
+                select.to_string(),
+            ))
+            .await
+            .unwrap();
+        rows.first()
+            .map(|row| row.try_get::<String>("", "stat").unwrap())
+    };
+    // Analyzed when the tenant opened, empty.
+    assert_eq!(owner_statistics().await, None);
+    metacrm::workflow::jobs::run(&server.tenants, Some(&tenant.key), chrono::Utc::now())
+        .await
+        .unwrap();
+    let statistics = owner_statistics().await.expect("owner index analyzed");
+    let rows: u64 = statistics.split(' ').next().unwrap().parse().unwrap();
+    assert!((1000..=3000).contains(&rows), "{statistics}");
+    // Nothing grew since: the next run analyzes nothing.
+    metacrm::workflow::jobs::run(&server.tenants, Some(&tenant.key), chrono::Utc::now())
+        .await
+        .unwrap();
+    assert_eq!(owner_statistics().await, Some(statistics));
+}
