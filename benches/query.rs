@@ -150,21 +150,21 @@ fn raw_select(db: &TenantDb, params: &Params) -> SelectStatement {
         Params::Phone(phone) => {
             select
                 .and_where(col("phone").eq(phone.as_str()))
-                .order_by_with_nulls(Alias::new("id"), Order::Asc, NullOrdering::Last);
+                .order_by(Alias::new("id"), Order::Asc);
         }
         Params::Range { regions, min_cents } => {
             select
                 .and_where(col("region").is_in(regions.iter().map(|r| r.to_string())))
                 .and_where(col("amount").gte(*min_cents))
                 .order_by_with_nulls(Alias::new("amount"), Order::Desc, NullOrdering::First)
-                .order_by_with_nulls(Alias::new("id"), Order::Desc, NullOrdering::First);
+                .order_by(Alias::new("id"), Order::Desc);
         }
         Params::Scan { regions } => {
             select
                 .and_where(col("region").is_in(regions.iter().map(|r| r.to_string())))
                 .and_where(col("active").eq(true))
                 .order_by_with_nulls(Alias::new("employees"), Order::Desc, NullOrdering::First)
-                .order_by_with_nulls(Alias::new("id"), Order::Desc, NullOrdering::First);
+                .order_by(Alias::new("id"), Order::Desc);
         }
     }
     select.limit(51);

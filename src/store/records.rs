@@ -775,7 +775,13 @@ impl<'a> Records<'a> {
             } else {
                 (Order::Asc, NullOrdering::Last)
             };
-            select.order_by_with_nulls(Alias::new(&field.key), order, nulls);
+            // Said of a column that holds no NULL, the NULL order keeps SQLite from
+            // reading the rows in an index's order (it sorts instead; newest-first
+            // lists then took another index and sorted every row the scope reaches).
+            match schema::never_null(&field.key) {
+                true => select.order_by(Alias::new(&field.key), order),
+                false => select.order_by_with_nulls(Alias::new(&field.key), order, nulls),
+            };
         }
         select.limit(limit + 1);
         let rows = self.db.conn().query_all(&select).await?;

@@ -103,6 +103,11 @@ pub fn field_column(field: &Field) -> ColumnDef {
     column_def(&field.key, storage(field.field_type))
 }
 
+/// Whether the system column `key` is declared `NOT NULL` ([`create_table`]).
+pub fn never_null(key: &str) -> bool {
+    matches!(key, ID | CREATED_AT | UPDATED_AT | VERSION)
+}
+
 /// `CREATE TABLE` for an entity with its system columns and fields.
 pub fn create_table(db: &TenantDb, entity: &Entity) -> TableCreateStatement {
     let mut table = Table::create();
