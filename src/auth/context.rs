@@ -8,10 +8,11 @@ use tokio::sync::OnceCell;
 
 use crate::auth::org::Org;
 use crate::auth::policy::{FieldRule, action_name};
-use crate::auth::{Access, User, sessions, users};
+use crate::auth::{Access, OwnerIndex, User, sessions, users};
 use crate::catalog::{Catalog, EntityCatalog};
 use crate::error::{Error, Result};
 use crate::meta::Action;
+use crate::store::db::Backend;
 use crate::tenant::{Tenant, Tenants};
 
 #[derive(Clone)]
@@ -98,7 +99,16 @@ impl Context {
                     entity.def.label()
                 ))
             })?;
-        let owners = self.org().await?.owners(self.user.id, scope);
+        let org = self.org().await?;
+        let owners = org.owners(self.user.id, scope);
+        // A set of a tenth of the people or more is taken to own as large a share.
+        let wide = owners
+            .as_ref()
+            .is_some_and(|o| o.len() > 1 && o.len() * 10 >= org.people());
+        let owner_index = match (self.tenant.db.backend(), wide) {
+            (Backend::Sqlite, true) => OwnerIndex::Avoid,
+            _ => OwnerIndex::Use,
+        };
         let hidden =
             policy.denied_fields(self.user.id, entity_key, Action::Read, FieldRule::DenyRead);
         let write_action = match action {
@@ -109,7 +119,7 @@ impl Context {
             policy.denied_fields(self.user.id, entity_key, write_action, FieldRule::DenyWrite);
         let access = Access {
             gate: Some(self.gate()),
-            ..Access::scoped(self.user.id, scope, owners, hidden, readonly)
+            ..Access::scoped(self.user.id, scope, owners, owner_index, hidden, readonly)
         };
         self.decisions
             .lock()

@@ -14,6 +14,6 @@ pub mod sessions;
 pub mod throttle;
 pub mod users;
 
-pub use access::{Access, SYSTEM_USER};
+pub use access::{Access, OwnerIndex, SYSTEM_USER};
 pub use context::Context;
 pub use users::User;

@@ -243,6 +243,11 @@ impl Org {
         })
     }
 
+    /// How many users the tenant has.
+    pub fn people(&self) -> usize {
+        self.members.len()
+    }
+
     fn department_of(&self, user_id: i64) -> Option<i64> {
         self.members
             .iter()

@@ -1238,3 +1238,61 @@ async fn background_jobs_refresh_sqlite_planner_statistics() {
         .unwrap();
     assert_eq!(owner_statistics().await, Some(statistics));
 }
+
+/// On SQLite a wide owner set is written so that no index serves it: a manager's
+/// newest-first list then walks the `created_at` index and stops at the page's end,
+/// where with the owner index it read and sorted every record the set owns.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_wide_owner_set_leaves_sqlite_the_index_of_the_sort() {
+    use metacrm::auth::{Access, OwnerIndex};
+    use metacrm::meta::Scope;
+    use metacrm::store::db::Backend;
+    use sea_orm::sea_query::{Alias, Expr, ExprTrait, Order, Query, SqliteQueryBuilder};
+    use sea_orm::{ConnectionTrait, Statement};
+    let server = TestServer::start(json!({"format": 1, "entities": [
+        {"key": "customer", "fields": [{"key": "name", "type": "text"}]}
+    ]}))
+    .await;
+    let tenant = &server.tenant;
+    if tenant.db.backend() != Backend::Sqlite {
+        println!("NOTICE: owner predicate hint: SQLite only (PostgreSQL plans by its statistics)");
+        return;
+    }
+    let plan = |owner_index| async move {
+        let owners = (1..=16).collect();
+        let access = Access::scoped(
+            1,
+            Scope::Subordinates,
+            Some(owners),
+            owner_index,
+            Default::default(),
+            Default::default(),
+        );
+        let mut select = Query::select();
+        select
+            .column(Alias::new("id"))
+            .from(Alias::new("e_customer"))
+            .and_where(Expr::col(Alias::new("deleted_at")).is_null())
+            .cond_where(access.rows.unwrap())
+            .order_by(Alias::new("created_at"), Order::Desc)
+            .order_by(Alias::new("id"), Order::Desc)
+            .limit(51);
+        let sql = format!(
+            "EXPLAIN QUERY PLAN {}",
+            select.to_string(SqliteQueryBuilder)
+        );
+        let conn = tenant.db.conn();
+        conn.query_all_raw(Statement::from_string(conn.get_database_backend(), sql))
+            .await
+            .unwrap()
+            .iter()
+            .map(|row| row.try_get::<String>("", "detail").unwrap())
+            .collect::<Vec<_>>()
+            .join("; ")
+    };
+    let indexed = plan(OwnerIndex::Use).await;
+    assert!(indexed.contains("ix_customer_owner"), "{indexed}");
+    let avoided = plan(OwnerIndex::Avoid).await;
+    assert!(avoided.contains("ix_customer_created_at"), "{avoided}");
+    assert!(!avoided.contains("TEMP B-TREE"), "{avoided}");
+}
