@@ -116,6 +116,8 @@ pub async fn due_for_entity(
             )
             .from(db.table(&entity.table))
             .and_where(Expr::col(Alias::new(schema::DELETED_AT)).is_null())
+            // Records in the public pool are nobody's to follow up.
+            .and_where(Expr::col(Alias::new(schema::OWNER)).is_not_null())
             .and_where(Expr::col(Alias::new(&followup.field)).eq(option.as_str()))
             .and_where(last_contact().lt(due_before(today, *days)))
             .order_by_expr(last_contact(), Order::Asc)

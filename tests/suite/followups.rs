@@ -176,7 +176,7 @@ async fn the_pool_reclaims_neglected_records_and_limits_claims() {
         let id = server
             .create(
                 "customer",
-                json!({"name": format!("冷落{index}"), "owner": rep1}),
+                json!({"name": format!("冷落{index}"), "owner": rep1, "category": "potential"}),
             )
             .await["id"]
             .as_i64()
@@ -207,6 +207,18 @@ async fn the_pool_reclaims_neglected_records_and_limits_claims() {
     .await
     .unwrap();
 
+    let due_ids = || async {
+        let due = server.get("/api/followups/due").await.body;
+        due["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|item| item["id"].as_i64().unwrap())
+            .collect::<Vec<i64>>()
+    };
+    let due_before_reclaim = due_ids().await;
+    assert!(neglected.iter().all(|id| due_before_reclaim.contains(id)));
+
     let reports = jobs::run(&server.tenants, Some(&server.tenant.key), Utc::now())
         .await
         .unwrap();
@@ -232,6 +244,9 @@ async fn the_pool_reclaims_neglected_records_and_limits_claims() {
     let last = history["items"].as_array().unwrap().last().unwrap().clone();
     assert_eq!(last["action"], json!("reclaim"));
     assert_eq!(last["changes"]["owner"], json!([rep1, null]));
+    // Overdue as they are, records in the pool are nobody's to follow up.
+    let due_after_reclaim = due_ids().await;
+    assert!(neglected.iter().all(|id| !due_after_reclaim.contains(id)));
     assert_eq!(
         server
             .get(&format!("/api/data/customer/{recent}"))
