@@ -4,14 +4,14 @@
 
 use chrono::{DateTime, Utc};
 use sea_orm::ConnectionTrait;
-use sea_orm::sea_query::{Alias, Condition, Expr, ExprTrait, Query};
+use sea_orm::sea_query::{Alias, Condition, Expr, ExprTrait, LockType, Query};
 use serde_json::Value;
 
 use crate::auth::{Access, Context, SYSTEM_USER};
 use crate::catalog::{Catalog, EntityCatalog};
 use crate::error::{Error, Result};
 use crate::meta::Action;
-use crate::store::db::{TenantDb, query_first};
+use crate::store::db::{Backend, TenantDb, query_first};
 use crate::store::records::Records;
 use crate::store::schema;
 use crate::workflow::followups;
@@ -75,30 +75,49 @@ async fn reclaim_entity(
         .from(db.table("record_locks"))
         .and_where(Expr::col(Alias::new("entity")).eq(entity.def.key.as_str()))
         .to_owned();
-    let mut total = 0;
-    loop {
-        let select = Query::select()
+    // Owned, not deleted, not contacted since the cutoff, not locked by an approval.
+    let reclaimable = Condition::all()
+        .add(Expr::col(Alias::new(schema::DELETED_AT)).is_null())
+        .add(Expr::col(Alias::new(schema::OWNER)).is_not_null())
+        .add(followups::last_contact().lt(cutoff))
+        .add(Expr::col(Alias::new(schema::ID)).not_in_subquery(locked));
+    let select_ids = |condition: Condition, limit: u64| {
+        Query::select()
             .column(Alias::new(schema::ID))
             .from(db.table(&entity.table))
-            .and_where(Expr::col(Alias::new(schema::DELETED_AT)).is_null())
-            .and_where(Expr::col(Alias::new(schema::OWNER)).is_not_null())
-            .and_where(followups::last_contact().lt(cutoff))
-            .and_where(Expr::col(Alias::new(schema::ID)).not_in_subquery(locked.clone()))
-            .limit(BATCH)
-            .to_owned();
-        let ids: Vec<i64> = db
-            .conn()
-            .query_all(&select)
-            .await?
-            .iter()
+            .cond_where(condition)
+            .limit(limit)
+            .to_owned()
+    };
+    let ids_of = |rows: Vec<sea_orm::QueryResult>| {
+        rows.iter()
             .map(|row| row.try_get::<i64>("", schema::ID))
-            .collect::<Result<_, _>>()?;
-        if ids.is_empty() {
+            .collect::<Result<Vec<i64>, _>>()
+    };
+    let mut total = 0;
+    loop {
+        let found = ids_of(
+            db.conn()
+                .query_all(&select_ids(reclaimable.clone(), BATCH))
+                .await?,
+        )?;
+        if found.is_empty() {
             return Ok(total);
         }
         let txn = db.begin_write().await?;
-        for id in &ids {
-            let current = records.fetch_in(&txn, *id, &Access::system()).await?;
+        // Found outside the transaction: a record contacted, claimed, deleted or
+        // locked since is left alone (PostgreSQL also locks the rows until the commit).
+        let mut recheck = select_ids(
+            reclaimable
+                .clone()
+                .add(Expr::col(Alias::new(schema::ID)).is_in(found)),
+            BATCH,
+        );
+        if db.backend() == Backend::Postgres {
+            recheck.lock(LockType::Update);
+        }
+        for id in ids_of(txn.query_all(&recheck).await?)? {
+            let current = records.fetch_in(&txn, id, &Access::system()).await?;
             let Some(owner) = current[schema::OWNER].as_i64() else {
                 continue;
             };
@@ -115,14 +134,14 @@ async fn reclaim_entity(
                     title: format!("{}「{title}」已退回公海", entity.def.label()),
                     body: format!("超过 {days} 天未联系"),
                     entity: Some(&entity.def.key),
-                    record_id: Some(*id),
+                    record_id: Some(id),
                     approval_id: None,
                 },
             )
             .await?;
+            total += 1;
         }
         txn.commit().await?;
-        total += ids.len() as u64;
     }
 }
 
