@@ -26,7 +26,6 @@ use std::time::{Duration, Instant};
 use common::{Env, Rng, Table};
 use metacrm::auth::context::Context;
 use metacrm::auth::org::{self, DepartmentInput, Org};
-use metacrm::auth::users::NewUser;
 use metacrm::auth::{Access, User};
 use metacrm::meta::Action;
 use metacrm::store::db::{Backend, TenantDb};
@@ -65,38 +64,15 @@ struct People {
     reps: Vec<i64>,
 }
 
-async fn add_user(tenant: &Tenant, username: String, role: &str, department: i64) -> User {
-    tenant
-        .create_user(&NewUser {
-            username,
-            display_name: String::new(),
-            password: common::PASSWORD.into(),
-            is_admin: false,
-            roles: vec![role.into()],
-            department: Some(department),
-        })
-        .await
-        .expect("create user")
-}
-
-async fn add_department(db: &TenantDb, name: &str, parent: Option<i64>) -> i64 {
-    let input = DepartmentInput {
-        name: Some(name.into()),
-        parent: Some(parent),
-        manager: None,
-    };
-    org::create(db, &input).await.expect("create department").id
-}
-
 async fn build_org(tenant: &Tenant) -> People {
     let db = &tenant.db;
-    let head_office = add_department(db, "总公司", None).await;
-    let director = add_user(tenant, "director".into(), "director", head_office).await;
+    let head_office = common::add_department(db, "总公司", None).await;
+    let director = common::add_user(tenant, "director".into(), "director", head_office).await;
     let mut managers = Vec::new();
     let mut reps = Vec::new();
     for (r, region_name) in REGIONS.iter().enumerate() {
-        let region = add_department(db, region_name, Some(head_office)).await;
-        let manager = add_user(tenant, format!("manager{r}"), "manager", region).await;
+        let region = common::add_department(db, region_name, Some(head_office)).await;
+        let manager = common::add_user(tenant, format!("manager{r}"), "manager", region).await;
         let input = DepartmentInput {
             name: None,
             parent: None,
@@ -105,9 +81,11 @@ async fn build_org(tenant: &Tenant) -> People {
         org::update(db, region, &input).await.expect("set manager");
         managers.push(manager);
         for t in 0..TEAMS_PER_REGION {
-            let team = add_department(db, &format!("{region_name}{}组", t + 1), Some(region)).await;
+            let team =
+                common::add_department(db, &format!("{region_name}{}组", t + 1), Some(region))
+                    .await;
             for p in 0..REPS_PER_TEAM {
-                let rep = add_user(tenant, format!("rep{r}{t}{p}"), "rep", team).await;
+                let rep = common::add_user(tenant, format!("rep{r}{t}{p}"), "rep", team).await;
                 reps.push(rep);
             }
         }

@@ -12,7 +12,9 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, NaiveDate, TimeZone, Utc};
-use metacrm::auth::users;
+use metacrm::auth::User;
+use metacrm::auth::org::{self, DepartmentInput};
+use metacrm::auth::users::{self, NewUser};
 use metacrm::store::db::{Backend, DbConfig, TenantDb};
 use metacrm::tenant::{NewTenant, Tenant, Tenants};
 use poem::listener::{Acceptor, Listener, TcpListener};
@@ -1034,4 +1036,29 @@ pub async fn explain_select(
         Backend::Sqlite => select.build(sea_orm::sea_query::SqliteQueryBuilder),
     };
     explain(db, &sql, values).await
+}
+
+/// A user with the benchmark password and one role, in `department`.
+pub async fn add_user(tenant: &Tenant, username: String, role: &str, department: i64) -> User {
+    tenant
+        .create_user(&NewUser {
+            username,
+            display_name: String::new(),
+            password: PASSWORD.into(),
+            is_admin: false,
+            roles: vec![role.into()],
+            department: Some(department),
+        })
+        .await
+        .expect("create user")
+}
+
+/// A department under `parent` (a root without), with no manager yet.
+pub async fn add_department(db: &TenantDb, name: &str, parent: Option<i64>) -> i64 {
+    let input = DepartmentInput {
+        name: Some(name.into()),
+        parent: Some(parent),
+        manager: None,
+    };
+    org::create(db, &input).await.expect("create department").id
 }
