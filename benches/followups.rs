@@ -40,7 +40,6 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Days, NaiveDate, TimeDelta, TimeZone, Utc};
 use common::{Env, Rng, Table};
-use metacrm::auth::org::{self, DepartmentInput};
 use metacrm::auth::{Access, Context, User};
 use metacrm::clock;
 use metacrm::meta::Action;
@@ -184,14 +183,7 @@ async fn build_org(tenant: &Tenant) -> People {
     for (t, name) in TEAMS.iter().enumerate() {
         let team = common::add_department(db, name, Some(sales)).await;
         let manager = common::add_user(tenant, format!("manager{t}"), "manager", team).await;
-        let input = DepartmentInput {
-            name: None,
-            parent: None,
-            manager: Some(Some(manager.id)),
-        };
-        org::update(db, team, &input)
-            .await
-            .expect("set the team's manager");
+        common::set_manager(db, team, manager.id).await;
         managers.push(manager);
         for r in 0..REPS_PER_TEAM {
             reps.push(common::add_user(tenant, format!("rep{t}{r}"), "rep", team).await);

@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 
 use common::{Env, Rng, Table};
 use metacrm::auth::context::Context;
-use metacrm::auth::org::{self, DepartmentInput, Org};
+use metacrm::auth::org::Org;
 use metacrm::auth::{Access, User};
 use metacrm::meta::Action;
 use metacrm::store::db::{Backend, TenantDb};
@@ -73,12 +73,7 @@ async fn build_org(tenant: &Tenant) -> People {
     for (r, region_name) in REGIONS.iter().enumerate() {
         let region = common::add_department(db, region_name, Some(head_office)).await;
         let manager = common::add_user(tenant, format!("manager{r}"), "manager", region).await;
-        let input = DepartmentInput {
-            name: None,
-            parent: None,
-            manager: Some(Some(manager.id)),
-        };
-        org::update(db, region, &input).await.expect("set manager");
+        common::set_manager(db, region, manager.id).await;
         managers.push(manager);
         for t in 0..TEAMS_PER_REGION {
             let team =
@@ -264,18 +259,8 @@ impl Bench {
                 page.items.len()
             }
             Path::Http => {
-                let reply = self
-                    .client
-                    .post(format!("{}/api/data/{}/query", self.base, common::ENTITY))
-                    .bearer_auth(&actor.token)
-                    .json(&request(params))
-                    .send()
-                    .await
-                    .expect("http query");
-                let status = reply.status();
-                let body: Value = reply.json().await.expect("query body");
-                assert!(status.is_success(), "query failed: {status} {body}");
-                body["items"].as_array().map(Vec::len).unwrap_or(0)
+                let body = request(params);
+                common::query_over_http(&self.client, &self.base, &actor.token, &body).await
             }
         }
     }
@@ -310,19 +295,6 @@ impl Bench {
     }
 }
 
-async fn login(client: &reqwest::Client, base: &str, tenant: &str, username: &str) -> String {
-    let reply = client
-        .post(format!("{base}/api/auth/login"))
-        .json(&json!({"tenant": tenant, "username": username, "password": common::PASSWORD}))
-        .send()
-        .await
-        .expect("login request");
-    let status = reply.status();
-    let body: Value = reply.json().await.expect("login body");
-    assert!(status.is_success(), "login failed: {status} {body}");
-    body["token"].as_str().expect("token").to_string()
-}
-
 async fn actor(bench: &Bench, scope: &'static str, user: &User) -> Actor {
     let catalog = bench.tenant.catalog().await;
     let entity = catalog.entity(common::ENTITY).expect("customer entity");
@@ -334,7 +306,7 @@ async fn actor(bench: &Bench, scope: &'static str, user: &User) -> Actor {
         scope,
         user: user.clone(),
         access,
-        token: login(
+        token: common::login_as(
             &bench.client,
             &bench.base,
             &bench.tenant.key,

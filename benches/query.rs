@@ -223,18 +223,7 @@ async fn once(ctx: &Ctx<'_>, path: Path, params: &Params) -> usize {
             page.items.len()
         }
         Path::Http => {
-            let reply = ctx
-                .client
-                .post(format!("{}/api/data/{}/query", ctx.base, common::ENTITY))
-                .bearer_auth(&ctx.token)
-                .json(&request(params))
-                .send()
-                .await
-                .expect("http query");
-            let status = reply.status();
-            let body: Value = reply.json().await.expect("query body");
-            assert!(status.is_success(), "query failed: {status} {body}");
-            body["items"].as_array().map(Vec::len).unwrap_or(0)
+            common::query_over_http(&ctx.client, &ctx.base, &ctx.token, &request(params)).await
         }
     }
 }

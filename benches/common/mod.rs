@@ -226,11 +226,22 @@ pub fn http_client() -> reqwest::Client {
         .expect("http client")
 }
 
-/// Logs in over HTTP and returns the bearer token.
+/// Logs in over HTTP as the tenant's admin and returns the bearer token.
 pub async fn login(client: &reqwest::Client, base: &str, tenant: &str) -> String {
+    login_as(client, base, tenant, ADMIN).await
+}
+
+/// Logs in over HTTP as `username` (with the benchmark password) and returns the
+/// bearer token.
+pub async fn login_as(
+    client: &reqwest::Client,
+    base: &str,
+    tenant: &str,
+    username: &str,
+) -> String {
     let reply = client
         .post(format!("{base}/api/auth/login"))
-        .json(&json!({"tenant": tenant, "username": ADMIN, "password": PASSWORD}))
+        .json(&json!({"tenant": tenant, "username": username, "password": PASSWORD}))
         .send()
         .await
         .expect("login request");
@@ -1061,4 +1072,36 @@ pub async fn add_department(db: &TenantDb, name: &str, parent: Option<i64>) -> i
         manager: None,
     };
     org::create(db, &input).await.expect("create department").id
+}
+
+/// Makes `manager` the manager of `department`.
+pub async fn set_manager(db: &TenantDb, department: i64, manager: i64) {
+    let input = DepartmentInput {
+        name: None,
+        parent: None,
+        manager: Some(Some(manager)),
+    };
+    org::update(db, department, &input)
+        .await
+        .expect("set manager");
+}
+
+/// `POST /api/data/{ENTITY}/query` with `body`; the number of records answered.
+pub async fn query_over_http(
+    client: &reqwest::Client,
+    base: &str,
+    token: &str,
+    body: &Value,
+) -> usize {
+    let reply = client
+        .post(format!("{base}/api/data/{ENTITY}/query"))
+        .bearer_auth(token)
+        .json(body)
+        .send()
+        .await
+        .expect("http query");
+    let status = reply.status();
+    let body: Value = reply.json().await.expect("query body");
+    assert!(status.is_success(), "query failed: {status} {body}");
+    body["items"].as_array().map(Vec::len).unwrap_or(0)
 }
