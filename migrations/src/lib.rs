@@ -24,6 +24,7 @@ mod m0011_tenant;
 mod m0012_tenant;
 mod m0013_tenant;
 mod m0014_tenant;
+mod m0015_tenant;
 
 pub use sea_orm_migration::MigratorTrait;
 
@@ -60,6 +61,7 @@ impl MigratorTrait for TenantMigrator {
             Box::new(m0012_tenant::Migration),
             Box::new(m0013_tenant::Migration),
             Box::new(m0014_tenant::Migration),
+            Box::new(m0015_tenant::Migration),
         ]
     }
 }

@@ -446,11 +446,7 @@ impl Planner<'_> {
 
     fn create_table(&mut self, entity: &Entity) {
         let mut statements = vec![self.render(&schema::create_table(self.db, entity))];
-        statements.extend(
-            schema::system_indexes(self.db, entity)
-                .iter()
-                .map(|index| self.render(index)),
-        );
+        statements.extend(schema::system_indexes(self.db, entity));
         self.push(Op::CreateTable, &entity.key, None, statements);
         for field in &entity.fields {
             self.create_indexes(&entity.key, field);
@@ -505,14 +501,10 @@ impl Planner<'_> {
             Some(namespace) => vec![format!(
                 "ALTER INDEX IF EXISTS \"{namespace}\".\"{old_name}\" RENAME TO \"{new_name}\""
             )],
-            None => {
-                let mut create = schema::create_index(self.db, to, column, unique);
-                create.if_not_exists();
-                vec![
-                    format!("DROP INDEX IF EXISTS \"{old_name}\""),
-                    self.render(&create),
-                ]
-            }
+            None => vec![
+                format!("DROP INDEX IF EXISTS \"{old_name}\""),
+                schema::create_index(self.db, to, column, unique, true),
+            ],
         };
         self.push(Op::RenameIndex, to, Some(column), statements);
     }
@@ -577,8 +569,8 @@ impl Planner<'_> {
     }
 
     fn add_index(&mut self, entity: &str, field: &str, unique: bool) {
-        let index = schema::create_index(self.db, entity, field, unique);
-        self.push(Op::AddIndex, entity, Some(field), vec![self.render(&index)]);
+        let index = schema::create_index(self.db, entity, field, unique, false);
+        self.push(Op::AddIndex, entity, Some(field), vec![index]);
     }
 
     fn drop_index(&mut self, entity: &str, field: &str, unique: bool) {

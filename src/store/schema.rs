@@ -5,12 +5,12 @@
 //! which has no exact decimal column), multi-selects and attachments are JSON text.
 
 use sea_orm::sea_query::{
-    Alias, ColumnDef, ConditionalStatement, Expr, ExprTrait, Index, IndexCreateStatement,
-    IndexDropStatement, Table, TableCreateStatement,
+    Alias, ColumnDef, Condition, ConditionalStatement, Expr, ExprTrait, Func, Index,
+    IndexDropStatement, PostgresQueryBuilder, SqliteQueryBuilder, Table, TableCreateStatement,
 };
 
 use crate::meta::{Entity, Field, FieldType};
-use crate::store::db::TenantDb;
+use crate::store::db::{Backend, TenantDb};
 
 /// System columns every entity table has, in table order (`stage` only with a pipeline).
 pub const ID: &str = "id";
@@ -142,25 +142,59 @@ pub fn create_table(db: &TenantDb, entity: &Entity) -> TableCreateStatement {
     table
 }
 
-/// Index for `indexed` or `unique` fields. Unique indexes ignore records in the recycle
-/// bin so a deleted customer does not block re-creating it.
+/// `CREATE INDEX` for an `indexed` or `unique` field or a system column of an entity
+/// table. Unique indexes ignore records in the recycle bin so a deleted customer does
+/// not block re-creating it. The last-contact column's index holds
+/// [`last_contact`] of [`contactable`] records: the due list and the pool's reclaim
+/// filter and sort on exactly that.
 pub fn create_index(
     db: &TenantDb,
     entity: &str,
     column: &str,
     unique: bool,
-) -> IndexCreateStatement {
+    if_not_exists: bool,
+) -> String {
     let mut index = Index::create();
     index
         .name(index_name(entity, column, unique))
-        .table(db.table(&table_name(entity)))
-        .col(Alias::new(column));
+        .table(db.table(&table_name(entity)));
+    if if_not_exists {
+        index.if_not_exists();
+    }
+    if column == LAST_CONTACT_AT {
+        // (A user field cannot be called so: the name is reserved.) sea-query's SQLite
+        // index builder has no expression columns; the PostgreSQL rendering of this
+        // statement is valid SQLite.
+        index.col(last_contact()).cond_where(contactable());
+        return index.to_string(PostgresQueryBuilder);
+    }
+    index.col(Alias::new(column));
     if unique {
         index
             .unique()
             .and_where(Expr::col(Alias::new(DELETED_AT)).is_null());
     }
-    index
+    match db.backend() {
+        Backend::Sqlite => index.to_string(SqliteQueryBuilder),
+        Backend::Postgres => index.to_string(PostgresQueryBuilder),
+    }
+}
+
+/// A record's last contact, or its creation when it was never contacted.
+pub fn last_contact() -> Expr {
+    Expr::from(Func::coalesce([
+        Expr::col(Alias::new(LAST_CONTACT_AT)),
+        Expr::col(Alias::new(CREATED_AT)),
+    ]))
+}
+
+/// The records someone is to keep in contact with: owned (not in the public pool)
+/// and not deleted. Queries on [`last_contact`] say this too, so that the partial
+/// index on it serves them.
+pub fn contactable() -> Condition {
+    Condition::all()
+        .add(Expr::col(Alias::new(DELETED_AT)).is_null())
+        .add(Expr::col(Alias::new(OWNER)).is_not_null())
 }
 
 pub fn drop_index(db: &TenantDb, entity: &str, column: &str, unique: bool) -> IndexDropStatement {
@@ -173,11 +207,12 @@ pub fn drop_index(db: &TenantDb, entity: &str, column: &str, unique: bool) -> In
     index
 }
 
-/// Indexes every entity table gets: owner (row scopes), created_at (default sort).
-pub fn system_indexes(db: &TenantDb, entity: &Entity) -> Vec<IndexCreateStatement> {
+/// Indexes every entity table gets: owner (row scopes), created_at (default sort),
+/// stage and last contact where the entity has them.
+pub fn system_indexes(db: &TenantDb, entity: &Entity) -> Vec<String> {
     system_index_columns(entity)
         .into_iter()
-        .map(|column| create_index(db, &entity.key, column, false))
+        .map(|column| create_index(db, &entity.key, column, false, false))
         .collect()
 }
 

@@ -5,7 +5,7 @@
 
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use sea_orm::ConnectionTrait;
-use sea_orm::sea_query::{Alias, Expr, ExprTrait, Func, Order, Query};
+use sea_orm::sea_query::{Alias, Expr, ExprTrait, Order, Query, SelectStatement};
 use serde_json::{Value, json};
 
 use crate::auth::{Access, Context};
@@ -73,14 +73,6 @@ pub fn due_before(today: NaiveDate, days: u32) -> DateTime<Utc> {
     crate::clock::start_of_day(today - Duration::days(i64::from(days)) + Duration::days(1))
 }
 
-/// The last contact, or the creation for a record never contacted.
-pub fn last_contact() -> Expr {
-    Expr::from(Func::coalesce([
-        Expr::col(Alias::new(schema::LAST_CONTACT_AT)),
-        Expr::col(Alias::new(schema::CREATED_AT)),
-    ]))
-}
-
 /// Records due or overdue for contact at `now`, within what `access` reaches, most
 /// overdue first: `{entity, id, title, owner, category, last_contact_at, due_on,
 /// overdue_days}`.
@@ -95,40 +87,12 @@ pub async fn due_for_entity(
         return Ok(Vec::new());
     };
     let today = crate::clock::date_of(now);
-    let title = entity
-        .def
-        .title_field
-        .clone()
-        .filter(|t| entity.field(t).is_some_and(|f| f.field_type.is_textual()));
+    let title = textual_title(entity);
     let conn = db.conn();
     let mut items = Vec::new();
     for (option, days) in &followup.days {
-        let mut select = Query::select();
-        select
-            .columns(
-                [
-                    schema::ID,
-                    schema::OWNER,
-                    schema::CREATED_AT,
-                    schema::LAST_CONTACT_AT,
-                ]
-                .map(Alias::new),
-            )
-            .from(db.table(&entity.table))
-            .and_where(Expr::col(Alias::new(schema::DELETED_AT)).is_null())
-            // Records in the public pool are nobody's to follow up.
-            .and_where(Expr::col(Alias::new(schema::OWNER)).is_not_null())
-            .and_where(Expr::col(Alias::new(&followup.field)).eq(option.as_str()))
-            .and_where(last_contact().lt(due_before(today, *days)))
-            .order_by_expr(last_contact(), Order::Asc)
-            .order_by(Alias::new(schema::ID), Order::Asc)
-            .limit(limit);
-        if let Some(title) = &title {
-            select.column(Alias::new(title));
-        }
-        if let Some(rows) = &access.rows {
-            select.cond_where(rows.clone());
-        }
+        let category = (option.as_str(), *days);
+        let select = due_query(db, entity, access, &followup.field, category, today, limit);
         for row in conn.query_all(&select).await? {
             let created: DateTime<Utc> = row.try_get("", schema::CREATED_AT)?;
             let contacted = value::from_row(&row, schema::LAST_CONTACT_AT, FieldType::Datetime, 0)?;
@@ -152,6 +116,56 @@ pub async fn due_for_entity(
         }
     }
     Ok(items)
+}
+
+/// The entity's title field when it holds text (the due list shows it).
+fn textual_title(entity: &EntityCatalog) -> Option<String> {
+    entity
+        .def
+        .title_field
+        .clone()
+        .filter(|t| entity.field(t).is_some_and(|f| f.field_type.is_textual()))
+}
+
+/// The records of `entity` whose `field` (the cycle's select field) holds the
+/// category's option, due for contact on `today` after the category's days, within
+/// `access`, most overdue first. Filters and sorts on the expression the last-contact
+/// index holds, for the records it holds.
+pub fn due_query(
+    db: &TenantDb,
+    entity: &EntityCatalog,
+    access: &Access,
+    field: &str,
+    (option, days): (&str, u32),
+    today: NaiveDate,
+    limit: u64,
+) -> SelectStatement {
+    let mut select = Query::select();
+    select
+        .columns(
+            [
+                schema::ID,
+                schema::OWNER,
+                schema::CREATED_AT,
+                schema::LAST_CONTACT_AT,
+            ]
+            .map(Alias::new),
+        )
+        .from(db.table(&entity.table))
+        // Records in the public pool are nobody's to follow up.
+        .cond_where(schema::contactable())
+        .and_where(Expr::col(Alias::new(field)).eq(option))
+        .and_where(schema::last_contact().lt(due_before(today, days)))
+        .order_by_expr(schema::last_contact(), Order::Asc)
+        .order_by(Alias::new(schema::ID), Order::Asc)
+        .limit(limit);
+    if let Some(title) = textual_title(entity) {
+        select.column(Alias::new(title));
+    }
+    if let Some(rows) = &access.rows {
+        select.cond_where(rows.clone());
+    }
+    select
 }
 
 /// `GET /api/followups/due`: across the entities with a cycle the caller may read

@@ -4,7 +4,9 @@
 
 use chrono::{DateTime, Utc};
 use sea_orm::ConnectionTrait;
-use sea_orm::sea_query::{Alias, Condition, Expr, ExprTrait, LockType, Query};
+use sea_orm::sea_query::{
+    Alias, Condition, Expr, ExprTrait, LockType, Order, Query, SelectStatement,
+};
 use serde_json::Value;
 
 use crate::auth::{Access, Context, SYSTEM_USER};
@@ -60,6 +62,42 @@ pub async fn reclaim(
     Ok(report)
 }
 
+/// The records of `entity` the reclaim returns to the pool as of `cutoff`: owned,
+/// not deleted, not contacted since, not locked by an approval.
+fn reclaimable(db: &TenantDb, entity: &EntityCatalog, cutoff: DateTime<Utc>) -> Condition {
+    let locked = Query::select()
+        .column(Alias::new("record_id"))
+        .from(db.table("record_locks"))
+        .and_where(Expr::col(Alias::new("entity")).eq(entity.def.key.as_str()))
+        .to_owned();
+    schema::contactable()
+        .add(schema::last_contact().lt(cutoff))
+        .add(Expr::col(Alias::new(schema::ID)).not_in_subquery(locked))
+}
+
+/// The ids of up to a batch of the records `condition` selects, most neglected first
+/// (along the last-contact index).
+fn batch_of(db: &TenantDb, entity: &EntityCatalog, condition: Condition) -> SelectStatement {
+    Query::select()
+        .column(Alias::new(schema::ID))
+        .from(db.table(&entity.table))
+        .cond_where(condition)
+        .order_by_expr(schema::last_contact(), Order::Asc)
+        .order_by(Alias::new(schema::ID), Order::Asc)
+        .limit(BATCH)
+        .to_owned()
+}
+
+/// The selection of the reclaim's next batch as of `cutoff` (public for the plan
+/// checks of tests and benchmarks).
+pub fn next_batch_query(
+    db: &TenantDb,
+    entity: &EntityCatalog,
+    cutoff: DateTime<Utc>,
+) -> SelectStatement {
+    batch_of(db, entity, reclaimable(db, entity, cutoff))
+}
+
 async fn reclaim_entity(
     db: &TenantDb,
     catalog: &Catalog,
@@ -70,25 +108,6 @@ async fn reclaim_entity(
     // Same calendar rule as follow-ups: last contact `days` or more days ago.
     let cutoff = followups::due_before(crate::clock::date_of(now), days);
     let records = Records::new(db, catalog, entity);
-    let locked = Query::select()
-        .column(Alias::new("record_id"))
-        .from(db.table("record_locks"))
-        .and_where(Expr::col(Alias::new("entity")).eq(entity.def.key.as_str()))
-        .to_owned();
-    // Owned, not deleted, not contacted since the cutoff, not locked by an approval.
-    let reclaimable = Condition::all()
-        .add(Expr::col(Alias::new(schema::DELETED_AT)).is_null())
-        .add(Expr::col(Alias::new(schema::OWNER)).is_not_null())
-        .add(followups::last_contact().lt(cutoff))
-        .add(Expr::col(Alias::new(schema::ID)).not_in_subquery(locked));
-    let select_ids = |condition: Condition, limit: u64| {
-        Query::select()
-            .column(Alias::new(schema::ID))
-            .from(db.table(&entity.table))
-            .cond_where(condition)
-            .limit(limit)
-            .to_owned()
-    };
     let ids_of = |rows: Vec<sea_orm::QueryResult>| {
         rows.iter()
             .map(|row| row.try_get::<i64>("", schema::ID))
@@ -98,7 +117,7 @@ async fn reclaim_entity(
     loop {
         let found = ids_of(
             db.conn()
-                .query_all(&select_ids(reclaimable.clone(), BATCH))
+                .query_all(&next_batch_query(db, entity, cutoff))
                 .await?,
         )?;
         if found.is_empty() {
@@ -107,11 +126,10 @@ async fn reclaim_entity(
         let txn = db.begin_write().await?;
         // Found outside the transaction: a record contacted, claimed, deleted or
         // locked since is left alone (PostgreSQL also locks the rows until the commit).
-        let mut recheck = select_ids(
-            reclaimable
-                .clone()
-                .add(Expr::col(Alias::new(schema::ID)).is_in(found)),
-            BATCH,
+        let mut recheck = batch_of(
+            db,
+            entity,
+            reclaimable(db, entity, cutoff).add(Expr::col(Alias::new(schema::ID)).is_in(found)),
         );
         if db.backend() == Backend::Postgres {
             recheck.lock(LockType::Update);
