@@ -44,11 +44,12 @@ use metacrm::auth::{Access, Context, User};
 use metacrm::clock;
 use metacrm::meta::Action;
 use metacrm::store::db::{Backend, TenantDb};
+use metacrm::store::schema;
 use metacrm::tenant::Tenant;
 use metacrm::workflow::{followups, pool};
 use sea_orm::ConnectionTrait;
 use sea_orm::sea_query::{
-    Alias, Condition, Expr, ExprTrait, Func, Order, PostgresQueryBuilder, Query, SelectStatement,
+    Alias, Condition, Expr, ExprTrait, PostgresQueryBuilder, Query, SelectStatement,
     SqliteQueryBuilder,
 };
 use serde_json::{Map, Value, json};
@@ -65,8 +66,6 @@ const CATEGORIES: [(&str, &str, u32, u64); 3] = [
 const RECLAIM_AFTER_DAYS: u32 = 60;
 /// What `GET /api/followups/due` answers without `limit`.
 const DUE_LIMIT: u64 = 100;
-/// Records `pool::reclaim` selects per round (its `BATCH`).
-const RECLAIM_BATCH: u64 = 500;
 /// Runs of the reclaim that find nothing to do, after the first one.
 const IDLE_RUNS: usize = 5;
 
@@ -401,11 +400,6 @@ fn col(name: &str) -> Expr {
     Expr::col(Alias::new(name))
 }
 
-/// The last contact, or the creation for a record never contacted.
-fn last_contact() -> Expr {
-    Expr::from(Func::coalesce([col("last_contact_at"), col("created_at")]))
-}
-
 /// Live customers within a caller's reach: `rows` is the gate's row predicate (the
 /// owner set, written as the gate writes it), `None` for every row.
 fn in_reach(rows: Option<&Condition>) -> Condition {
@@ -419,23 +413,28 @@ fn in_reach(rows: Option<&Condition>) -> Condition {
 fn is_due(category: &str, days: u32) -> Condition {
     Condition::all()
         .add(col("category").eq(category))
-        .add(last_contact().lt(followups::due_before(today(), days)))
+        .add(schema::last_contact().lt(followups::due_before(today(), days)))
 }
 
-/// The statements `followups::due_for_entity` runs for a caller, one per category:
-/// the most overdue first, `DUE_LIMIT` of each.
-fn due_selects(db: &TenantDb, rows: Option<&Condition>) -> Vec<SelectStatement> {
+/// The statements `followups::due_for_entity` runs for a caller with `access`, one
+/// per category: the most overdue first, `DUE_LIMIT` of each. (The library's own
+/// builder: the baseline runs the same SQL without the request around it.)
+async fn due_selects(tenant: &Tenant, access: &Access) -> Vec<SelectStatement> {
+    let catalog = tenant.catalog().await;
+    let entity = catalog.entity("customer").expect("customer entity");
     CATEGORIES
         .iter()
         .map(|(category, _, days, _)| {
-            Query::select()
-                .columns(["id", "owner", "created_at", "last_contact_at", "name"].map(Alias::new))
-                .from(db.table(CUSTOMER_TABLE))
-                .cond_where(in_reach(rows).add(is_due(category, *days)))
-                .order_by_expr(last_contact(), Order::Asc)
-                .order_by(Alias::new("id"), Order::Asc)
-                .limit(DUE_LIMIT)
-                .to_owned()
+            let category = (*category, *days);
+            followups::due_query(
+                &tenant.db,
+                entity,
+                access,
+                "category",
+                category,
+                today(),
+                DUE_LIMIT,
+            )
         })
         .collect()
 }
@@ -460,18 +459,15 @@ fn reclaimable(db: &TenantDb) -> Condition {
     Condition::all()
         .add(col("deleted_at").is_null())
         .add(col("owner").is_not_null())
-        .add(last_contact().lt(reclaim_cutoff()))
+        .add(schema::last_contact().lt(reclaim_cutoff()))
         .add(col("id").not_in_subquery(locked))
 }
 
 /// The statement `pool::reclaim_entity` selects each batch with.
-fn reclaim_select(db: &TenantDb) -> SelectStatement {
-    Query::select()
-        .column(Alias::new("id"))
-        .from(db.table(CUSTOMER_TABLE))
-        .cond_where(reclaimable(db))
-        .limit(RECLAIM_BATCH)
-        .to_owned()
+async fn reclaim_select(tenant: &Tenant) -> SelectStatement {
+    let catalog = tenant.catalog().await;
+    let entity = catalog.entity("customer").expect("customer entity");
+    pool::next_batch_query(&tenant.db, entity, reclaim_cutoff())
 }
 
 async fn count(db: &TenantDb, condition: Condition) -> i64 {
@@ -609,7 +605,7 @@ async fn measure_due(
     caller: &Caller<'_>,
     iterations: usize,
 ) -> DueMeasurement {
-    let selects = due_selects(&tenant.db, caller.rows());
+    let selects = due_selects(tenant, &caller.access).await;
     let warmup = (iterations / 10).clamp(2, 20);
     for _ in 0..warmup {
         due_module(tenant, caller.user).await;
@@ -779,10 +775,10 @@ fn main() {
             ),
             &["statement", "index", "how the customer table is read"],
         );
-        let due_index =
-            "(category, COALESCE(last_contact_at, created_at)) WHERE deleted_at IS NULL";
+        let due_index = "COALESCE(last_contact_at, created_at) of owned live records \
+                         (ix_customer_last_contact_at), or on (category, that)";
         for caller in &callers {
-            let select = due_selects(db, caller.rows()).swap_remove(0);
+            let select = due_selects(&tenant, &caller.access).await.swap_remove(0);
             let title = format!("due list, {} (category {})", caller.label, CATEGORIES[0].0);
             plans.row(show_plan(db, &title, &select, due_index).await);
         }
@@ -790,9 +786,9 @@ fn main() {
             show_plan(
                 db,
                 "reclaim: selection of a batch",
-                &reclaim_select(db),
-                "(COALESCE(last_contact_at, created_at)) WHERE owner IS NOT NULL AND \
-                 deleted_at IS NULL (PostgreSQL takes it once the selection is ordered by it)",
+                &reclaim_select(&tenant).await,
+                "COALESCE(last_contact_at, created_at) of owned live records \
+                 (ix_customer_last_contact_at)",
             )
             .await,
         );
