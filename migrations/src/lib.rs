@@ -25,6 +25,8 @@ mod m0012_tenant;
 mod m0013_tenant;
 mod m0014_tenant;
 mod m0015_tenant;
+mod m0016_tenant;
+mod rebuild_index;
 
 pub use sea_orm_migration::MigratorTrait;
 
@@ -62,6 +64,7 @@ impl MigratorTrait for TenantMigrator {
             Box::new(m0013_tenant::Migration),
             Box::new(m0014_tenant::Migration),
             Box::new(m0015_tenant::Migration),
+            Box::new(m0016_tenant::Migration),
         ]
     }
 }

@@ -144,9 +144,11 @@ pub fn create_table(db: &TenantDb, entity: &Entity) -> TableCreateStatement {
 
 /// `CREATE INDEX` for an `indexed` or `unique` field or a system column of an entity
 /// table. Unique indexes ignore records in the recycle bin so a deleted customer does
-/// not block re-creating it. The last-contact column's index holds
-/// [`last_contact`] of [`contactable`] records: the due list and the pool's reclaim
-/// filter and sort on exactly that.
+/// not block re-creating it. Two system columns have indexes of their own: the owner's
+/// is on `(owner, created_at)`, so that a list scoped to a few owners reads its page
+/// newest first in index order; the last contact's holds [`last_contact`] of
+/// [`contactable`] records, which the due list and the pool's reclaim filter and sort
+/// on. (No field can take these columns' names: they are reserved.)
 pub fn create_index(
     db: &TenantDb,
     entity: &str,
@@ -162,13 +164,15 @@ pub fn create_index(
         index.if_not_exists();
     }
     if column == LAST_CONTACT_AT {
-        // (A user field cannot be called so: the name is reserved.) sea-query's SQLite
-        // index builder has no expression columns; the PostgreSQL rendering of this
-        // statement is valid SQLite.
+        // sea-query's SQLite index builder has no expression columns; the PostgreSQL
+        // rendering of this statement is valid SQLite.
         index.col(last_contact()).cond_where(contactable());
         return index.to_string(PostgresQueryBuilder);
     }
     index.col(Alias::new(column));
+    if column == OWNER {
+        index.col(Alias::new(CREATED_AT));
+    }
     if unique {
         index
             .unique()

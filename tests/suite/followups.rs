@@ -347,81 +347,28 @@ async fn the_pool_reclaims_neglected_records_and_limits_claims() {
     );
 }
 
-/// How the database would run the due list (first category, as `user`'s access) and
-/// the reclaim's next batch: the plans' text, joined. PostgreSQL is told to avoid
-/// sequential scans, which a table this small would otherwise get whatever its indexes.
-async fn due_and_reclaim_plans(server: &TestServer, access: &Access) -> String {
-    use metacrm::store::db::Backend;
+/// How the database would run the due list (first category, for everyone) and the
+/// reclaim's next batch: both plans, joined.
+async fn due_and_reclaim_plans(server: &TestServer) -> String {
     use metacrm::workflow::pool;
-    use sea_orm::sea_query::{PostgresQueryBuilder, SqliteQueryBuilder};
-    use sea_orm::{ConnectionTrait, Statement, TransactionTrait};
     let catalog = server.tenant.catalog().await;
     let entity = catalog.entity("customer").unwrap();
     let db = &server.tenant.db;
     let today = clock::date_of(Utc::now());
-    let due = followups::due_query(db, entity, access, "category", ("intent", 5), today, 100);
+    let everyone = Access::full(1);
+    let due = followups::due_query(db, entity, &everyone, "category", ("intent", 5), today, 100);
     let batch = pool::next_batch_query(db, entity, followups::due_before(today, 30));
-    let conn = db.conn();
-    let txn = conn.begin().await.unwrap();
-    let mut plans = Vec::new();
-    for select in [due, batch] {
-        let (sql, column) = match db.backend() {
-            Backend::Sqlite => (
-                format!(
-                    "EXPLAIN QUERY PLAN {}",
-                    select.to_string(SqliteQueryBuilder)
-                ),
-                "detail",
-            ),
-            Backend::Postgres => {
-                txn.execute_unprepared("SET LOCAL enable_seqscan = off")
-                    .await
-                    .unwrap();
-                (
-                    format!("EXPLAIN {}", select.to_string(PostgresQueryBuilder)),
-                    "QUERY PLAN",
-                )
-            }
-        };
-        let rows = txn
-            .query_all_raw(Statement::from_string(conn.get_database_backend(), sql))
-            .await
-            .unwrap();
-        let lines: Vec<String> = rows
-            .iter()
-            .map(|row| row.try_get::<String>("", column).unwrap())
-            .collect();
-        plans.push(lines.join("; "));
-    }
-    txn.rollback().await.unwrap();
-    plans.join(" | ")
+    format!(
+        "{} | {}",
+        common::explain(&server.tenant, &due).await,
+        common::explain(&server.tenant, &batch).await
+    )
 }
 
-/// The definition of the customer table's last-contact index, as the database
-/// shows it.
-async fn last_contact_index(server: &TestServer) -> String {
-    use sea_orm::{ConnectionTrait, Statement};
-    let db = &server.tenant.db;
-    let conn = db.conn();
-    let sql = match db.schema() {
-        Some(schema) => format!(
-            "SELECT indexdef AS def FROM pg_indexes WHERE schemaname = '{schema}' \
-             AND indexname = 'ix_customer_last_contact_at'"
-        ),
-        None => "SELECT sql AS def FROM sqlite_master WHERE name = 'ix_customer_last_contact_at'"
-            .to_string(),
-    };
-    let rows = conn
-        .query_all_raw(Statement::from_string(conn.get_database_backend(), sql))
-        .await
-        .unwrap();
-    assert_eq!(rows.len(), 1, "the index exists");
-    rows[0].try_get::<String>("", "def").unwrap()
-}
+const LAST_CONTACT_INDEX: &str = "ix_customer_last_contact_at";
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_due_list_and_the_reclaim_read_the_last_contact_index() {
-    use sea_orm::ConnectionTrait;
     let server = TestServer::start(package()).await;
     for (index, category) in ["intent", "nurture", "potential"].iter().enumerate() {
         server
@@ -431,60 +378,38 @@ async fn the_due_list_and_the_reclaim_read_the_last_contact_index() {
             )
             .await;
     }
-    let everyone = Access::full(1);
-    let plans = due_and_reclaim_plans(&server, &everyone).await;
+    let plans = due_and_reclaim_plans(&server).await;
     assert_eq!(
-        plans.matches("ix_customer_last_contact_at").count(),
+        plans.matches(LAST_CONTACT_INDEX).count(),
         2,
         "both statements read the index: {plans}"
     );
 
     // A tenant from before: the index on the bare column, under the same name.
-    let db = &server.tenant.db;
-    let table = match db.schema() {
-        Some(schema) => format!("\"{schema}\".\"e_customer\""),
-        None => "\"e_customer\"".to_string(),
-    };
-    let index = match db.schema() {
-        Some(schema) => format!("\"{schema}\".\"ix_customer_last_contact_at\""),
-        None => "\"ix_customer_last_contact_at\"".to_string(),
-    };
-    let migrations = match db.schema() {
-        Some(schema) => format!("\"{schema}\".\"seaql_migrations\""),
-        None => "\"seaql_migrations\"".to_string(),
-    };
-    let txn = db.begin_write().await.unwrap();
-    for sql in [
-        format!("DROP INDEX {index}"),
-        format!("CREATE INDEX \"ix_customer_last_contact_at\" ON {table} (\"last_contact_at\")"),
-        format!("DELETE FROM {migrations} WHERE version LIKE 'm0015_tenant%'"),
-    ] {
-        txn.execute_unprepared(&sql).await.unwrap();
-    }
-    txn.commit().await.unwrap();
+    common::put_back_plain_index(
+        &server.tenant,
+        "e_customer",
+        LAST_CONTACT_INDEX,
+        "last_contact_at",
+        "m0015_tenant",
+    )
+    .await;
+    let plans = due_and_reclaim_plans(&server).await;
     assert!(
-        !last_contact_index(&server).await.contains("COALESCE"),
-        "the old index is in place"
-    );
-    let plans = due_and_reclaim_plans(&server, &everyone).await;
-    assert!(
-        !plans.contains("ix_customer_last_contact_at"),
+        !plans.contains(LAST_CONTACT_INDEX),
         "the bare column's index serves neither statement: {plans}"
     );
 
     // Its next start rebuilds the index; nothing else changes.
     let restarted = server.restart().await;
-    let definition = last_contact_index(&restarted).await;
+    let definition = common::index_definition(&restarted.tenant, LAST_CONTACT_INDEX).await;
     assert!(
         definition.contains("COALESCE") && definition.contains("IS NOT NULL"),
         "{definition}"
     );
-    let plans = due_and_reclaim_plans(&restarted, &everyone).await;
-    assert_eq!(
-        plans.matches("ix_customer_last_contact_at").count(),
-        2,
-        "{plans}"
-    );
+    let plans = due_and_reclaim_plans(&restarted).await;
+    assert_eq!(plans.matches(LAST_CONTACT_INDEX).count(), 2, "{plans}");
+    let everyone = Access::full(1);
     let due = followups::due_for_entity(
         &restarted.tenant.db,
         restarted.tenant.catalog().await.entity("customer").unwrap(),

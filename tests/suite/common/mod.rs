@@ -518,3 +518,96 @@ pub fn run_command(command: &mut std::process::Command) -> (bool, String) {
     );
     (output.status.success(), text)
 }
+
+/// The plan the tenant's database makes for `select`, its lines joined with "; ".
+/// PostgreSQL is told to avoid sequential scans and bitmap scans, which a test's small
+/// tables would get whatever their indexes: the plan then shows what an index can do.
+pub async fn explain(tenant: &Tenant, select: &sea_orm::sea_query::SelectStatement) -> String {
+    use metacrm::store::db::Backend;
+    use sea_orm::sea_query::{PostgresQueryBuilder, SqliteQueryBuilder};
+    use sea_orm::{ConnectionTrait, Statement, TransactionTrait};
+    let conn = tenant.db.conn();
+    let txn = conn.begin().await.unwrap();
+    let (sql, column) = match tenant.db.backend() {
+        Backend::Sqlite => (
+            format!(
+                "EXPLAIN QUERY PLAN {}",
+                select.to_string(SqliteQueryBuilder)
+            ),
+            "detail",
+        ),
+        Backend::Postgres => {
+            txn.execute_unprepared(
+                "SET LOCAL enable_seqscan = off; SET LOCAL enable_bitmapscan = off",
+            )
+            .await
+            .unwrap();
+            (
+                format!("EXPLAIN {}", select.to_string(PostgresQueryBuilder)),
+                "QUERY PLAN",
+            )
+        }
+    };
+    let rows = txn
+        .query_all_raw(Statement::from_string(conn.get_database_backend(), sql))
+        .await
+        .unwrap();
+    txn.rollback().await.unwrap();
+    rows.iter()
+        .map(|row| row.try_get::<String>("", column).unwrap())
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// An index's definition as the tenant's database shows it.
+pub async fn index_definition(tenant: &Tenant, index: &str) -> String {
+    use sea_orm::{ConnectionTrait, Statement};
+    let conn = tenant.db.conn();
+    let sql = match tenant.db.schema() {
+        Some(schema) => format!(
+            "SELECT indexdef AS def FROM pg_indexes WHERE schemaname = '{schema}' \
+             AND indexname = '{index}'"
+        ),
+        None => format!("SELECT sql AS def FROM sqlite_master WHERE name = '{index}'"),
+    };
+    let rows = conn
+        .query_all_raw(Statement::from_string(conn.get_database_backend(), sql))
+        .await
+        .unwrap();
+    assert_eq!(rows.len(), 1, "index {index} exists");
+    rows[0].try_get::<String>("", "def").unwrap()
+}
+
+/// Makes the tenant look as it did before tenant migration `migration`: `index` on
+/// `table` is the plain index on `column` again, and the migration not yet run (the
+/// tenant's next opening runs it).
+pub async fn put_back_plain_index(
+    tenant: &Tenant,
+    table: &str,
+    index: &str,
+    column: &str,
+    migration: &str,
+) {
+    use sea_orm::ConnectionTrait;
+    let qualified = |name: &str| match tenant.db.schema() {
+        Some(schema) => format!("\"{schema}\".\"{name}\""),
+        None => format!("\"{name}\""),
+    };
+    let txn = tenant.db.begin_write().await.unwrap();
+    for sql in [
+        format!("DROP INDEX {}", qualified(index)),
+        format!(
+            "CREATE INDEX \"{index}\" ON {} (\"{column}\")",
+            qualified(table)
+        ),
+        format!(
+            "DELETE FROM {} WHERE version LIKE '{migration}%'",
+            qualified("seaql_migrations")
+        ),
+    ] {
+        txn.execute_unprepared(&sql).await.unwrap();
+    }
+    txn.commit().await.unwrap();
+    // As after a publish: no SQLite connection keeps statements prepared before.
+    tenant.db.reconnect_after_schema_change().await.unwrap();
+}
