@@ -30,6 +30,25 @@ mod rebuild_index;
 
 pub use sea_orm_migration::MigratorTrait;
 
+/// The name of an entity table's index (`ix_<entity>_<key>`, `ux_…` for unique ones),
+/// shared by the planner and the migrations that rebuild such indexes. PostgreSQL
+/// truncates identifiers at 63 bytes, so long names end in a hash to stay distinct.
+pub fn index_name(entity: &str, field: &str, unique: bool) -> String {
+    let prefix = if unique { "ux" } else { "ix" };
+    let name = format!("{prefix}_{entity}_{field}");
+    if name.len() <= 60 {
+        return name;
+    }
+    let hash = fnv1a(name.as_bytes());
+    format!("{}_{hash:08x}", &name[..50])
+}
+
+fn fnv1a(bytes: &[u8]) -> u32 {
+    bytes.iter().fold(0x811c9dc5u32, |hash, b| {
+        (hash ^ u32::from(*b)).wrapping_mul(0x01000193)
+    })
+}
+
 pub struct SystemMigrator;
 
 #[async_trait::async_trait]

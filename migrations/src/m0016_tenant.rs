@@ -5,7 +5,7 @@
 //! in a set) is served as well by the new one.
 use sea_orm_migration::prelude::*;
 
-use crate::rebuild_index::rebuild_column_indexes;
+use crate::rebuild_index::{plain_indexes, rebuild};
 
 #[derive(DeriveMigrationName)]
 pub struct Migration;
@@ -17,7 +17,10 @@ impl MigrationTrait for Migration {
     }
 
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        rebuild_column_indexes(manager, "owner", "(\"owner\", \"created_at\")").await
+        for index in plain_indexes(manager, "owner").await? {
+            rebuild(manager, &index, "(\"owner\", \"created_at\")").await?;
+        }
+        Ok(())
     }
 
     async fn down(&self, _manager: &SchemaManager) -> Result<(), DbErr> {

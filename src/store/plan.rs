@@ -137,7 +137,7 @@ fn stage_field() -> Field {
 /// The indexes a table built for `entity` has, as (column, unique): the system
 /// indexes, then each field's.
 fn entity_indexes(entity: &Entity) -> Vec<(String, bool)> {
-    let mut indexes: Vec<(String, bool)> = schema::system_index_columns(entity)
+    let mut indexes: Vec<(String, bool)> = schema::system_index_keys(entity)
         .into_iter()
         .map(|column| (column.to_string(), false))
         .collect();
@@ -223,8 +223,14 @@ impl Planner<'_> {
         }
         let contact = last_contact_field();
         match (old.tracks_contacts(), new.tracks_contacts()) {
-            (false, true) => self.add_or_restore_column(path, &new.key, &contact),
-            (true, false) => self.archive_column(&new.key, &contact),
+            (false, true) => {
+                self.add_or_restore_column(path, &new.key, &contact);
+                self.add_index(&new.key, schema::OWNER_LAST_CONTACT, false);
+            }
+            (true, false) => {
+                self.drop_index(&new.key, schema::OWNER_LAST_CONTACT, false);
+                self.archive_column(&new.key, &contact);
+            }
             _ => {}
         }
         let renamed: Vec<&str> = new

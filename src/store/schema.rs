@@ -23,6 +23,10 @@ pub const DELETED_AT: &str = "deleted_at";
 pub const STAGE: &str = "stage";
 /// Last logged contact, on entities with a follow-up cycle or a public pool.
 pub const LAST_CONTACT_AT: &str = "last_contact_at";
+/// Not a column: the key of the index on the owner and the last contact, which a
+/// rep's due list reads (`ix_<entity>__owner_last_contact`; no field key starts with
+/// `_`, so no field's index can take the name).
+pub const OWNER_LAST_CONTACT: &str = "_owner_last_contact";
 
 pub fn table_name(entity: &str) -> String {
     format!("e_{entity}")
@@ -36,23 +40,7 @@ pub fn archived_column_name(field: &str) -> String {
     format!("_arch_{field}")
 }
 
-/// Index names are derived from table and column; PostgreSQL truncates identifiers
-/// at 63 bytes, so long ones end in a hash to stay distinct.
-pub fn index_name(entity: &str, field: &str, unique: bool) -> String {
-    let prefix = if unique { "ux" } else { "ix" };
-    let name = format!("{prefix}_{entity}_{field}");
-    if name.len() <= 60 {
-        return name;
-    }
-    let hash = fnv1a(name.as_bytes());
-    format!("{}_{hash:08x}", &name[..50])
-}
-
-fn fnv1a(bytes: &[u8]) -> u32 {
-    bytes.iter().fold(0x811c9dc5u32, |hash, b| {
-        (hash ^ u32::from(*b)).wrapping_mul(0x01000193)
-    })
-}
+pub use metacrm_migrations::index_name;
 
 /// How a field's values are stored. Two types with the same storage can be converted
 /// into each other without touching the column.
@@ -144,11 +132,11 @@ pub fn create_table(db: &TenantDb, entity: &Entity) -> TableCreateStatement {
 
 /// `CREATE INDEX` for an `indexed` or `unique` field or a system column of an entity
 /// table. Unique indexes ignore records in the recycle bin so a deleted customer does
-/// not block re-creating it. Two system columns have indexes of their own: the owner's
-/// is on `(owner, created_at)`, so that a list scoped to a few owners reads its page
-/// newest first in index order; the last contact's holds [`last_contact`] of
+/// not block re-creating it. Some system indexes are not on their column alone: the
+/// owner's is on `(owner, created_at)`, so that a list scoped to a few owners reads its
+/// page newest first in index order; the last contact's holds [`last_contact`] of
 /// [`contactable`] records, which the due list and the pool's reclaim filter and sort
-/// on. (No field can take these columns' names: they are reserved.)
+/// on, and [`OWNER_LAST_CONTACT`] the same by owner. (No field can take these keys.)
 pub fn create_index(
     db: &TenantDb,
     entity: &str,
@@ -163,7 +151,10 @@ pub fn create_index(
     if if_not_exists {
         index.if_not_exists();
     }
-    if column == LAST_CONTACT_AT {
+    if column == LAST_CONTACT_AT || column == OWNER_LAST_CONTACT {
+        if column == OWNER_LAST_CONTACT {
+            index.col(Alias::new(OWNER));
+        }
         // sea-query's SQLite index builder has no expression columns; the PostgreSQL
         // rendering of this statement is valid SQLite.
         index.col(last_contact()).cond_where(contactable());
@@ -214,21 +205,21 @@ pub fn drop_index(db: &TenantDb, entity: &str, column: &str, unique: bool) -> In
 /// Indexes every entity table gets: owner (row scopes), created_at (default sort),
 /// stage and last contact where the entity has them.
 pub fn system_indexes(db: &TenantDb, entity: &Entity) -> Vec<String> {
-    system_index_columns(entity)
+    system_index_keys(entity)
         .into_iter()
         .map(|column| create_index(db, &entity.key, column, false, false))
         .collect()
 }
 
-/// The system columns that have an index (`ix_<entity>_<column>`) on the entity's
-/// table; renames carry these indexes along.
-pub fn system_index_columns(entity: &Entity) -> Vec<&'static str> {
+/// The keys of the system indexes on the entity's table (`ix_<entity>_<key>`): the
+/// column each is on, or [`OWNER_LAST_CONTACT`]. Renames carry these indexes along.
+pub fn system_index_keys(entity: &Entity) -> Vec<&'static str> {
     let mut columns = vec![OWNER, CREATED_AT];
     if entity.pipeline.is_some() {
         columns.push(STAGE);
     }
     if entity.tracks_contacts() {
-        columns.push(LAST_CONTACT_AT);
+        columns.extend([LAST_CONTACT_AT, OWNER_LAST_CONTACT]);
     }
     columns
 }

@@ -347,28 +347,49 @@ async fn the_pool_reclaims_neglected_records_and_limits_claims() {
     );
 }
 
-/// How the database would run the due list (first category, for everyone) and the
-/// reclaim's next batch: both plans, joined.
-async fn due_and_reclaim_plans(server: &TestServer) -> String {
+/// How the database would run the due list (first category) for everyone and for the
+/// rep `rep` alone, and the reclaim's next batch: the three plans, joined by " | ".
+async fn due_and_reclaim_plans(server: &TestServer, rep: i64) -> String {
+    use metacrm::auth::OwnerIndex;
+    use metacrm::meta::Scope;
     use metacrm::workflow::pool;
     let catalog = server.tenant.catalog().await;
     let entity = catalog.entity("customer").unwrap();
     let db = &server.tenant.db;
     let today = clock::date_of(Utc::now());
     let everyone = Access::full(1);
-    let due = followups::due_query(db, entity, &everyone, "category", ("intent", 5), today, 100);
+    let own = Access::scoped(
+        rep,
+        Scope::Own,
+        Some([rep].into_iter().collect()),
+        OwnerIndex::Use,
+        Default::default(),
+        Default::default(),
+    );
+    let due =
+        |access| followups::due_query(db, entity, access, "category", ("intent", 5), today, 100);
     let batch = pool::next_batch_query(db, entity, followups::due_before(today, 30));
-    format!(
-        "{} | {}",
-        common::explain(&server.tenant, &due).await,
-        common::explain(&server.tenant, &batch).await
-    )
+    let mut plans = Vec::new();
+    for select in [due(&everyone), due(&own), batch] {
+        plans.push(common::explain(&server.tenant, &select).await);
+    }
+    plans.join(" | ")
 }
 
 const LAST_CONTACT_INDEX: &str = "ix_customer_last_contact_at";
+const OWNER_LAST_CONTACT_INDEX: &str = "ix_customer__owner_last_contact";
+
+/// Whether the three plans read the indexes they should: the last-contact index for
+/// everyone's due list and the reclaim, the owner's for the rep's due list.
+fn read_the_contact_indexes(plans: &str) -> bool {
+    let plans: Vec<&str> = plans.split(" | ").collect();
+    plans[0].contains(LAST_CONTACT_INDEX)
+        && plans[1].contains(OWNER_LAST_CONTACT_INDEX)
+        && plans[2].contains(LAST_CONTACT_INDEX)
+}
 
 #[tokio::test(flavor = "multi_thread")]
-async fn the_due_list_and_the_reclaim_read_the_last_contact_index() {
+async fn the_due_list_and_the_reclaim_read_the_last_contact_indexes() {
     let server = TestServer::start(package()).await;
     for (index, category) in ["intent", "nurture", "potential"].iter().enumerate() {
         server
@@ -378,37 +399,34 @@ async fn the_due_list_and_the_reclaim_read_the_last_contact_index() {
             )
             .await;
     }
-    let plans = due_and_reclaim_plans(&server).await;
-    assert_eq!(
-        plans.matches(LAST_CONTACT_INDEX).count(),
-        2,
-        "both statements read the index: {plans}"
-    );
+    let rep = 1;
+    let plans = due_and_reclaim_plans(&server, rep).await;
+    assert!(read_the_contact_indexes(&plans), "{plans}");
 
-    // A tenant from before: the index on the bare column, under the same name.
+    // A tenant from before: the index on the bare column, under the same name, and
+    // no index by owner.
     common::put_back_plain_index(
         &server.tenant,
-        "e_customer",
-        LAST_CONTACT_INDEX,
-        "last_contact_at",
+        ("e_customer", LAST_CONTACT_INDEX, "last_contact_at"),
+        &[OWNER_LAST_CONTACT_INDEX],
         "m0015_tenant",
     )
     .await;
-    let plans = due_and_reclaim_plans(&server).await;
+    let plans = due_and_reclaim_plans(&server, rep).await;
     assert!(
-        !plans.contains(LAST_CONTACT_INDEX),
-        "the bare column's index serves neither statement: {plans}"
+        !plans.contains(LAST_CONTACT_INDEX) && !plans.contains(OWNER_LAST_CONTACT_INDEX),
+        "the bare column's index serves no statement: {plans}"
     );
 
-    // Its next start rebuilds the index; nothing else changes.
+    // Its next start rebuilds the one and adds the other; nothing else changes.
     let restarted = server.restart().await;
     let definition = common::index_definition(&restarted.tenant, LAST_CONTACT_INDEX).await;
     assert!(
         definition.contains("COALESCE") && definition.contains("IS NOT NULL"),
         "{definition}"
     );
-    let plans = due_and_reclaim_plans(&restarted).await;
-    assert_eq!(plans.matches(LAST_CONTACT_INDEX).count(), 2, "{plans}");
+    let plans = due_and_reclaim_plans(&restarted, rep).await;
+    assert!(read_the_contact_indexes(&plans), "{plans}");
     let everyone = Access::full(1);
     let due = followups::due_for_entity(
         &restarted.tenant.db,

@@ -728,12 +728,14 @@ async fn renamed_entities_take_their_index_names_along() {
             "rename_index",
             "rename_index",
             "rename_index",
+            "rename_index",
             "rename_index"
         ]
     );
     assert_eq!(
         index_names(&server, "e_client").await,
         [
+            "ix_client__owner_last_contact",
             "ix_client_created_at",
             "ix_client_last_contact_at",
             "ix_client_owner",
@@ -770,6 +772,7 @@ async fn renamed_entities_take_their_index_names_along() {
     assert_eq!(
         index_names(&server, "e_customer").await,
         [
+            "ix_customer__owner_last_contact",
             "ix_customer_created_at",
             "ix_customer_last_contact_at",
             "ix_customer_owner",
@@ -781,6 +784,7 @@ async fn renamed_entities_take_their_index_names_along() {
     assert_eq!(
         index_names(&server, "e_client").await,
         [
+            "ix_client__owner_last_contact",
             "ix_client_created_at",
             "ix_client_last_contact_at",
             "ix_client_owner",
@@ -810,6 +814,7 @@ async fn renamed_entities_take_their_index_names_along() {
     assert_eq!(
         index_names(&server, "e_customer").await,
         [
+            "ix_customer__owner_last_contact",
             "ix_customer_created_at",
             "ix_customer_last_contact_at",
             "ix_customer_owner",
@@ -1265,4 +1270,38 @@ async fn publish_refuses_what_would_only_fail_at_run_time() {
     };
     let reply = server.put("/api/meta", fine).await;
     assert_eq!(reply.status, 200, "{:?}", reply.body);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_pool_added_later_gets_its_last_contact_indexes() {
+    let plain = json!({"format": 1, "entities": [{"key": "lead", "fields": [{"key": "name", "type": "text"}]}]});
+    let server = TestServer::start(plain.clone()).await;
+    server.create("lead", json!({"name": "甲"})).await;
+    let mut pooled = plain.clone();
+    pooled["entities"][0]["pool"] = json!({"reclaim_after_days": 30});
+    let contact_indexes = ["ix_lead__owner_last_contact", "ix_lead_last_contact_at"];
+    let has_contact_indexes = || async {
+        let names = index_names(&server, "e_lead").await;
+        contact_indexes.map(|index| names.contains(&index.to_string()))
+    };
+
+    let added = server.put("/api/meta", pooled.clone()).await;
+    assert_eq!(added.status, 200, "{:?}", added.body);
+    assert_eq!(ops(&added), ["add_column", "add_index", "add_index"]);
+    assert_eq!(has_contact_indexes().await, [true, true]);
+
+    let removed = server.put("/api/meta", plain.clone()).await;
+    assert_eq!(removed.status, 200, "{:?}", removed.body);
+    assert_eq!(
+        ops(&removed),
+        ["drop_index", "drop_index", "archive_column"]
+    );
+    assert_eq!(has_contact_indexes().await, [false, false]);
+
+    let restored = server.put("/api/meta", pooled).await;
+    assert_eq!(restored.status, 200, "{:?}", restored.body);
+    assert_eq!(ops(&restored), ["restore_column", "add_index", "add_index"]);
+    assert_eq!(has_contact_indexes().await, [true, true]);
+    let lead = server.create("lead", json!({"name": "乙"})).await;
+    assert!(lead["last_contact_at"].is_null(), "{lead}");
 }

@@ -1346,9 +1346,8 @@ async fn an_own_list_reads_its_page_in_the_owner_index_order() {
 
     common::put_back_plain_index(
         &server.tenant,
-        "e_customer",
-        "ix_customer_owner",
-        "owner",
+        ("e_customer", "ix_customer_owner", "owner"),
+        &[],
         "m0016_tenant",
     )
     .await;

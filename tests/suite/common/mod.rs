@@ -579,13 +579,12 @@ pub async fn index_definition(tenant: &Tenant, index: &str) -> String {
 }
 
 /// Makes the tenant look as it did before tenant migration `migration`: `index` on
-/// `table` is the plain index on `column` again, and the migration not yet run (the
-/// tenant's next opening runs it).
+/// `table` is the plain index on `column` again, the indexes `added` (by the migration)
+/// are gone, and the migration is not yet run (the tenant's next opening runs it).
 pub async fn put_back_plain_index(
     tenant: &Tenant,
-    table: &str,
-    index: &str,
-    column: &str,
+    (table, index, column): (&str, &str, &str),
+    added: &[&str],
     migration: &str,
 ) {
     use sea_orm::ConnectionTrait;
@@ -594,17 +593,21 @@ pub async fn put_back_plain_index(
         None => format!("\"{name}\""),
     };
     let txn = tenant.db.begin_write().await.unwrap();
-    for sql in [
-        format!("DROP INDEX {}", qualified(index)),
-        format!(
-            "CREATE INDEX \"{index}\" ON {} (\"{column}\")",
-            qualified(table)
-        ),
-        format!(
-            "DELETE FROM {} WHERE version LIKE '{migration}%'",
-            qualified("seaql_migrations")
-        ),
-    ] {
+    for sql in added
+        .iter()
+        .map(|added| format!("DROP INDEX {}", qualified(added)))
+        .chain([
+            format!("DROP INDEX {}", qualified(index)),
+            format!(
+                "CREATE INDEX \"{index}\" ON {} (\"{column}\")",
+                qualified(table)
+            ),
+            format!(
+                "DELETE FROM {} WHERE version LIKE '{migration}%'",
+                qualified("seaql_migrations")
+            ),
+        ])
+    {
         txn.execute_unprepared(&sql).await.unwrap();
     }
     txn.commit().await.unwrap();
