@@ -26,6 +26,9 @@ fn package() -> Value {
             {"key": "customer", "type": "reference", "target": "customer", "required": true},
             {"key": "note", "type": "text"}]},
         {"key": "memo", "title_field": "title", "fields": [{"key": "title", "type": "text"}]}
+    ], "flows": [
+        {"key": "vip", "label": "大客户审批", "entity": "customer",
+         "steps": [{"key": "review", "approvers": {"role": "sales"}}]}
     ], "roles": [
         {"key": "sales", "permissions": [
             {"entity": "customer", "actions": ["create", "read", "update"], "scope": "own"},
@@ -345,6 +348,128 @@ async fn the_pool_reclaims_neglected_records_and_limits_claims() {
             .unwrap()
             .is_empty()
     );
+}
+
+/// The reclaim takes a record on the day its last contact turns `reclaim_after_days`
+/// old (tenant calendar days), not a second before; a record under a pending approval
+/// stays with its owner; the daily claim limit starts again the next day.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_reclaim_keeps_to_the_calendar_and_to_approvals() {
+    use metacrm::workflow::pool;
+    let server = TestServer::start(package()).await;
+    let (rep1, _) = server.user("rep1", &["sales"], None).await;
+    let contacted = Utc::now() - Duration::days(40);
+    let mut ids = Vec::new();
+    for name in ["到期", "审批中", "到期2", "到期3"] {
+        let id = server
+            .create("customer", json!({"name": name, "owner": rep1}))
+            .await["id"]
+            .as_i64()
+            .unwrap();
+        followups::touch(
+            &server.tenant.db.conn(),
+            &server.tenant.db,
+            "customer",
+            id,
+            contacted,
+        )
+        .await
+        .unwrap();
+        ids.push(id);
+    }
+    let (due, locked) = (ids[0], ids[1]);
+    let submitted = server
+        .post(
+            &format!("/api/data/customer/{locked}/submit"),
+            json!({"flow": "vip"}),
+        )
+        .await;
+    assert_eq!(submitted.status, 200, "{:?}", submitted.body);
+    let server = &server;
+    let owner = |id: i64| async move {
+        server.get(&format!("/api/data/customer/{id}")).await.body["owner"].clone()
+    };
+    let reclaim_at = |now: DateTime<Utc>| async move {
+        jobs::run(&server.tenants, Some(&server.tenant.key), now)
+            .await
+            .unwrap()
+            .iter()
+            .filter(|r| r.job == "pool_reclaim")
+            .map(|r| r.count)
+            .sum::<u64>()
+    };
+    // The last second of the 29th day after the contact's day: still the rep's.
+    let day_30 = midnight_after(contacted, 30);
+    assert_eq!(reclaim_at(day_30 - Duration::seconds(1)).await, 0);
+    assert_eq!(owner(due).await, json!(rep1));
+    // The 30th day begins: back to the pool; the record under approval stays.
+    assert_eq!(reclaim_at(day_30).await, 3);
+    assert_eq!(owner(due).await, Value::Null);
+    assert_eq!(owner(locked).await, json!(rep1));
+
+    // Claims: the limit (2 a day) counts today's claims only.
+    let catalog = server.tenant.catalog().await;
+    let customers = catalog.entity("customer").unwrap();
+    let db = &server.tenant.db;
+    let pooled = [due, ids[2], ids[3]];
+    let now = Utc::now();
+    for id in &pooled[..2] {
+        pool::claim(db, &catalog, customers, *id, rep1, now)
+            .await
+            .unwrap();
+    }
+    let refused = pool::claim(db, &catalog, customers, pooled[2], rep1, now).await;
+    assert!(refused.is_err(), "a third claim the same day");
+    let tomorrow = midnight_after(now, 1);
+    let claimed = pool::claim(db, &catalog, customers, pooled[2], rep1, tomorrow)
+        .await
+        .unwrap();
+    assert_eq!(claimed["owner"], json!(rep1));
+}
+
+/// `metacrm jobs run` runs the jobs once, from another process, and says what they did;
+/// a second run has nothing to do.
+#[tokio::test(flavor = "multi_thread")]
+async fn jobs_run_from_the_command_line() {
+    let server = TestServer::start(package()).await;
+    let (rep1, _) = server.user("rep1", &["sales"], None).await;
+    let id = server
+        .create("customer", json!({"name": "久未联系", "owner": rep1}))
+        .await["id"]
+        .as_i64()
+        .unwrap();
+    followups::touch(
+        &server.tenant.db.conn(),
+        &server.tenant.db,
+        "customer",
+        id,
+        Utc::now() - Duration::days(40),
+    )
+    .await
+    .unwrap();
+    let run = || {
+        common::run_command(common::metacrm_command(server.dir.path()).args([
+            "jobs",
+            "run",
+            "--tenant",
+            &server.tenant.key,
+        ]))
+    };
+    let (ok, text) = run();
+    assert!(ok, "{text}");
+    assert!(
+        text.contains(&format!(
+            "{}: pool_reclaim 1 record(s) of customer",
+            server.tenant.key
+        )),
+        "{text}"
+    );
+    assert_eq!(
+        server.get(&format!("/api/data/customer/{id}")).await.body["owner"],
+        Value::Null
+    );
+    let (ok, text) = run();
+    assert!(ok && text.contains("jobs done: 0 change(s)"), "{text}");
 }
 
 /// How the database would run the due list (first category) for everyone and for the

@@ -32,12 +32,19 @@ fn package() -> Value {
       {"key": "ticket", "title_field": "title", "fields": [{"key": "title", "type": "text", "required": true}],
        "pipeline": {"stages": [{"key": "open"}, {"key": "working"}, {"key": "done"}],
         "transitions": [{"from": "open", "to": "working"}, {"from": "working", "to": "done"},
-                        {"from": "done", "to": "open", "roles": ["manager"]}]}}
+                        {"from": "done", "to": "open", "roles": ["manager"]}]}},
+      {"key": "project", "title_field": "title", "fields": [
+          {"key": "title", "type": "text", "required": true},
+          {"key": "budget", "type": "integer"}],
+       "pipeline": {"stages": [{"key": "draft"}, {"key": "build", "required_fields": ["budget"]},
+                               {"key": "closed"}, {"key": "dropped", "lost": true}],
+        "transitions": "any"}}
     ],
     "roles": [
       {"key": "sales", "permissions": [
           {"entity": "deal", "actions": ["create", "read", "update"], "scope": "own"},
-          {"entity": "ticket", "actions": ["create", "read", "update"], "scope": "all"}]},
+          {"entity": "ticket", "actions": ["create", "read", "update"], "scope": "all"},
+          {"entity": "project", "actions": ["create", "read", "update"], "scope": "own"}]},
       {"key": "manager", "permissions": [
           {"entity": "deal", "actions": ["read", "update"], "scope": "subordinates"},
           {"entity": "ticket", "actions": ["read", "update"], "scope": "all"}]},
@@ -57,6 +64,8 @@ fn package() -> Value {
       {"key": "huge", "label": "超大单", "entity": "deal",
        "trigger": {"on": "create", "when": "amount > 1000000"},
        "steps": [{"key": "gm", "approvers": {"role": "gm"}}]},
+      {"key": "ticket_check", "label": "工单复核", "entity": "ticket",
+       "steps": [{"key": "review", "approvers": {"user": "fin2"}}]},
       {"key": "contract_review", "label": "合同审核", "entity": "deal",
        "trigger": {"on": "stage_enter", "stage": "signed"},
        "steps": [{"key": "review", "approvers": {"field": "reviewer"}}],
@@ -283,6 +292,112 @@ async fn stage_transitions_follow_the_pipeline_rules() {
         .await;
     assert_eq!(skipped.status, 422);
     assert_eq!(fields(&skipped), vec!["contract_no", "phone"]);
+}
+
+/// `transitions: "any"`: every move is allowed, backwards too, and still checks the
+/// target's required fields; only the stage it is at is refused.
+#[tokio::test(flavor = "multi_thread")]
+async fn any_transition_goes_anywhere_but_needs_the_targets_fields() {
+    let team = Team::start().await;
+    let created = team
+        .call(
+            "rep1",
+            Method::POST,
+            "/api/data/project",
+            Some(json!({"title": "新仓库"})),
+        )
+        .await;
+    assert_eq!(created.status, 201, "{:?}", created.body);
+    assert_eq!(created.body["stage"], json!("draft"));
+    let project = created.body["id"].as_i64().unwrap();
+    let stage = |to: &'static str| team.stage("rep1", "project", project, to);
+
+    // Skipping ahead to a stage with required fields: refused naming them.
+    let missing = stage("build").await;
+    assert_eq!(missing.status, 422, "{:?}", missing.body);
+    assert_eq!(fields(&missing), vec!["budget"]);
+    // Straight to the end, then back to the start and on again, then lost.
+    for to in ["closed", "draft"] {
+        let moved = stage(to).await;
+        assert_eq!(moved.status, 200, "{to}: {:?}", moved.body);
+        assert_eq!(moved.body["stage"], json!(to));
+    }
+    team.call(
+        "rep1",
+        Method::PATCH,
+        &format!("/api/data/project/{project}"),
+        Some(json!({"budget": 80000})),
+    )
+    .await;
+    for to in ["build", "dropped", "draft"] {
+        assert_eq!(stage(to).await.status, 200, "{to}");
+    }
+    // The stage it is at, and one that does not exist.
+    for to in ["draft", "nowhere"] {
+        let refused = stage(to).await;
+        assert_eq!(refused.status, 422, "{to}: {:?}", refused.body);
+        assert_eq!(fields(&refused), vec!["to"], "{to}");
+    }
+    let history = team
+        .call(
+            "rep1",
+            Method::GET,
+            &format!("/api/data/project/{project}/history"),
+            None,
+        )
+        .await;
+    let stages: Vec<&str> = history.body["stages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["stage"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        stages,
+        ["draft", "closed", "draft", "build", "dropped", "draft"]
+    );
+}
+
+/// A step whose approver is a named user goes to that user alone.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_step_for_a_named_user_waits_for_that_user() {
+    let team = Team::start().await;
+    let created = team
+        .call(
+            "rep1",
+            Method::POST,
+            "/api/data/ticket",
+            Some(json!({"title": "退货复核"})),
+        )
+        .await;
+    assert_eq!(created.status, 201, "{:?}", created.body);
+    let ticket = created.body["id"].as_i64().unwrap();
+    let submitted = team
+        .call(
+            "rep1",
+            Method::POST,
+            &format!("/api/data/ticket/{ticket}/submit"),
+            Some(json!({"flow": "ticket_check"})),
+        )
+        .await;
+    assert_eq!(submitted.status, 200, "{:?}", submitted.body);
+    let approval = submitted.body["id"].as_i64().unwrap();
+    assert_eq!(team.inbox("fin2").await, [approval]);
+    assert!(team.inbox("fin1").await.is_empty());
+    assert_eq!(
+        team.act("fin1", approval, "approve", json!({}))
+            .await
+            .status,
+        403
+    );
+    assert!(
+        team.notifications("fin2")
+            .await
+            .contains(&"approval_request".to_string())
+    );
+    let approved = team.act("fin2", approval, "approve", json!({})).await;
+    assert_eq!(approved.status, 200, "{:?}", approved.body);
+    assert_eq!(approved.body["status"], json!("approved"));
 }
 
 #[tokio::test(flavor = "multi_thread")]
