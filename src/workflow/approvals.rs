@@ -8,6 +8,7 @@
 //! Every action is one transaction over tables, so a restart loses nothing.
 
 use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicU8, Ordering};
 
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{Alias, Expr, ExprTrait, Order, Query};
@@ -148,11 +149,23 @@ struct Task {
 pub struct Engine<'a> {
     db: &'a TenantDb,
     catalog: &'a Catalog,
+    /// Flows started, within this call, by a stage another flow's effect moved a
+    /// record to ([`Engine::enter_stage_by_flow`]).
+    chained: AtomicU8,
 }
+
+/// Flows that may start one another through their effects' stages in one action;
+/// beyond, the flows move a record around in a loop (each finishing at once because
+/// all its steps skip).
+const MAX_CHAINED_FLOWS: u8 = 8;
 
 impl<'a> Engine<'a> {
     pub fn new(db: &'a TenantDb, catalog: &'a Catalog) -> Self {
-        Engine { db, catalog }
+        Engine {
+            db,
+            catalog,
+            chained: AtomicU8::new(0),
+        }
     }
 
     fn flow(&self, key: &str) -> Result<&'a Flow> {
@@ -720,9 +733,14 @@ impl<'a> Engine<'a> {
             .fetch_in(txn, instance.record_id, &Access::system())
             .await?;
         if let Some(effect) = effect {
+            let stage_before = record[schema::STAGE].clone();
             record = self
                 .apply_effect(txn, &records, record, effect, &flow.key)
                 .await?;
+            if let Some(stage) = effect.stage.as_deref().filter(|s| stage_before != **s) {
+                self.enter_stage_by_flow(txn, &instance.entity, &record, stage, instance.submitter)
+                    .await?;
+            }
         }
         let hook_event = match outcome {
             "approved" => HookEvent::OnApproved,
@@ -795,6 +813,38 @@ impl<'a> Engine<'a> {
             notifications::send(txn, self.db, copied, &notice("approval_cc")).await?;
         }
         Ok(())
+    }
+
+    /// A stage a flow's effect moved a record to starts that stage's flows, as a move
+    /// by hand does; the instance's submitter submits them.
+    async fn enter_stage_by_flow(
+        &self,
+        txn: &DatabaseTransaction,
+        entity: &str,
+        record: &Value,
+        stage: &str,
+        submitter: i64,
+    ) -> Result<()> {
+        let depth = self.chained.fetch_add(1, Ordering::SeqCst) + 1;
+        let started = if depth > MAX_CHAINED_FLOWS {
+            Err(Error::Conflict(format!(
+                "the flows keep moving this record from stage to stage (last into {stage:?}); \
+                 check the stages their on_approve and on_reject set"
+            )))
+        } else {
+            // Boxed: starting a flow may finish it, and its effects enter a stage again.
+            Box::pin(self.trigger(
+                txn,
+                entity,
+                record,
+                TriggerOn::StageEnter,
+                Some(stage),
+                submitter,
+            ))
+            .await
+        };
+        self.chained.fetch_sub(1, Ordering::SeqCst);
+        started.map(|_| ())
     }
 
     async fn apply_effect(

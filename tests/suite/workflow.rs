@@ -64,6 +64,9 @@ fn package() -> Value {
       {"key": "huge", "label": "超大单", "entity": "deal",
        "trigger": {"on": "create", "when": "amount > 1000000"},
        "steps": [{"key": "gm", "approvers": {"role": "gm"}}]},
+      {"key": "fast_sign", "label": "特批签单", "entity": "deal",
+       "steps": [{"key": "gm", "approvers": {"role": "gm"}}],
+       "on_approve": {"stage": "signed"}},
       {"key": "ticket_check", "label": "工单复核", "entity": "ticket",
        "steps": [{"key": "review", "approvers": {"user": "fin2"}}]},
       {"key": "contract_review", "label": "合同审核", "entity": "deal",
@@ -356,6 +359,77 @@ async fn any_transition_goes_anywhere_but_needs_the_targets_fields() {
         stages,
         ["draft", "closed", "draft", "build", "dropped", "draft"]
     );
+}
+
+/// A stage a flow's approval moves the record to starts that stage's flow, as moving
+/// it by hand does; flows that would move a record around for ever are refused.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_stage_set_by_a_flow_starts_the_stages_flow() {
+    let team = Team::start().await;
+    let deal = team
+        .deal(
+            "rep1",
+            json!({"name": "特批单", "reviewer": team.ids["fin1"], "phone": "13800138000"}),
+        )
+        .await;
+    let approval = team.submit("rep1", deal, "fast_sign").await.body["id"]
+        .as_i64()
+        .unwrap();
+    let approved = team.act("gm1", approval, "approve", json!({})).await;
+    assert_eq!(approved.status, 200, "{:?}", approved.body);
+    let path = format!("/api/data/deal/{deal}");
+    assert_eq!(team.server.get(&path).await.body["stage"], json!("signed"));
+    // 合同审核 started on entering 签单: the reviewer has it, the record is locked.
+    let review = team.inbox("fin1").await;
+    assert_eq!(review.len(), 1, "{review:?}");
+    let locked = team
+        .call("rep1", Method::PATCH, &path, Some(json!({"amount": "1"})))
+        .await;
+    assert_eq!(locked.status, 409, "{:?}", locked.body);
+    assert!(
+        locked.body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("合同审核"),
+        "{:?}",
+        locked.body
+    );
+    let done = team.act("fin1", review[0], "approve", json!({})).await;
+    assert_eq!(done.status, 200, "{:?}", done.body);
+    assert_eq!(team.server.get(&path).await.body["approved"], json!(true));
+
+    // Two flows whose steps always skip, each moving the record to the other's stage.
+    let server = TestServer::start(json!({"format": 1,
+        "entities": [{"key": "job", "title_field": "title",
+            "fields": [{"key": "title", "type": "text"}],
+            "pipeline": {"stages": [{"key": "start"}, {"key": "ping"}, {"key": "pong"}],
+                         "transitions": "any"}}],
+        "flows": [
+            {"key": "ping_flow", "entity": "job", "trigger": {"on": "stage_enter", "stage": "ping"},
+             "steps": [{"key": "never", "approvers": {"role": "nobody"}, "when": "1 > 2"}],
+             "on_approve": {"stage": "pong"}},
+            {"key": "pong_flow", "entity": "job", "trigger": {"on": "stage_enter", "stage": "pong"},
+             "steps": [{"key": "never", "approvers": {"role": "nobody"}, "when": "1 > 2"}],
+             "on_approve": {"stage": "ping"}}],
+        "roles": [{"key": "nobody", "permissions": []}]}))
+    .await;
+    let job = server.create("job", json!({"title": "循环"})).await["id"]
+        .as_i64()
+        .unwrap();
+    let moved = server
+        .post(&format!("/api/data/job/{job}/stage"), json!({"to": "ping"}))
+        .await;
+    assert_eq!(moved.status, 409, "{:?}", moved.body);
+    assert!(
+        moved.body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("stage to stage"),
+        "{:?}",
+        moved.body
+    );
+    let unchanged = server.get(&format!("/api/data/job/{job}")).await.body;
+    assert_eq!(unchanged["stage"], json!("start"), "nothing changed");
 }
 
 /// A step whose approver is a named user goes to that user alone.
