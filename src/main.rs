@@ -309,7 +309,10 @@ async fn run(cli: Cli) -> Result<()> {
                 .await?;
             }
             if jobs_interval > 0 {
-                tokio::spawn(run_jobs_every(tenants.clone(), jobs_interval));
+                tokio::spawn(jobs::run_every(
+                    tenants.clone(),
+                    std::time::Duration::from_secs(jobs_interval),
+                ));
             }
             tokio::spawn(metacrm::search::indexer::serve_forever(tenants.clone()));
             tokio::spawn(metacrm::plugin::webhooks::serve_forever(tenants.clone()));
@@ -712,36 +715,6 @@ async fn reindex(tenants: &Tenants, tenant: Option<String>, entity: Option<Strin
         }
     }
     Ok(())
-}
-
-/// The scheduler inside `serve`: runs the background jobs on a fixed interval; a
-/// failing run is logged and retried at the next tick.
-/// The background jobs of every tenant whose lease this node holds, every `seconds`.
-async fn run_jobs_every(tenants: Arc<Tenants>, seconds: u64) {
-    let mut interval = tokio::time::interval(std::time::Duration::from_secs(seconds));
-    loop {
-        interval.tick().await;
-        let keys = match tenants.keys().await {
-            Ok(keys) => keys,
-            Err(error) => {
-                tracing::error!(%error, "background jobs cannot list tenants");
-                continue;
-            }
-        };
-        for key in keys {
-            if !tenants.holds_lease(&key).await {
-                continue;
-            }
-            match jobs::run(&tenants, Some(&key), chrono::Utc::now()).await {
-                Ok(reports) => {
-                    for report in reports {
-                        tracing::info!(tenant = %report.tenant, job = report.job, entity = %report.entity, count = report.count, "job ran");
-                    }
-                }
-                Err(error) => tracing::error!(tenant = %key, %error, "background jobs failed"),
-            }
-        }
-    }
 }
 
 /// After the last request: what the outbox holds reaches the search index and the

@@ -1,9 +1,10 @@
 //! Background jobs, for every tenant: the query planner's statistics refreshed where
 //! stale, the public pool's reclaim and the sweep of uploaded files never attached to
-//! a record. `serve` runs them periodically;
-//! `metacrm jobs run` runs them once.
+//! a record. `serve` runs them periodically ([`run_every`]); `metacrm jobs run` runs
+//! them once ([`run`]).
 
 use std::collections::BTreeSet;
+use std::sync::Arc;
 
 use chrono::{DateTime, Duration, Utc};
 
@@ -19,6 +20,36 @@ pub struct JobReport {
     pub job: &'static str,
     pub entity: String,
     pub count: u64,
+}
+
+/// The scheduler inside `serve`: every `period`, the jobs of each tenant whose lease
+/// this node holds (so that several nodes run them once). A failing run is logged
+/// and tried again at the next tick.
+pub async fn run_every(tenants: Arc<Tenants>, period: std::time::Duration) {
+    let mut interval = tokio::time::interval(period);
+    loop {
+        interval.tick().await;
+        let keys = match tenants.keys().await {
+            Ok(keys) => keys,
+            Err(error) => {
+                tracing::error!(%error, "background jobs cannot list tenants");
+                continue;
+            }
+        };
+        for key in keys {
+            if !tenants.holds_lease(&key).await {
+                continue;
+            }
+            match run(&tenants, Some(&key), Utc::now()).await {
+                Ok(reports) => {
+                    for report in reports {
+                        tracing::info!(tenant = %report.tenant, job = report.job, entity = %report.entity, count = report.count, "job ran");
+                    }
+                }
+                Err(error) => tracing::error!(tenant = %key, %error, "background jobs failed"),
+            }
+        }
+    }
 }
 
 /// Runs every job for the tenants (all when `only` is `None`) as of `now`.

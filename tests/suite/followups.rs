@@ -472,6 +472,46 @@ async fn jobs_run_from_the_command_line() {
     assert!(ok && text.contains("jobs done: 0 change(s)"), "{text}");
 }
 
+/// The scheduler `serve` runs (`--jobs-interval`) reclaims on its own.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_scheduler_reclaims_on_its_own() {
+    let scratch = common::ScratchDatabase::create("jobs").await;
+    let server = TestServer::start_alone(package(), scratch.as_ref()).await;
+    let (rep1, _) = server.user("rep1", &["sales"], None).await;
+    let id = server
+        .create("customer", json!({"name": "久未联系", "owner": rep1}))
+        .await["id"]
+        .as_i64()
+        .unwrap();
+    followups::touch(
+        &server.tenant.db.conn(),
+        &server.tenant.db,
+        "customer",
+        id,
+        Utc::now() - Duration::days(40),
+    )
+    .await
+    .unwrap();
+    let scheduler = tokio::spawn(jobs::run_every(
+        server.tenants.clone(),
+        std::time::Duration::from_millis(100),
+    ));
+    let path = format!("/api/data/customer/{id}");
+    let mut owner = json!(rep1);
+    for _ in 0..200 {
+        owner = server.get(&path).await.body["owner"].clone();
+        if owner.is_null() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    scheduler.abort();
+    assert_eq!(owner, Value::Null, "reclaimed within 10 seconds");
+    let history = server.get(&format!("{path}/history")).await.body;
+    let last = history["items"].as_array().unwrap().last().unwrap().clone();
+    assert_eq!(last["action"], json!("reclaim"));
+}
+
 /// How the database would run the due list (first category) for everyone and for the
 /// rep `rep` alone, and the reclaim's next batch: the three plans, joined by " | ".
 async fn due_and_reclaim_plans(server: &TestServer, rep: i64) -> String {

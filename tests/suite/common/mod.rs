@@ -154,8 +154,28 @@ impl TestServer {
         package: Value,
         search: impl FnOnce(&std::path::Path) -> Arc<dyn SearchIndex>,
     ) -> TestServer {
+        Self::start_on(package, db_config, search).await
+    }
+
+    /// Starts a server alone on its database: on PostgreSQL the `scratch` one, for
+    /// tests of what a node does for every tenant of its database (`ScratchDatabase`).
+    /// (`restart` does not follow it there.)
+    pub async fn start_alone(package: Value, scratch: Option<&ScratchDatabase>) -> TestServer {
+        let url = scratch.map(|s| s.url.clone());
+        let config = move |dir: &std::path::Path| DbConfig {
+            database_url: url,
+            ..db_config(dir)
+        };
+        Self::start_on(package, config, |dir| SearchBackend::Embedded.open(dir)).await
+    }
+
+    async fn start_on(
+        package: Value,
+        config: impl FnOnce(&std::path::Path) -> DbConfig,
+        search: impl FnOnce(&std::path::Path) -> Arc<dyn SearchIndex>,
+    ) -> TestServer {
         let dir = tempfile::tempdir().unwrap();
-        let tenants = Tenants::open_with_search(&db_config(dir.path()), search(dir.path()))
+        let tenants = Tenants::open_with_search(&config(dir.path()), search(dir.path()))
             .await
             .unwrap();
         let key = unique_key("t");
