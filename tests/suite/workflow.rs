@@ -655,7 +655,33 @@ async fn a_multi_step_flow_with_conditions_locks_approves_and_notifies() {
     let unread = team
         .call("rep1", Method::GET, "/api/notifications?unread=true", None)
         .await;
-    assert!(unread.body["unread"].as_i64().unwrap() >= 1);
+    let count = unread.body["unread"].as_i64().unwrap();
+    assert!(count >= 1, "{:?}", unread.body);
+    // One by its id, then the rest.
+    let first = unread.body["items"][0]["id"].clone();
+    let marked = team
+        .call(
+            "rep1",
+            Method::POST,
+            "/api/notifications/read",
+            Some(json!({"ids": [first]})),
+        )
+        .await;
+    assert_eq!(marked.status, 200, "{:?}", marked.body);
+    let fewer = team
+        .call("rep1", Method::GET, "/api/notifications?unread=true", None)
+        .await;
+    assert_eq!(fewer.body["unread"], json!(count - 1));
+    let all = team
+        .call("rep1", Method::GET, "/api/notifications", None)
+        .await;
+    let marked_item = all.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["id"] == first)
+        .unwrap();
+    assert_eq!(marked_item["read"], json!(true));
     team.call(
         "rep1",
         Method::POST,
@@ -746,6 +772,12 @@ async fn reject_return_delegate_add_withdraw_and_resubmit() {
     assert_eq!(delegated.status, 200, "{:?}", delegated.body);
     assert_eq!(team.inbox("boss").await, Vec::<i64>::new());
     assert_eq!(team.inbox("rep2").await, vec![approval]);
+    assert!(
+        team.notifications("rep2")
+            .await
+            .contains(&"approval_request".to_string()),
+        "the new approver is told"
+    );
     assert_eq!(
         team.act(
             "rep2",
@@ -779,6 +811,12 @@ async fn reject_return_delegate_add_withdraw_and_resubmit() {
         .await;
     assert_eq!(added.status, 200, "{:?}", added.body);
     assert_eq!(team.inbox("gm1").await, vec![approval]);
+    assert!(
+        team.notifications("gm1")
+            .await
+            .contains(&"approval_request".to_string()),
+        "an added approver is told"
+    );
     let next = team.act("gm1", approval, "approve", json!({})).await;
     assert_eq!(next.body["step"], json!("gm"));
     assert_eq!(
