@@ -57,6 +57,30 @@ async fn due_ids(server: &TestServer, now: DateTime<Utc>) -> Vec<(i64, i64)> {
         .collect()
 }
 
+/// A customer of `owner` whose last contact was at `contacted`; answers its id.
+async fn customer_contacted(
+    server: &TestServer,
+    name: &str,
+    owner: i64,
+    contacted: DateTime<Utc>,
+) -> i64 {
+    let id = server
+        .create("customer", json!({"name": name, "owner": owner}))
+        .await["id"]
+        .as_i64()
+        .unwrap();
+    followups::touch(
+        &server.tenant.db.conn(),
+        &server.tenant.db,
+        "customer",
+        id,
+        contacted,
+    )
+    .await
+    .unwrap();
+    id
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn due_lists_follow_the_cycle_at_day_boundaries() {
     let server = TestServer::start(package()).await;
@@ -195,20 +219,7 @@ async fn the_pool_reclaims_neglected_records_and_limits_claims() {
         .unwrap();
         neglected.push(id);
     }
-    let recent = server
-        .create("customer", json!({"name": "常联系", "owner": rep2}))
-        .await["id"]
-        .as_i64()
-        .unwrap();
-    followups::touch(
-        &server.tenant.db.conn(),
-        &server.tenant.db,
-        "customer",
-        recent,
-        Utc::now() - Duration::days(29),
-    )
-    .await
-    .unwrap();
+    let recent = customer_contacted(&server, "常联系", rep2, Utc::now() - Duration::days(29)).await;
 
     let due_ids = || async {
         let due = server.get("/api/followups/due").await.body;
@@ -361,21 +372,7 @@ async fn the_reclaim_keeps_to_the_calendar_and_to_approvals() {
     let contacted = Utc::now() - Duration::days(40);
     let mut ids = Vec::new();
     for name in ["到期", "审批中", "到期2", "到期3"] {
-        let id = server
-            .create("customer", json!({"name": name, "owner": rep1}))
-            .await["id"]
-            .as_i64()
-            .unwrap();
-        followups::touch(
-            &server.tenant.db.conn(),
-            &server.tenant.db,
-            "customer",
-            id,
-            contacted,
-        )
-        .await
-        .unwrap();
-        ids.push(id);
+        ids.push(customer_contacted(&server, name, rep1, contacted).await);
     }
     let (due, locked) = (ids[0], ids[1]);
     let submitted = server
@@ -433,20 +430,7 @@ async fn the_reclaim_keeps_to_the_calendar_and_to_approvals() {
 async fn jobs_run_from_the_command_line() {
     let server = TestServer::start(package()).await;
     let (rep1, _) = server.user("rep1", &["sales"], None).await;
-    let id = server
-        .create("customer", json!({"name": "久未联系", "owner": rep1}))
-        .await["id"]
-        .as_i64()
-        .unwrap();
-    followups::touch(
-        &server.tenant.db.conn(),
-        &server.tenant.db,
-        "customer",
-        id,
-        Utc::now() - Duration::days(40),
-    )
-    .await
-    .unwrap();
+    let id = customer_contacted(&server, "久未联系", rep1, Utc::now() - Duration::days(40)).await;
     let run = || {
         common::run_command(common::metacrm_command(server.dir.path()).args([
             "jobs",
@@ -478,20 +462,7 @@ async fn the_scheduler_reclaims_on_its_own() {
     let scratch = common::ScratchDatabase::create("jobs").await;
     let server = TestServer::start_alone(package(), scratch.as_ref()).await;
     let (rep1, _) = server.user("rep1", &["sales"], None).await;
-    let id = server
-        .create("customer", json!({"name": "久未联系", "owner": rep1}))
-        .await["id"]
-        .as_i64()
-        .unwrap();
-    followups::touch(
-        &server.tenant.db.conn(),
-        &server.tenant.db,
-        "customer",
-        id,
-        Utc::now() - Duration::days(40),
-    )
-    .await
-    .unwrap();
+    let id = customer_contacted(&server, "久未联系", rep1, Utc::now() - Duration::days(40)).await;
     let scheduler = tokio::spawn(jobs::run_every(
         server.tenants.clone(),
         std::time::Duration::from_millis(100),
