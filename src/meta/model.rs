@@ -716,6 +716,10 @@ pub struct Pool {
     /// Records one user may claim from the pool per day (unlimited when absent).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub claim_limit: Option<u32>,
+    /// Records of the entity one user may own for a claim to be allowed: a claim that
+    /// would go beyond is refused (unlimited when absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hold_limit: Option<u32>,
 }
 
 /// Duplicate check (查重) when creating records: the title field and phone and email

@@ -841,15 +841,19 @@ impl<'p> Validator<'p> {
         if let Some(followup) = &entity.followup {
             self.followup(&format!("{path}.followup"), entity, followup);
         }
-        if entity
-            .pool
-            .as_ref()
-            .is_some_and(|p| p.reclaim_after_days < 1)
-        {
-            self.report(
-                format!("{path}.pool.reclaim_after_days"),
-                "must be at least 1 day",
-            );
+        if let Some(pool) = &entity.pool {
+            if pool.reclaim_after_days < 1 {
+                self.report(
+                    format!("{path}.pool.reclaim_after_days"),
+                    "must be at least 1 day",
+                );
+            }
+            if pool.hold_limit == Some(0) {
+                self.report(
+                    format!("{path}.pool.hold_limit"),
+                    "must be at least 1 (leave it out for no limit)",
+                );
+            }
         }
         if let Some(check) = &entity.duplicate_check {
             self.roles_exist(
@@ -2557,6 +2561,7 @@ mod tests {
         let mut pkg = example();
         pkg["entities"][0]["followup"]["days"] = json!({"intent": 0, "potential": 30});
         pkg["entities"][0]["pool"]["reclaim_after_days"] = json!(0);
+        pkg["entities"][0]["pool"]["hold_limit"] = json!(0);
         let found = problems(pkg.clone());
         assert_problem(&found, "entities[0].followup.days.intent", "at least 1 day");
         assert_problem(
@@ -2569,9 +2574,11 @@ mod tests {
             "entities[0].pool.reclaim_after_days",
             "at least 1 day",
         );
-        assert_eq!(found.len(), 3, "{found:#?}");
+        assert_problem(&found, "entities[0].pool.hold_limit", "at least 1");
+        assert_eq!(found.len(), 4, "{found:#?}");
         pkg["entities"][0]["followup"] = json!({"field": "phone", "days": {}});
         pkg["entities"][0]["pool"]["reclaim_after_days"] = json!(7);
+        pkg["entities"][0]["pool"]["hold_limit"] = json!(200);
         assert_only(
             pkg.clone(),
             "entities[0].followup.field",

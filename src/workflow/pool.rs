@@ -1,6 +1,7 @@
 //! The public pool (公海): records of an entity with a `pool` whose owner logged no
 //! contact for `reclaim_after_days` return to the pool (owner cleared, audited, the
-//! owner notified); staff claim them back, up to `claim_limit` a day each.
+//! owner notified); staff claim them back, up to `claim_limit` a day each and while
+//! they own fewer than `hold_limit`.
 
 use chrono::{DateTime, Utc};
 use sea_orm::ConnectionTrait;
@@ -164,7 +165,8 @@ async fn reclaim_entity(
 }
 
 /// Claims a record from the pool for `user_id`: it must be in the pool, and the
-/// user under the entity's daily claim limit. The contact clock restarts.
+/// user under the entity's daily claim limit and holding fewer records than its hold
+/// limit. The contact clock restarts.
 pub async fn claim(
     db: &TenantDb,
     catalog: &Catalog,
@@ -203,6 +205,24 @@ pub async fn claim(
         if today >= i64::from(limit) {
             return Err(Error::Conflict(format!(
                 "you have claimed {today} {} record(s) today; the limit is {limit} a day",
+                entity.def.label()
+            )));
+        }
+    }
+    if let Some(limit) = pool.hold_limit {
+        let owned = Query::select()
+            .expr(Expr::col(Alias::new(schema::ID)).count())
+            .from(db.table(&entity.table))
+            .and_where(Expr::col(Alias::new(schema::OWNER)).eq(user_id))
+            .and_where(Expr::col(Alias::new(schema::DELETED_AT)).is_null())
+            .to_owned();
+        let held: i64 = match query_first(&txn, &owned).await? {
+            Some(row) => row.try_get_by_index(0)?,
+            None => 0,
+        };
+        if held >= i64::from(limit) {
+            return Err(Error::Conflict(format!(
+                "you already own {held} {} record(s); you may own at most {limit} to claim more",
                 entity.def.label()
             )));
         }

@@ -424,6 +424,50 @@ async fn the_reclaim_keeps_to_the_calendar_and_to_approvals() {
     assert_eq!(claimed["owner"], json!(rep1));
 }
 
+/// With `hold_limit`, a user who owns that many records claims no more.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_user_holding_the_limit_claims_no_more() {
+    let mut limited = package();
+    limited["entities"][0]["pool"]["hold_limit"] = json!(1);
+    let server = TestServer::start(limited).await;
+    let (rep1, token1) = server.user("rep1", &["sales"], None).await;
+    let (rep2, token2) = server.user("rep2", &["sales"], None).await;
+    server
+        .create("customer", json!({"name": "已有客户", "owner": rep1}))
+        .await;
+    let pooled =
+        customer_contacted(&server, "公海客户", rep2, Utc::now() - Duration::days(40)).await;
+    jobs::run(&server.tenants, Some(&server.tenant.key), Utc::now())
+        .await
+        .unwrap();
+    let claim = |token: String| {
+        let server = &server;
+        async move {
+            server
+                .call(
+                    &token,
+                    Method::POST,
+                    &format!("/api/pool/customer/{pooled}/claim"),
+                    None,
+                )
+                .await
+        }
+    };
+    let refused = claim(token1).await;
+    assert_eq!(refused.status, 409, "{:?}", refused.body);
+    assert!(
+        refused.body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("at most 1"),
+        "{:?}",
+        refused.body
+    );
+    let claimed = claim(token2).await;
+    assert_eq!(claimed.status, 200, "{:?}", claimed.body);
+    assert_eq!(claimed.body["owner"], json!(rep2));
+}
+
 /// `metacrm jobs run` runs the jobs once, from another process, and says what they did;
 /// a second run has nothing to do.
 #[tokio::test(flavor = "multi_thread")]

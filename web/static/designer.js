@@ -167,6 +167,7 @@
       poolEnable: '启用公海',
       reclaimAfter: '多少天未跟进收回公海',
       claimLimit: '每人每天最多领取',
+      holdLimit: '每人最多持有（超过则不能再领取）',
       duplicateCheck: '查重',
       duplicateEnable: '新建时查重',
       duplicateBlock: '确定重复时阻止创建',
@@ -426,6 +427,7 @@
       poolEnable: 'Public pool',
       reclaimAfter: 'Back to the pool after N days without contact',
       claimLimit: 'Claims per user per day',
+      holdLimit: 'Records a user may hold (no claims beyond)',
       duplicateCheck: 'Duplicate check',
       duplicateEnable: 'Check duplicates on create',
       duplicateBlock: 'Refuse certain duplicates',
@@ -2179,7 +2181,8 @@
     if (ent.pool) {
       pool.append(h('div', { class: 'dz-inline-fields' },
         fieldRow(t('reclaimAfter'), inputNumber(ent.pool, 'reclaim_after_days', { name: 'pool-reclaim', path: pj(ppath, 'reclaim_after_days'), integer: true, min: 1 })),
-        fieldRow(t('claimLimit'), inputNumber(ent.pool, 'claim_limit', { name: 'pool-claim-limit', path: pj(ppath, 'claim_limit'), integer: true, min: 0 }))));
+        fieldRow(t('claimLimit'), inputNumber(ent.pool, 'claim_limit', { name: 'pool-claim-limit', path: pj(ppath, 'claim_limit'), integer: true, min: 0 })),
+        fieldRow(t('holdLimit'), inputNumber(ent.pool, 'hold_limit', { name: 'pool-hold-limit', path: pj(ppath, 'hold_limit'), integer: true, min: 1 }))));
     }
 
     // Duplicate check.
