@@ -222,7 +222,7 @@ pub async fn claim(
         };
         if held >= i64::from(limit) {
             return Err(Error::Conflict(format!(
-                "you already own {held} {} record(s); you may own at most {limit} to claim more",
+                "you already own {held} {} record(s): from {limit} on, no more can be claimed from the pool",
                 entity.def.label()
             )));
         }

@@ -459,7 +459,7 @@ async fn a_user_holding_the_limit_claims_no_more() {
         refused.body["error"]["message"]
             .as_str()
             .unwrap()
-            .contains("at most 1"),
+            .contains("from 1 on"),
         "{:?}",
         refused.body
     );
