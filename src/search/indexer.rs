@@ -20,7 +20,7 @@ use crate::catalog::{Catalog, EntityCatalog};
 use crate::error::Result;
 use crate::meta::FieldType;
 use crate::search::{Document, SearchIndex, analyze};
-use crate::store::db::{TenantDb, query_first};
+use crate::store::db::{TenantDb, query_count, query_first};
 use crate::store::records::{QueryRequest, Records};
 use crate::store::schema;
 use crate::tenant::{Tenant, Tenants};
@@ -89,10 +89,7 @@ pub async fn pending(db: &TenantDb) -> Result<i64> {
         .from(db.table("outbox"))
         .and_where(Expr::col(Alias::new("id")).gt(position))
         .to_owned();
-    Ok(match query_first(&conn, &select).await? {
-        Some(row) => row.try_get_by_index(0)?,
-        None => 0,
-    })
+    query_count(&conn, &select).await
 }
 
 async fn set_cursor(conn: &impl ConnectionTrait, db: &TenantDb, position: i64) -> Result<()> {

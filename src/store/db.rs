@@ -252,6 +252,17 @@ pub async fn query_first<S: StatementBuilder>(
     Ok(conn.query_all(statement).await?.into_iter().next())
 }
 
+/// The number a `SELECT COUNT(…)` answers (its first column of its first row).
+pub async fn query_count<S: StatementBuilder>(
+    conn: &impl ConnectionTrait,
+    statement: &S,
+) -> Result<i64> {
+    Ok(match query_first(conn, statement).await? {
+        Some(row) => row.try_get_by_index(0)?,
+        None => 0,
+    })
+}
+
 /// Runs statements that answer no rows, in order, on `conn` (a transaction): on
 /// SQLite as one call — sqlx runs a text of several statements, binding the values to
 /// each in turn — which saves a hand-off to the connection's thread per statement; on

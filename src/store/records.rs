@@ -21,7 +21,7 @@ use crate::error::{Error, FieldError, Result};
 use crate::meta::{Field, FieldType, HookEvent, TriggerOn};
 use crate::plugin::hooks::Hooks;
 use crate::store::db::TenantDb;
-use crate::store::db::query_first;
+use crate::store::db::{query_count, query_first};
 use crate::store::filter::{self, FilterContext};
 use crate::store::schema::{self, Storage};
 use crate::store::{journal, locks, value};
@@ -690,10 +690,7 @@ impl<'a> Records<'a> {
                 .from(self.db.table(&schema::table_name(entity)))
                 .and_where(Expr::col(Alias::new(field)).eq(id))
                 .and_where(Expr::col(Alias::new(schema::DELETED_AT)).is_null());
-            let count: i64 = match query_first(&txn, &select).await? {
-                Some(row) => row.try_get_by_index(0)?,
-                None => 0,
-            };
+            let count = query_count(&txn, &select).await?;
             if count > 0 {
                 return Err(Error::Conflict(format!(
                     "{} record {id} is referenced by {count} {entity} record(s) through field {field:?}; reassign or delete them first",

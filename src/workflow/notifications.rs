@@ -7,7 +7,7 @@ use sea_orm::sea_query::{Alias, Expr, ExprTrait, Order, Query};
 use serde_json::{Value, json};
 
 use crate::error::Result;
-use crate::store::db::{TenantDb, query_first};
+use crate::store::db::{TenantDb, query_count};
 use crate::store::value::format_datetime;
 
 const TABLE: &str = "notifications";
@@ -119,10 +119,7 @@ pub async fn list(db: &TenantDb, user_id: i64, unread_only: bool, limit: u64) ->
         .and_where(Expr::col(Alias::new("user_id")).eq(user_id))
         .and_where(Expr::col(Alias::new("read_at")).is_null())
         .to_owned();
-    let unread: i64 = match query_first(&conn, &count).await? {
-        Some(row) => row.try_get_by_index(0)?,
-        None => 0,
-    };
+    let unread = query_count(&conn, &count).await?;
     Ok(json!({"items": items, "unread": unread}))
 }
 

@@ -14,7 +14,7 @@ use crate::auth::{Access, Context, SYSTEM_USER};
 use crate::catalog::{Catalog, EntityCatalog};
 use crate::error::{Error, Result};
 use crate::meta::Action;
-use crate::store::db::{Backend, TenantDb, query_first};
+use crate::store::db::{Backend, TenantDb, query_count};
 use crate::store::records::Records;
 use crate::store::schema;
 use crate::workflow::followups;
@@ -198,10 +198,7 @@ pub async fn claim(
                     .gte(crate::clock::start_of_day(crate::clock::date_of(now))),
             )
             .to_owned();
-        let today: i64 = match query_first(&txn, &claims).await? {
-            Some(row) => row.try_get_by_index(0)?,
-            None => 0,
-        };
+        let today = query_count(&txn, &claims).await?;
         if today >= i64::from(limit) {
             return Err(Error::Conflict(format!(
                 "you have claimed {today} {} record(s) today; the limit is {limit} a day",
@@ -216,10 +213,7 @@ pub async fn claim(
             .and_where(Expr::col(Alias::new(schema::OWNER)).eq(user_id))
             .and_where(Expr::col(Alias::new(schema::DELETED_AT)).is_null())
             .to_owned();
-        let held: i64 = match query_first(&txn, &owned).await? {
-            Some(row) => row.try_get_by_index(0)?,
-            None => 0,
-        };
+        let held = query_count(&txn, &owned).await?;
         if held >= i64::from(limit) {
             return Err(Error::Conflict(format!(
                 "you already own {held} {} record(s): from {limit} on, no more can be claimed from the pool",

@@ -57,16 +57,9 @@ async fn due_ids(server: &TestServer, now: DateTime<Utc>) -> Vec<(i64, i64)> {
         .collect()
 }
 
-/// A customer of `owner` whose last contact was at `contacted`; answers its id.
-async fn customer_contacted(
-    server: &TestServer,
-    name: &str,
-    owner: i64,
-    contacted: DateTime<Utc>,
-) -> i64 {
-    let id = server
-        .create("customer", json!({"name": name, "owner": owner}))
-        .await["id"]
+/// A customer made of `record` whose last contact was at `contacted`; answers its id.
+async fn customer_contacted(server: &TestServer, record: Value, contacted: DateTime<Utc>) -> i64 {
+    let id = server.create("customer", record).await["id"]
         .as_i64()
         .unwrap();
     followups::touch(
@@ -200,26 +193,16 @@ async fn the_pool_reclaims_neglected_records_and_limits_claims() {
     let (rep2, token2) = server.user("rep2", &["sales"], None).await;
     let mut neglected = Vec::new();
     for index in 0..3 {
-        let id = server
-            .create(
-                "customer",
-                json!({"name": format!("冷落{index}"), "owner": rep1, "category": "potential"}),
-            )
-            .await["id"]
-            .as_i64()
-            .unwrap();
-        followups::touch(
-            &server.tenant.db.conn(),
-            &server.tenant.db,
-            "customer",
-            id,
-            Utc::now() - Duration::days(31),
-        )
-        .await
-        .unwrap();
-        neglected.push(id);
+        let record =
+            json!({"name": format!("冷落{index}"), "owner": rep1, "category": "potential"});
+        neglected.push(customer_contacted(&server, record, Utc::now() - Duration::days(31)).await);
     }
-    let recent = customer_contacted(&server, "常联系", rep2, Utc::now() - Duration::days(29)).await;
+    let recent = customer_contacted(
+        &server,
+        json!({"name": "常联系", "owner": rep2}),
+        Utc::now() - Duration::days(29),
+    )
+    .await;
 
     let due_ids = || async {
         let due = server.get("/api/followups/due").await.body;
@@ -372,7 +355,9 @@ async fn the_reclaim_keeps_to_the_calendar_and_to_approvals() {
     let contacted = Utc::now() - Duration::days(40);
     let mut ids = Vec::new();
     for name in ["到期", "审批中", "到期2", "到期3"] {
-        ids.push(customer_contacted(&server, name, rep1, contacted).await);
+        ids.push(
+            customer_contacted(&server, json!({"name": name, "owner": rep1}), contacted).await,
+        );
     }
     let (due, locked) = (ids[0], ids[1]);
     let submitted = server
@@ -435,8 +420,12 @@ async fn a_user_holding_the_limit_claims_no_more() {
     server
         .create("customer", json!({"name": "已有客户", "owner": rep1}))
         .await;
-    let pooled =
-        customer_contacted(&server, "公海客户", rep2, Utc::now() - Duration::days(40)).await;
+    let pooled = customer_contacted(
+        &server,
+        json!({"name": "公海客户", "owner": rep2}),
+        Utc::now() - Duration::days(40),
+    )
+    .await;
     jobs::run(&server.tenants, Some(&server.tenant.key), Utc::now())
         .await
         .unwrap();
@@ -474,7 +463,12 @@ async fn a_user_holding_the_limit_claims_no_more() {
 async fn jobs_run_from_the_command_line() {
     let server = TestServer::start(package()).await;
     let (rep1, _) = server.user("rep1", &["sales"], None).await;
-    let id = customer_contacted(&server, "久未联系", rep1, Utc::now() - Duration::days(40)).await;
+    let id = customer_contacted(
+        &server,
+        json!({"name": "久未联系", "owner": rep1}),
+        Utc::now() - Duration::days(40),
+    )
+    .await;
     let run = || {
         common::run_command(common::metacrm_command(server.dir.path()).args([
             "jobs",
@@ -506,7 +500,12 @@ async fn the_scheduler_reclaims_on_its_own() {
     let scratch = common::ScratchDatabase::create("jobs").await;
     let server = TestServer::start_alone(package(), scratch.as_ref()).await;
     let (rep1, _) = server.user("rep1", &["sales"], None).await;
-    let id = customer_contacted(&server, "久未联系", rep1, Utc::now() - Duration::days(40)).await;
+    let id = customer_contacted(
+        &server,
+        json!({"name": "久未联系", "owner": rep1}),
+        Utc::now() - Duration::days(40),
+    )
+    .await;
     let scheduler = tokio::spawn(jobs::run_every(
         server.tenants.clone(),
         std::time::Duration::from_millis(100),
