@@ -724,6 +724,34 @@ impl<'a> Records<'a> {
     }
 
     pub async fn query(&self, request: &QueryRequest, access: &Access) -> Result<Page> {
+        let PagePlan {
+            select,
+            keys,
+            limit,
+        } = self.plan_page(request, access)?;
+        let rows = self.db.conn().query_all(&select).await?;
+        let columns = self.columns();
+        let mut items = Vec::with_capacity(rows.len());
+        let mut next = None;
+        for (index, row) in rows.iter().enumerate() {
+            if index as u64 == limit {
+                let last = &rows[index - 1];
+                next = Some(cursor_for(&keys, last)?);
+                break;
+            }
+            items.push(mask(self.decode(row, &columns)?, access));
+        }
+        Ok(Page { items, next })
+    }
+
+    /// The statement [`Records::query`] runs for a page (public for plan checks).
+    pub fn page_select(&self, request: &QueryRequest, access: &Access) -> Result<SelectStatement> {
+        Ok(self.plan_page(request, access)?.select)
+    }
+
+    /// A page's statement — scope, filter, cursor, order, one row more than the limit
+    /// (it tells whether another page follows) — with its sort keys.
+    fn plan_page(&self, request: &QueryRequest, access: &Access) -> Result<PagePlan<'_>> {
         let limit = request.limit.unwrap_or(DEFAULT_LIMIT);
         if limit == 0 || limit > MAX_LIMIT {
             return Err(Error::BadRequest(format!(
@@ -781,19 +809,11 @@ impl<'a> Records<'a> {
             };
         }
         select.limit(limit + 1);
-        let rows = self.db.conn().query_all(&select).await?;
-        let columns = self.columns();
-        let mut items = Vec::with_capacity(rows.len());
-        let mut next = None;
-        for (index, row) in rows.iter().enumerate() {
-            if index as u64 == limit {
-                let last = &rows[index - 1];
-                next = Some(cursor_for(&keys, last)?);
-                break;
-            }
-            items.push(mask(self.decode(row, &columns)?, access));
-        }
-        Ok(Page { items, next })
+        Ok(PagePlan {
+            select,
+            keys,
+            limit,
+        })
     }
 
     /// Reassigns records (资料转移) to `request.owner`: those named by `ids` or matched
@@ -1294,6 +1314,13 @@ pub fn mask(record: Value, access: &Access) -> Value {
     }
 }
 
+/// A page's statement and the sort keys its cursor holds.
+struct PagePlan<'e> {
+    select: SelectStatement,
+    keys: Vec<(&'e Field, bool)>,
+    limit: u64,
+}
+
 /// The cursor is the last row's sort values, opaque to clients.
 fn cursor_for(keys: &[(&Field, bool)], row: &QueryResult) -> Result<String> {
     let values = keys
@@ -1331,6 +1358,12 @@ fn after_cursor(keys: &[(&Field, bool)], cursor: &str) -> Result<Condition> {
         let after = match (&values[position], desc) {
             (Value::Null, false) => continue,
             (Value::Null, true) => column.is_not_null(),
+            // Said of a column that holds no NULL, the NULL alternative would keep the
+            // databases from starting the scan at the cursor in the index: every page
+            // read the table from its start (a rebuild of 1M records slowed to half).
+            (v, false) if schema::never_null(&field.key) => {
+                column.gt(value::to_sql(field, v).map_err(|_| invalid())?)
+            }
             (v, false) => {
                 let v = value::to_sql(field, v).map_err(|_| invalid())?;
                 column.clone().gt(v).or(column.is_null())
