@@ -174,15 +174,14 @@ struct People {
 
 /// A sales department (the director) over five teams of a manager and ten reps.
 async fn build_org(tenant: &Tenant) -> People {
-    let db = &tenant.db;
-    let sales = common::add_department(db, "销售部", None).await;
+    let sales = common::add_department(tenant, "销售部", None).await;
     let director = common::add_user(tenant, "director".into(), "director", sales).await;
     let mut managers = Vec::new();
     let mut reps = Vec::new();
     for (t, name) in TEAMS.iter().enumerate() {
-        let team = common::add_department(db, name, Some(sales)).await;
+        let team = common::add_department(tenant, name, Some(sales)).await;
         let manager = common::add_user(tenant, format!("manager{t}"), "manager", team).await;
-        common::set_manager(db, team, manager.id).await;
+        common::set_manager(tenant, team, manager.id).await;
         managers.push(manager);
         for r in 0..REPS_PER_TEAM {
             reps.push(common::add_user(tenant, format!("rep{t}{r}"), "rep", team).await);

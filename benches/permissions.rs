@@ -65,19 +65,18 @@ struct People {
 }
 
 async fn build_org(tenant: &Tenant) -> People {
-    let db = &tenant.db;
-    let head_office = common::add_department(db, "总公司", None).await;
+    let head_office = common::add_department(tenant, "总公司", None).await;
     let director = common::add_user(tenant, "director".into(), "director", head_office).await;
     let mut managers = Vec::new();
     let mut reps = Vec::new();
     for (r, region_name) in REGIONS.iter().enumerate() {
-        let region = common::add_department(db, region_name, Some(head_office)).await;
+        let region = common::add_department(tenant, region_name, Some(head_office)).await;
         let manager = common::add_user(tenant, format!("manager{r}"), "manager", region).await;
-        common::set_manager(db, region, manager.id).await;
+        common::set_manager(tenant, region, manager.id).await;
         managers.push(manager);
         for t in 0..TEAMS_PER_REGION {
             let team =
-                common::add_department(db, &format!("{region_name}{}组", t + 1), Some(region))
+                common::add_department(tenant, &format!("{region_name}{}组", t + 1), Some(region))
                     .await;
             for p in 0..REPS_PER_TEAM {
                 let rep = common::add_user(tenant, format!("rep{r}{t}{p}"), "rep", team).await;

@@ -120,15 +120,13 @@ pub async fn load_samples(tenant: &Tenant, name: &str, acting_user: i64) -> Resu
             })?),
             None => None,
         };
-        let created = org::create(
-            &tenant.db,
-            &DepartmentInput {
+        let created = tenant
+            .create_department(&DepartmentInput {
                 name: Some(department.name.clone()),
                 parent: Some(parent),
                 manager: None,
-            },
-        )
-        .await?;
+            })
+            .await?;
         department_ids.insert(created.name, created.id);
     }
     let mut user_ids: HashMap<String, i64> = HashMap::new();
@@ -168,15 +166,15 @@ pub async fn load_samples(tenant: &Tenant, name: &str, acting_user: i64) -> Resu
                 "departments[{index}].manager names unknown user {manager:?}"
             ))
         })?;
-        org::update(
-            &tenant.db,
-            department_ids[&department.name],
-            &DepartmentInput {
-                manager: Some(Some(manager)),
-                ..DepartmentInput::default()
-            },
-        )
-        .await?;
+        tenant
+            .update_department(
+                department_ids[&department.name],
+                &DepartmentInput {
+                    manager: Some(Some(manager)),
+                    ..DepartmentInput::default()
+                },
+            )
+            .await?;
     }
     let catalog = tenant.catalog().await;
     let mut titles: HashMap<(String, String), i64> = HashMap::new();

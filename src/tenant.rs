@@ -13,6 +13,7 @@ use serde_json::Value;
 use tokio::sync::{Mutex, RwLock, RwLockReadGuard};
 
 use crate::auth::casbin_adapter::{delete_rules, insert_rules, load_rules};
+use crate::auth::org::{self, Department, DepartmentInput, Org};
 use crate::auth::policy::{self, Policy};
 use crate::auth::rate::RateLimits;
 use crate::auth::sessions;
@@ -43,6 +44,17 @@ pub struct Tenant {
     policy: RwLock<Arc<Policy>>,
     /// One search indexer run at a time per tenant.
     pub indexing: Mutex<()>,
+    /// The departments and who is in which, read once and kept until a user or a
+    /// department changes (here, or on another node: its change notice).
+    org: std::sync::Mutex<OrgCache>,
+}
+
+#[derive(Default)]
+struct OrgCache {
+    org: Option<Arc<Org>>,
+    /// Bumped by every change, so that an organisation read before a change is not
+    /// kept after it.
+    generation: u64,
 }
 
 /// The outcome of applying a package.
@@ -84,10 +96,54 @@ impl Tenant {
             .collect()
     }
 
+    /// The organisation: departments and their members.
+    pub async fn org(&self) -> Result<Arc<Org>> {
+        let generation = {
+            let cache = self.org.lock().expect("org cache");
+            if let Some(org) = &cache.org {
+                return Ok(org.clone());
+            }
+            cache.generation
+        };
+        let org = Arc::new(Org::load(&self.db).await?);
+        let mut cache = self.org.lock().expect("org cache");
+        if cache.generation == generation {
+            cache.org = Some(org.clone());
+        }
+        Ok(org)
+    }
+
+    /// Drops the cached organisation: a user or a department changed.
+    fn forget_org(&self) {
+        let mut cache = self.org.lock().expect("org cache");
+        cache.org = None;
+        cache.generation += 1;
+    }
+
+    /// After a change to users or departments: this node and every other one read the
+    /// organisation afresh.
+    async fn org_changed(&self) -> Result<()> {
+        self.forget_org();
+        cluster::announce(&self.db.conn(), &self.db).await
+    }
+
+    pub async fn create_department(&self, input: &DepartmentInput) -> Result<Department> {
+        let department = org::create(&self.db, input).await?;
+        self.org_changed().await?;
+        Ok(department)
+    }
+
+    /// Renames, moves (with its subtree) or changes the manager of a department.
+    pub async fn update_department(&self, id: i64, input: &DepartmentInput) -> Result<Department> {
+        let department = org::update(&self.db, id, input).await?;
+        self.org_changed().await?;
+        Ok(department)
+    }
+
     pub async fn create_user(&self, new: &NewUser) -> Result<User> {
         let user = users::create(&self.db, new, &self.role_keys().await).await?;
         self.reload_policy().await?;
-        cluster::announce(&self.db.conn(), &self.db).await?;
+        self.org_changed().await?;
         Ok(user)
     }
 
@@ -104,6 +160,11 @@ impl Tenant {
         }
         if patch.roles.is_some() {
             self.reload_policy().await?;
+        }
+        if patch.department.is_some() {
+            self.forget_org();
+        }
+        if patch.roles.is_some() || patch.department.is_some() {
             cluster::announce(&self.db.conn(), &self.db).await?;
         }
         Ok(user)
@@ -262,6 +323,7 @@ impl Tenant {
     /// Catches up with a publish or a role change made on another node: swaps in the
     /// newest catalog if it is newer than ours, and reloads the policy.
     pub async fn refresh(&self) -> Result<()> {
+        self.forget_org();
         if latest_version(&self.db).await? > self.catalog().await.version {
             let mut current = self.catalog.write().await;
             // Checked again under the write lock: another refresh may have won.
@@ -299,6 +361,7 @@ impl Tenant {
             catalog: RwLock::new(Arc::new(catalog)),
             policy: RwLock::new(Arc::new(policy)),
             indexing: Mutex::new(()),
+            org: std::sync::Mutex::new(OrgCache::default()),
         })
     }
 }

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, NaiveDate, TimeZone, Utc};
 use metacrm::auth::User;
-use metacrm::auth::org::{self, DepartmentInput};
+use metacrm::auth::org::DepartmentInput;
 use metacrm::auth::users::{self, NewUser};
 use metacrm::store::db::{Backend, DbConfig, TenantDb};
 use metacrm::tenant::{NewTenant, Tenant, Tenants};
@@ -1065,23 +1065,28 @@ pub async fn add_user(tenant: &Tenant, username: String, role: &str, department:
 }
 
 /// A department under `parent` (a root without), with no manager yet.
-pub async fn add_department(db: &TenantDb, name: &str, parent: Option<i64>) -> i64 {
+pub async fn add_department(tenant: &Tenant, name: &str, parent: Option<i64>) -> i64 {
     let input = DepartmentInput {
         name: Some(name.into()),
         parent: Some(parent),
         manager: None,
     };
-    org::create(db, &input).await.expect("create department").id
+    tenant
+        .create_department(&input)
+        .await
+        .expect("create department")
+        .id
 }
 
 /// Makes `manager` the manager of `department`.
-pub async fn set_manager(db: &TenantDb, department: i64, manager: i64) {
+pub async fn set_manager(tenant: &Tenant, department: i64, manager: i64) {
     let input = DepartmentInput {
         name: None,
         parent: None,
         manager: Some(Some(manager)),
     };
-    org::update(db, department, &input)
+    tenant
+        .update_department(department, &input)
         .await
         .expect("set manager");
 }

@@ -101,7 +101,7 @@ impl UsersApi {
     async fn create_department(&self, auth: Bearer, body: Json<Value>) -> ApiResult<Created> {
         auth.0.require_admin().await?;
         let input: DepartmentInput = parse(body.0, "department")?;
-        let department = org::create(&auth.0.tenant.db, &input).await?;
+        let department = auth.0.tenant.create_department(&input).await?;
         Ok(Created::Created(Json(to_json(&department)?)))
     }
 
@@ -116,7 +116,7 @@ impl UsersApi {
     ) -> ApiResult<Json<Value>> {
         auth.0.require_admin().await?;
         let input: DepartmentInput = parse(body.0, "department")?;
-        let department = org::update(&auth.0.tenant.db, id.0, &input).await?;
+        let department = auth.0.tenant.update_department(id.0, &input).await?;
         Ok(Json(to_json(&department)?))
     }
 }

@@ -19,8 +19,9 @@ use crate::tenant::{Tenant, Tenants};
 pub struct Context {
     pub tenant: Arc<Tenant>,
     pub user: User,
-    /// The organisation, read at most once per request.
-    org: Arc<OnceCell<Org>>,
+    /// The organisation as this request first saw it, so that every decision in one
+    /// request uses the same one.
+    org: Arc<OnceCell<Arc<Org>>>,
     /// Decisions already made in this request, per entity and action.
     decisions: Arc<Mutex<HashMap<(String, Action), Access>>>,
 }
@@ -67,9 +68,8 @@ impl Context {
     }
 
     async fn org(&self) -> Result<&Org> {
-        self.org
-            .get_or_try_init(|| Org::load(&self.tenant.db))
-            .await
+        let org = self.org.get_or_try_init(|| self.tenant.org()).await?;
+        Ok(org)
     }
 
     /// The permission gate: what this user may do with `action` on `entity` — the

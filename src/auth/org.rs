@@ -103,7 +103,8 @@ async fn check_manager(conn: &impl ConnectionTrait, db: &TenantDb, manager: i64)
     }
 }
 
-pub async fn create(db: &TenantDb, input: &DepartmentInput) -> Result<Department> {
+/// Through `Tenant::create_department`, which drops the tenant's cached organisation.
+pub(crate) async fn create(db: &TenantDb, input: &DepartmentInput) -> Result<Department> {
     let name = check_name(input.name.as_deref().unwrap_or_default())?;
     let parent = input.parent.flatten();
     let manager = input.manager.flatten();
@@ -145,8 +146,8 @@ pub async fn create(db: &TenantDb, input: &DepartmentInput) -> Result<Department
 }
 
 /// Renames, re-parents (moving the whole subtree) or changes the manager; a parent
-/// inside the department's own subtree is refused.
-pub async fn update(db: &TenantDb, id: i64, input: &DepartmentInput) -> Result<Department> {
+/// inside the department's own subtree is refused. Through `Tenant::update_department`.
+pub(crate) async fn update(db: &TenantDb, id: i64, input: &DepartmentInput) -> Result<Department> {
     let txn = db.begin_write().await?;
     let departments = list_on(&txn, db).await?;
     let mut department = departments
@@ -214,7 +215,8 @@ fn subtree(departments: &[Department], roots: impl IntoIterator<Item = i64>) -> 
     seen
 }
 
-/// The organisation as one request sees it: read once per request, so moving a user
+/// The organisation: departments and who is in which. A tenant keeps it until a user
+/// or a department changes (`Tenant::org`); a request reads it once, so moving a user
 /// or a department changes what the next request may see.
 #[derive(Debug, Clone)]
 pub struct Org {

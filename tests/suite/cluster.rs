@@ -27,7 +27,9 @@ fn package() -> Value {
     ],
     "roles": [
       {"key": "sales", "permissions": [
-          {"entity": "customer", "actions": ["create", "read"], "scope": "all"}]}
+          {"entity": "customer", "actions": ["create", "read"], "scope": "all"}]},
+      {"key": "lead", "permissions": [
+          {"entity": "customer", "actions": ["read"], "scope": "subordinates"}]}
     ]})
 }
 
@@ -351,6 +353,83 @@ async fn two_nodes_on_one_postgresql_behave_as_one() {
     })
     .await;
     eprintln!("a role change on node a reached node b after {seen:?}");
+
+    // Moving a user out of a manager's department on one node changes what the manager
+    // sees on the other (each node keeps the organisation until told of a change).
+    let department = |name: &'static str| {
+        let (a, admin) = (&a, &admin);
+        async move {
+            let (status, body) = a
+                .call(
+                    Method::POST,
+                    "/api/departments",
+                    admin,
+                    Some(json!({"name": name})),
+                )
+                .await;
+            assert_eq!(status, 201, "{body:?}");
+            body["id"].as_i64().unwrap()
+        }
+    };
+    let (east, west) = (department("华东").await, department("华西").await);
+    let user = |username: &'static str, role: &'static str, department: i64| {
+        let (a, admin) = (&a, &admin);
+        async move {
+            let (status, body) = a
+                .call(
+                    Method::POST,
+                    "/api/users",
+                    admin,
+                    Some(json!({"username": username, "password": PASSWORD,
+                                "roles": [role], "department": department})),
+                )
+                .await;
+            assert_eq!(status, 201, "{body:?}");
+            body["id"].as_i64().unwrap()
+        }
+    };
+    let boss = user("boss", "lead", east).await;
+    let member = user("member", "sales", east).await;
+    let (status, body) = a
+        .call(
+            Method::PATCH,
+            &format!("/api/departments/{east}"),
+            &admin,
+            Some(json!({"manager": boss})),
+        )
+        .await;
+    assert_eq!(status, 200, "{body:?}");
+    let member_token = a.login("member").await;
+    a.create(&member_token, "华东客户").await;
+    let boss_token = b.login("boss").await;
+    let visible = || async {
+        let (status, body) = b
+            .call(
+                Method::POST,
+                "/api/data/customer/query",
+                &boss_token,
+                Some(json!({})),
+            )
+            .await;
+        assert_eq!(status, 200, "{body:?}");
+        body["items"].as_array().unwrap().len()
+    };
+    assert_eq!(visible().await, 1, "the manager sees the member's customer");
+    let (status, body) = a
+        .call(
+            Method::PATCH,
+            &format!("/api/users/{member}"),
+            &admin,
+            Some(json!({"department": west})),
+        )
+        .await;
+    assert_eq!(status, 200, "{body:?}");
+    let seen = until(
+        "node b sees the member leave the manager's department",
+        || async { visible().await == 0 },
+    )
+    .await;
+    eprintln!("a department change on node a reached node b after {seen:?}");
 
     // Writes on both nodes over a few seconds (several indexer rounds on each): the
     // outbox is indexed exactly once, all of it by the node holding the lease.

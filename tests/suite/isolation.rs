@@ -103,8 +103,7 @@ async fn no_route_reaches_another_tenants_data() {
                 .unwrap();
         }
     }
-    metacrm::auth::org::create(
-        &b.db,
+    b.create_department(
         &serde_json::from_value(json!({"name": format!("{SECRET}_dept")})).unwrap(),
     )
     .await
