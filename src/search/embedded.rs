@@ -9,6 +9,7 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use tantivy::collector::TopDocs;
+use tantivy::indexer::{LogMergePolicy, NoMergePolicy};
 use tantivy::query::{BooleanQuery, FuzzyTermQuery, Occur, Query, TermQuery, TermSetQuery};
 use tantivy::schema::{
     Field, INDEXED, IndexRecordOption, STORED, Schema, TextFieldIndexing, TextOptions, Value,
@@ -260,6 +261,32 @@ impl SearchIndex for EmbeddedIndex {
                         .add_document(index.document(document))
                         .map_err(search_error)?;
                 }
+                Ok(())
+            })
+        })
+        .await
+    }
+
+    async fn load(&self, tenant: &str, entity: &str, documents: Vec<Document>) -> Result<()> {
+        self.blocking(tenant, entity, move |index| {
+            let writer = index.writer.lock().expect("index writer");
+            // Merging while a rebuild adds documents merges each of them several times
+            // over; `finish_load` lets the usual policy merge the finished segments once.
+            writer.set_merge_policy(Box::new(NoMergePolicy));
+            for document in &documents {
+                writer
+                    .add_document(index.document(document))
+                    .map_err(search_error)?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn finish_load(&self, tenant: &str, entity: &str) -> Result<()> {
+        self.blocking(tenant, entity, |index| {
+            index.commit(|writer| {
+                writer.set_merge_policy(Box::new(LogMergePolicy::default()));
                 Ok(())
             })
         })

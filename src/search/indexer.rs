@@ -343,24 +343,30 @@ pub async fn rebuild(
     // Leftovers of an interrupted rebuild of the same generation.
     index.drop_index(&tenant.key, &next).await?;
     let records = Records::new(db, catalog, entity);
-    let mut after = None;
+    let page_after = |after: Option<String>| QueryRequest {
+        limit: Some(crate::store::records::MAX_LIMIT),
+        after,
+        ..QueryRequest::default()
+    };
+    let system = Access::system();
+    let mut page = records.query(&page_after(None), &system).await?;
     let mut done = 0;
     loop {
-        let request = QueryRequest {
-            limit: Some(crate::store::records::MAX_LIMIT),
-            after: after.clone(),
-            ..QueryRequest::default()
-        };
-        let page = records.query(&request, &Access::system()).await?;
         let documents: Vec<Document> = page.items.iter().map(|r| document(entity, r)).collect();
         done += documents.len() as u64;
-        index.upsert(&tenant.key, &next, documents).await?;
+        let load = index.load(&tenant.key, &next, documents);
+        // The next page is read while this one is indexed.
+        let Some(after) = page.next.take() else {
+            load.await?;
+            progress(done);
+            break;
+        };
+        let request = page_after(Some(after));
+        let ((), fetched) = tokio::try_join!(load, records.query(&request, &system))?;
         progress(done);
-        match page.next {
-            Some(next_page) => after = Some(next_page),
-            None => break,
-        }
+        page = fetched;
     }
+    index.finish_load(&tenant.key, &next).await?;
     let _drain_paused = tenant.indexing.lock().await;
     let conn = db.conn();
     let drained = cursor(&conn, db).await?;

@@ -63,6 +63,16 @@ pub trait SearchIndex: Send + Sync {
     }
     /// Adds or replaces documents (by id).
     async fn upsert(&self, tenant: &str, entity: &str, documents: Vec<Document>) -> Result<()>;
+    /// Adds documents to an index a rebuild is filling: none of them is in it yet, and
+    /// they need be searchable only after [`SearchIndex::finish_load`]. A backend may
+    /// skip the per-call commit and the replace-by-id an upsert does.
+    async fn load(&self, tenant: &str, index: &str, documents: Vec<Document>) -> Result<()> {
+        self.upsert(tenant, index, documents).await
+    }
+    /// Makes everything [`SearchIndex::load`]ed into an index durable and searchable.
+    async fn finish_load(&self, _tenant: &str, _index: &str) -> Result<()> {
+        Ok(())
+    }
     async fn delete(&self, tenant: &str, entity: &str, ids: Vec<i64>) -> Result<()>;
     /// Removes every document of an entity (before a rebuild).
     async fn clear(&self, tenant: &str, entity: &str) -> Result<()>;
