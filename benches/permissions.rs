@@ -12,9 +12,11 @@
 //!    and without the owner predicate (the baseline). Target: subordinates ≤ 1.2 × all
 //!    (p50).
 //! 2. **Gate decisions per second**: the enforcer alone (`Policy::scope`), the
-//!    organisation read alone (`Org::load`), a first decision in a request (both, plus
-//!    the owner set and field rules) and a repeated one (answered from the request's
-//!    cache). No target; the figures show what a request pays.
+//!    organisation read from the database alone (`Org::load`, which a tenant does once
+//!    and again after each change to users or departments), a first decision in a
+//!    request (the enforcer, the tenant's organisation, the owner set and field rules)
+//!    and a repeated one (answered from the request's cache). No target; the figures
+//!    show what a request pays.
 //!
 //! `METACRM_BENCH_ITERS` (default 500) iterations per row after a tenth as warm-up.
 
@@ -340,7 +342,7 @@ async fn gate_rates(bench: &Bench, actors: &[Actor], iterations: usize) -> Table
         &[
             "user (scope)",
             "enforcer alone (Policy::scope)",
-            "organisation read alone (Org::load)",
+            "organisation read from the database (Org::load)",
             "first decision in a request",
             "repeated decision (request cache)",
         ],
