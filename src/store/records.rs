@@ -726,10 +726,18 @@ impl<'a> Records<'a> {
     pub async fn query(&self, request: &QueryRequest, access: &Access) -> Result<Page> {
         let PagePlan {
             select,
+            nulls_after,
             keys,
             limit,
         } = self.plan_page(request, access)?;
-        let rows = self.db.conn().query_all(&select).await?;
+        let conn = self.db.conn();
+        let mut rows = conn.query_all(&select).await?;
+        if let Some(mut nulls) = nulls_after
+            && rows.len() as u64 <= limit
+        {
+            nulls.limit(limit + 1 - rows.len() as u64);
+            rows.extend(conn.query_all(&nulls).await?);
+        }
         let columns = self.columns();
         let mut items = Vec::with_capacity(rows.len());
         let mut next = None;
@@ -790,27 +798,28 @@ impl<'a> Records<'a> {
         if let Some(filter) = &request.filter {
             select.cond_where(filter::condition(self.entity, filter, &ctx)?);
         }
+        let mut nulls_after = None;
         if let Some(cursor) = &request.after {
-            select.cond_where(after_cursor(&keys, cursor)?);
+            let values = cursor_values(&keys, cursor)?;
+            // An ascending first key that may hold NULL, the cursor on a value: every
+            // NULL comes after it. Asking for them in the same statement (`k > v OR k IS
+            // NULL`) keeps both databases from starting at the cursor in the key's
+            // index (each page read the index from its start), so a second statement
+            // reads them when the first runs out.
+            let (first, desc) = keys[0];
+            if !desc && !schema::never_null(&first.key) && values[0] != Value::Null {
+                let mut nulls = select.clone();
+                nulls.and_where(Expr::col(Alias::new(&first.key)).is_null());
+                order_by(&mut nulls, &keys[1..]);
+                nulls_after = Some(nulls);
+            }
+            select.cond_where(after_cursor(&keys, &values, nulls_after.is_some())?);
         }
-        for (field, desc) in &keys {
-            // NULL sorts as the greatest value in both directions, on both databases.
-            let (order, nulls) = if *desc {
-                (Order::Desc, NullOrdering::First)
-            } else {
-                (Order::Asc, NullOrdering::Last)
-            };
-            // Said of a column that holds no NULL, the NULL order keeps SQLite from
-            // reading the rows in an index's order (it sorts instead; newest-first
-            // lists then took another index and sorted every row the scope reaches).
-            match schema::never_null(&field.key) {
-                true => select.order_by(Alias::new(&field.key), order),
-                false => select.order_by_with_nulls(Alias::new(&field.key), order, nulls),
-            };
-        }
+        order_by(&mut select, &keys);
         select.limit(limit + 1);
         Ok(PagePlan {
             select,
+            nulls_after,
             keys,
             limit,
         })
@@ -1317,8 +1326,30 @@ pub fn mask(record: Value, access: &Access) -> Value {
 /// A page's statement and the sort keys its cursor holds.
 struct PagePlan<'e> {
     select: SelectStatement,
+    /// The rows whose first sort key is NULL, when `select` leaves them out: they
+    /// follow its rows (ordered by the other keys, without a limit yet).
+    nulls_after: Option<SelectStatement>,
     keys: Vec<(&'e Field, bool)>,
     limit: u64,
+}
+
+/// Orders by the sort keys, NULL as the greatest value in both directions, on both
+/// databases.
+fn order_by(select: &mut SelectStatement, keys: &[(&Field, bool)]) {
+    for (field, desc) in keys {
+        let (order, nulls) = if *desc {
+            (Order::Desc, NullOrdering::First)
+        } else {
+            (Order::Asc, NullOrdering::Last)
+        };
+        // Said of a column that holds no NULL, the NULL order keeps SQLite from
+        // reading the rows in an index's order (it sorts instead; newest-first
+        // lists then took another index and sorted every row the scope reaches).
+        match schema::never_null(&field.key) {
+            true => select.order_by(Alias::new(&field.key), order),
+            false => select.order_by_with_nulls(Alias::new(&field.key), order, nulls),
+        };
+    }
 }
 
 /// The cursor is the last row's sort values, opaque to clients.
@@ -1330,27 +1361,36 @@ fn cursor_for(keys: &[(&Field, bool)], row: &QueryResult) -> Result<String> {
     Ok(URL_SAFE_NO_PAD.encode(Value::Array(values).to_string()))
 }
 
-/// Rows strictly after the cursor in the sort order (NULL being the greatest value).
-fn after_cursor(keys: &[(&Field, bool)], cursor: &str) -> Result<Condition> {
-    let invalid = || {
-        Error::BadRequest(
-            "after: invalid cursor; pass the `next` value of a previous page with the same sort"
-                .into(),
-        )
-    };
-    let bytes = URL_SAFE_NO_PAD.decode(cursor).map_err(|_| invalid())?;
-    let values: Vec<Value> = serde_json::from_slice(&bytes).map_err(|_| invalid())?;
+fn invalid_cursor() -> Error {
+    Error::BadRequest(
+        "after: invalid cursor; pass the `next` value of a previous page with the same sort".into(),
+    )
+}
+
+/// The sort values a cursor holds, one per key.
+fn cursor_values(keys: &[(&Field, bool)], cursor: &str) -> Result<Vec<Value>> {
+    let bytes = URL_SAFE_NO_PAD
+        .decode(cursor)
+        .map_err(|_| invalid_cursor())?;
+    let values: Vec<Value> = serde_json::from_slice(&bytes).map_err(|_| invalid_cursor())?;
     if values.len() != keys.len() {
-        return Err(invalid());
+        return Err(invalid_cursor());
     }
+    Ok(values)
+}
+
+/// Rows strictly after the cursor's `values` in the sort order (NULL being the
+/// greatest value) — but for rows whose first key is NULL when `nulls_apart` (a
+/// statement of their own reads them).
+fn after_cursor(keys: &[(&Field, bool)], values: &[Value], nulls_apart: bool) -> Result<Condition> {
     let mut any = Condition::any();
     for position in 0..keys.len() {
         let mut all = Condition::all();
-        for ((field, _), value) in keys[..position].iter().zip(&values) {
+        for ((field, _), value) in keys[..position].iter().zip(values) {
             let column = Expr::col(Alias::new(&field.key));
             all = all.add(match value {
                 Value::Null => column.is_null(),
-                v => column.eq(value::to_sql(field, v).map_err(|_| invalid())?),
+                v => column.eq(value::to_sql(field, v).map_err(|_| invalid_cursor())?),
             });
         }
         let (field, desc) = keys[position];
@@ -1361,16 +1401,30 @@ fn after_cursor(keys: &[(&Field, bool)], cursor: &str) -> Result<Condition> {
             // Said of a column that holds no NULL, the NULL alternative would keep the
             // databases from starting the scan at the cursor in the index: every page
             // read the table from its start (a rebuild of 1M records slowed to half).
-            (v, false) if schema::never_null(&field.key) => {
-                column.gt(value::to_sql(field, v).map_err(|_| invalid())?)
+            (v, false) if schema::never_null(&field.key) || (position == 0 && nulls_apart) => {
+                column.gt(value::to_sql(field, v).map_err(|_| invalid_cursor())?)
             }
             (v, false) => {
-                let v = value::to_sql(field, v).map_err(|_| invalid())?;
+                let v = value::to_sql(field, v).map_err(|_| invalid_cursor())?;
                 column.clone().gt(v).or(column.is_null())
             }
-            (v, true) => column.lt(value::to_sql(field, v).map_err(|_| invalid())?),
+            (v, true) => column.lt(value::to_sql(field, v).map_err(|_| invalid_cursor())?),
         };
         any = any.add(all.add(after));
     }
-    Ok(any)
+    let (first, desc) = keys[0];
+    match &values[0] {
+        v if keys.len() > 1
+            && *v != Value::Null
+            && (desc || schema::never_null(&first.key) || nulls_apart) =>
+        {
+            // Implied by `any`, but PostgreSQL does not derive it from the OR of the
+            // keys: stated, it starts the index scan at the cursor.
+            let v = value::to_sql(first, v).map_err(|_| invalid_cursor())?;
+            let column = Expr::col(Alias::new(&first.key));
+            let bound = if desc { column.lte(v) } else { column.gte(v) };
+            Ok(Condition::all().add(bound).add(any))
+        }
+        _ => Ok(any),
+    }
 }

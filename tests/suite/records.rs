@@ -395,6 +395,7 @@ async fn cursor_pagination_over_equal_sort_keys_visits_every_record_once() {
         json!(["category"]),
         json!(["-category", "employees"]),
         json!([{"field": "employees", "desc": true}]),
+        json!(["employees", "-name"]),
         json!([]),
     ] {
         let mut seen = Vec::new();
@@ -1364,55 +1365,75 @@ async fn an_own_list_reads_its_page_in_the_owner_index_order() {
     assert!(newest_first_from_owner_index(&plan), "{plan}");
 }
 
-/// A page after the first starts reading at its cursor in the primary key, not at the
-/// table's start: paging through a million records (a search rebuild, an export) costs
-/// the same per page at the end as at the start.
+/// A page after the first starts reading at its cursor in the index of its sort — the
+/// primary key by default, a field's index when sorted by it (even one that may hold
+/// NULL: those rows come after the others) — not at the table's start: paging through a
+/// million records (a search rebuild, an export) costs the same per page at the end as
+/// at the start.
 #[tokio::test(flavor = "multi_thread")]
-async fn a_next_page_starts_at_its_cursor_in_the_primary_key() {
+async fn a_next_page_starts_at_its_cursor_in_the_index() {
     use metacrm::auth::Access;
     use metacrm::store::records::{QueryRequest, Records};
     let server = TestServer::start(json!({"format": 1, "entities": [
-        {"key": "customer", "fields": [{"key": "name", "type": "text"}]}
+        {"key": "customer", "fields": [{"key": "name", "type": "text", "indexed": true}]}
     ]}))
     .await;
-    for name in ["甲", "乙", "丙"] {
+    for name in [json!("c"), Value::Null, json!("a"), json!("b")] {
         server.create("customer", json!({"name": name})).await;
     }
-    let first = server
-        .post("/api/data/customer/query", json!({"limit": 1}))
-        .await;
-    assert_eq!(first.status, 200, "{:?}", first.body);
-    let cursor = first.body["next"]
-        .as_str()
-        .expect("a next page")
-        .to_string();
-    let request = QueryRequest {
-        limit: Some(1),
-        after: Some(cursor.clone()),
-        ..QueryRequest::default()
-    };
     let catalog = server.tenant.catalog().await;
     let records = Records::new(
         &server.tenant.db,
         &catalog,
         catalog.entity("customer").unwrap(),
     );
-    let select = records.page_select(&request, &Access::system()).unwrap();
-    let plan = common::explain(&server.tenant, &select).await;
-    assert!(
-        plan.contains("USING INTEGER PRIMARY KEY (rowid>?)") || plan.contains("Index Cond: (id >"),
-        "{plan}"
-    );
-    let second = server
-        .post(
-            "/api/data/customer/query",
-            json!({"limit": 1, "after": cursor}),
-        )
-        .await;
-    assert_eq!(
-        second.body["items"][0]["name"],
-        json!("乙"),
-        "{:?}",
-        second.body
-    );
+    for (sort, sqlite, postgres, expected) in [
+        (
+            json!([]),
+            "USING INTEGER PRIMARY KEY (rowid>?)",
+            "Index Cond: (id >",
+            [json!("c"), Value::Null, json!("a"), json!("b")],
+        ),
+        (
+            json!(["name"]),
+            "USING INDEX ix_customer_name (name>?)",
+            "Index Cond: (name >",
+            [json!("a"), json!("b"), json!("c"), Value::Null],
+        ),
+    ] {
+        let mut names = Vec::new();
+        let mut after: Option<String> = None;
+        loop {
+            let mut body = json!({"limit": 1, "sort": sort});
+            if let Some(cursor) = &after {
+                body["after"] = json!(cursor);
+            }
+            let page = server.post("/api/data/customer/query", body).await;
+            assert_eq!(page.status, 200, "{:?}", page.body);
+            names.extend(
+                page.body["items"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|r| r["name"].clone()),
+            );
+            match page.body["next"].as_str() {
+                Some(next) => after = Some(next.to_string()),
+                None => break,
+            }
+            if names.len() == 1 {
+                // The second page's plan: from the cursor on the first row's value.
+                let request: QueryRequest =
+                    serde_json::from_value(json!({"limit": 1, "sort": sort, "after": after}))
+                        .unwrap();
+                let select = records.page_select(&request, &Access::system()).unwrap();
+                let plan = common::explain(&server.tenant, &select).await;
+                assert!(
+                    plan.contains(sqlite) || plan.contains(postgres),
+                    "sort {sort}: {plan}"
+                );
+            }
+        }
+        assert_eq!(names, expected, "sort {sort}");
+    }
 }
