@@ -169,6 +169,29 @@ fn memory() -> Memory {
     }
 }
 
+/// A table of one measure per row, with its target where it has one.
+fn measures(title: String) -> Table {
+    Table::new(title, &["measure", "value", "target"])
+}
+
+trait Measures {
+    fn measure(&mut self, measure: &str, value: String, target: String);
+}
+
+impl Measures for Table {
+    fn measure(&mut self, measure: &str, value: String, target: String) {
+        self.row(vec![measure.to_string(), value, target]);
+    }
+}
+
+/// The build-rate target and whether `per_sec` meets it.
+fn build_target(per_sec: f64) -> String {
+    format!(
+        "≥ {BUILD_TARGET_PER_SEC:.0}: {}",
+        common::verdict(per_sec >= BUILD_TARGET_PER_SEC)
+    )
+}
+
 async fn build_index(
     index: &EmbeddedIndex,
     index_dir: &Path,
@@ -230,27 +253,20 @@ async fn build_index(
     drop(documents);
 
     let per_sec = rows as f64 / in_upsert.as_secs_f64();
-    let mut table = Table::new(
-        format!("search index build: {rows} documents, {batch} per upsert (one commit each)"),
-        &["measure", "value", "target"],
-    );
-    let mut row = |measure: &str, value: String, target: String| {
-        table.row(vec![measure.to_string(), value, target]);
-    };
-    row(
+    let mut table = measures(format!(
+        "search index build: {rows} documents, {batch} per upsert (one commit each)"
+    ));
+    table.measure(
         "time in upsert",
         format!("{:.1} s", in_upsert.as_secs_f64()),
         String::new(),
     );
-    row(
+    table.measure(
         "documents/s in upsert",
         format!("{per_sec:.0}"),
-        format!(
-            "≥ {BUILD_TARGET_PER_SEC:.0}: {}",
-            common::verdict(per_sec >= BUILD_TARGET_PER_SEC)
-        ),
+        build_target(per_sec),
     );
-    row(
+    table.measure(
         "of which analysis (analyze::terms, timed alone on a sample)",
         format!(
             "{:.1} µs per document ({:.0} terms), {:.0} % of the upsert time",
@@ -260,12 +276,12 @@ async fn build_index(
         ),
         String::new(),
     );
-    row(
+    table.measure(
         "documents/s end to end (generating records, document(), upsert)",
         format!("{:.0}", rows as f64 / total.as_secs_f64()),
         String::new(),
     );
-    row(
+    table.measure(
         "segments / size on disk after the last commit",
         format!(
             "{segments_at_end} / {} MiB",
@@ -273,17 +289,8 @@ async fn build_index(
         ),
         String::new(),
     );
-    row(
-        "background merges settled after",
-        format!("{:.1} s", settled.after.as_secs_f64()),
-        String::new(),
-    );
-    row(
-        "segments / size on disk after merges",
-        settled.describe(rows),
-        String::new(),
-    );
-    row(
+    settled.add_to(&mut table, rows);
+    table.measure(
         "VmRSS before → after the build (RssAnon, RssFile)",
         format!(
             "{} → {} MiB (anon {} → {}, file {} → {})",
@@ -296,7 +303,7 @@ async fn build_index(
         ),
         String::new(),
     );
-    row(
+    table.measure(
         "VmRSS growth: after the build / after merges",
         format!(
             "{} / {} MiB",
@@ -305,7 +312,7 @@ async fn build_index(
         ),
         String::new(),
     );
-    row(
+    table.measure(
         "VmHWM (peak of the process)",
         format!("{} MiB", common::mib(common::hwm_kib())),
         String::new(),
@@ -321,13 +328,23 @@ struct Settled {
 }
 
 impl Settled {
-    fn describe(&self, rows: usize) -> String {
-        format!(
-            "{} / {} MiB ({:.0} bytes per document)",
-            self.segments,
-            common::mib(self.bytes / 1024),
-            self.bytes as f64 / rows as f64
-        )
+    /// Its rows in a table of measures, for an index of `rows` documents.
+    fn add_to(&self, table: &mut Table, rows: usize) {
+        table.measure(
+            "background merges settled after",
+            format!("{:.1} s", self.after.as_secs_f64()),
+            String::new(),
+        );
+        table.measure(
+            "segments / size on disk after merges",
+            format!(
+                "{} / {} MiB ({:.0} bytes per document)",
+                self.segments,
+                common::mib(self.bytes / 1024),
+                self.bytes as f64 / rows as f64
+            ),
+            String::new(),
+        );
     }
 }
 
@@ -393,42 +410,26 @@ async fn rebuild_from_database(
     let at_end = (segments(&dir), dir_bytes(&dir));
     let settled = settle(&index, &dir, &tenant.key, &name).await;
     let per_sec = built as f64 / took.as_secs_f64();
-    let mut table = Table::new(
-        format!("search index rebuild from the database: {built} records (indexer::rebuild)"),
-        &["measure", "value", "target"],
-    );
-    let mut row = |measure: &str, value: String, target: String| {
-        table.row(vec![measure.to_string(), value, target]);
-    };
-    row(
+    let mut table = measures(format!(
+        "search index rebuild from the database: {built} records (indexer::rebuild)"
+    ));
+    table.measure(
         "time, reading included",
         format!("{:.1} s", took.as_secs_f64()),
         String::new(),
     );
-    row(
+    table.measure(
         "documents/s",
         format!("{per_sec:.0}"),
-        format!(
-            "≥ {BUILD_TARGET_PER_SEC:.0}: {}",
-            common::verdict(per_sec >= BUILD_TARGET_PER_SEC)
-        ),
+        build_target(per_sec),
     );
-    row(
+    table.measure(
         "segments / size on disk at the switch",
         format!("{} / {} MiB", at_end.0, common::mib(at_end.1 / 1024)),
         String::new(),
     );
-    row(
-        "background merges settled after",
-        format!("{:.1} s", settled.after.as_secs_f64()),
-        String::new(),
-    );
-    row(
-        "segments / size on disk after merges",
-        settled.describe(rows),
-        String::new(),
-    );
-    row(
+    settled.add_to(&mut table, rows);
+    table.measure(
         "VmRSS growth during the rebuild",
         format!("{} MiB", common::mib(after.rss.saturating_sub(before.rss))),
         String::new(),

@@ -175,17 +175,33 @@ impl Node {
         body["token"].as_str().unwrap().to_string()
     }
 
-    async fn create(&self, token: &str, name: &str) -> i64 {
-        let (status, body) = self
-            .call(
-                Method::POST,
-                "/api/data/customer",
-                token,
-                Some(json!({"name": name})),
-            )
-            .await;
-        assert_eq!(status, 201, "{body:?}");
+    /// POSTs `body` to `path`; the id of what it created (201).
+    async fn created(&self, token: &str, path: &str, body: Value) -> i64 {
+        let (status, body) = self.call(Method::POST, path, token, Some(body)).await;
+        assert_eq!(status, 201, "{path}: {body:?}");
         body["id"].as_i64().unwrap()
+    }
+
+    /// `POST /api/data/customer/query` as the token's user.
+    async fn customers(&self, token: &str) -> (u16, Value) {
+        self.call(
+            Method::POST,
+            "/api/data/customer/query",
+            token,
+            Some(json!({})),
+        )
+        .await
+    }
+
+    /// PATCHes `path` with `body`, which must succeed.
+    async fn patched(&self, token: &str, path: &str, body: Value) {
+        let (status, body) = self.call(Method::PATCH, path, token, Some(body)).await;
+        assert_eq!(status, 200, "{path}: {body:?}");
+    }
+
+    async fn create(&self, token: &str, name: &str) -> i64 {
+        self.created(token, "/api/data/customer", json!({"name": name}))
+            .await
     }
 
     async fn version(&self, token: &str) -> i64 {
@@ -312,118 +328,63 @@ async fn two_nodes_on_one_postgresql_behave_as_one() {
     );
 
     // Role changes on one node reach the other's permission policy.
-    let (status, body) = a
-        .call(
-            Method::POST,
+    let rep_id = a
+        .created(
+            &admin,
             "/api/users",
-            &admin,
-            Some(json!({"username": "rep", "password": PASSWORD, "roles": ["sales"]})),
+            json!({"username": "rep", "password": PASSWORD, "roles": ["sales"]}),
         )
         .await;
-    assert_eq!(status, 201, "{body:?}");
-    let rep_id = body["id"].as_i64().unwrap();
     let rep = b.login("rep").await;
-    let (status, _) = b
-        .call(
-            Method::POST,
-            "/api/data/customer/query",
-            &rep,
-            Some(json!({})),
-        )
-        .await;
+    let (status, _) = b.customers(&rep).await;
     assert_eq!(status, 200, "the new user's role holds on node b");
-    let (status, body) = a
-        .call(
-            Method::PATCH,
-            &format!("/api/users/{rep_id}"),
-            &admin,
-            Some(json!({"roles": []})),
-        )
-        .await;
-    assert_eq!(status, 200, "{body:?}");
+    a.patched(
+        &admin,
+        &format!("/api/users/{rep_id}"),
+        json!({"roles": []}),
+    )
+    .await;
     let seen = until("node b drops the revoked role", || async {
-        b.call(
-            Method::POST,
-            "/api/data/customer/query",
-            &rep,
-            Some(json!({})),
-        )
-        .await
-        .0 == 403
+        b.customers(&rep).await.0 == 403
     })
     .await;
     eprintln!("a role change on node a reached node b after {seen:?}");
 
     // Moving a user out of a manager's department on one node changes what the manager
     // sees on the other (each node keeps the organisation until told of a change).
-    let department = |name: &'static str| {
-        let (a, admin) = (&a, &admin);
-        async move {
-            let (status, body) = a
-                .call(
-                    Method::POST,
-                    "/api/departments",
-                    admin,
-                    Some(json!({"name": name})),
-                )
-                .await;
-            assert_eq!(status, 201, "{body:?}");
-            body["id"].as_i64().unwrap()
-        }
-    };
+    let department = |name: &str| a.created(&admin, "/api/departments", json!({"name": name}));
     let (east, west) = (department("华东").await, department("华西").await);
-    let user = |username: &'static str, role: &'static str, department: i64| {
-        let (a, admin) = (&a, &admin);
-        async move {
-            let (status, body) = a
-                .call(
-                    Method::POST,
-                    "/api/users",
-                    admin,
-                    Some(json!({"username": username, "password": PASSWORD,
-                                "roles": [role], "department": department})),
-                )
-                .await;
-            assert_eq!(status, 201, "{body:?}");
-            body["id"].as_i64().unwrap()
-        }
+    let user = |username: &str, role: &str, department: i64| {
+        a.created(
+            &admin,
+            "/api/users",
+            json!({"username": username, "password": PASSWORD,
+                   "roles": [role], "department": department}),
+        )
     };
     let boss = user("boss", "lead", east).await;
     let member = user("member", "sales", east).await;
-    let (status, body) = a
-        .call(
-            Method::PATCH,
-            &format!("/api/departments/{east}"),
-            &admin,
-            Some(json!({"manager": boss})),
-        )
-        .await;
-    assert_eq!(status, 200, "{body:?}");
+    a.patched(
+        &admin,
+        &format!("/api/departments/{east}"),
+        json!({"manager": boss}),
+    )
+    .await;
     let member_token = a.login("member").await;
     a.create(&member_token, "华东客户").await;
     let boss_token = b.login("boss").await;
     let visible = || async {
-        let (status, body) = b
-            .call(
-                Method::POST,
-                "/api/data/customer/query",
-                &boss_token,
-                Some(json!({})),
-            )
-            .await;
+        let (status, body) = b.customers(&boss_token).await;
         assert_eq!(status, 200, "{body:?}");
         body["items"].as_array().unwrap().len()
     };
     assert_eq!(visible().await, 1, "the manager sees the member's customer");
-    let (status, body) = a
-        .call(
-            Method::PATCH,
-            &format!("/api/users/{member}"),
-            &admin,
-            Some(json!({"department": west})),
-        )
-        .await;
-    assert_eq!(status, 200, "{body:?}");
+    a.patched(
+        &admin,
+        &format!("/api/users/{member}"),
+        json!({"department": west}),
+    )
+    .await;
     let seen = until(
         "node b sees the member leave the manager's department",
         || async { visible().await == 0 },
