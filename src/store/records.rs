@@ -726,17 +726,17 @@ impl<'a> Records<'a> {
     pub async fn query(&self, request: &QueryRequest, access: &Access) -> Result<Page> {
         let PagePlan {
             select,
-            nulls_after,
+            next_region,
             keys,
             limit,
         } = self.plan_page(request, access)?;
         let conn = self.db.conn();
         let mut rows = conn.query_all(&select).await?;
-        if let Some(mut nulls) = nulls_after
+        if let Some(mut next_region) = next_region
             && rows.len() as u64 <= limit
         {
-            nulls.limit(limit + 1 - rows.len() as u64);
-            rows.extend(conn.query_all(&nulls).await?);
+            next_region.limit(limit + 1 - rows.len() as u64);
+            rows.extend(conn.query_all(&next_region).await?);
         }
         let columns = self.columns();
         let mut items = Vec::with_capacity(rows.len());
@@ -798,28 +798,37 @@ impl<'a> Records<'a> {
         if let Some(filter) = &request.filter {
             select.cond_where(filter::condition(self.entity, filter, &ctx)?);
         }
-        let mut nulls_after = None;
+        let mut next_region = None;
         if let Some(cursor) = &request.after {
             let values = cursor_values(&keys, cursor)?;
-            // An ascending first key that may hold NULL, the cursor on a value: every
-            // NULL comes after it. Asking for them in the same statement (`k > v OR k IS
-            // NULL`) keeps both databases from starting at the cursor in the key's
-            // index (each page read the index from its start), so a second statement
-            // reads them when the first runs out.
+            // A first key that may hold NULL splits the order in two regions: the
+            // values, then the NULLs ascending; the NULLs, then the values descending.
+            // Asking for the rest of the cursor's region and the whole next one in one
+            // statement (`k > v OR k IS NULL`, `… OR k IS NOT NULL`) keeps both
+            // databases from starting at the cursor in the key's index (each page read
+            // the index from its start), so a second statement reads the next region
+            // when the first runs out.
             let (first, desc) = keys[0];
-            if !desc && !schema::never_null(&first.key) && values[0] != Value::Null {
-                let mut nulls = select.clone();
-                nulls.and_where(Expr::col(Alias::new(&first.key)).is_null());
-                order_by(&mut nulls, &keys[1..]);
-                nulls_after = Some(nulls);
+            let column = Expr::col(Alias::new(&first.key));
+            let next = match (desc, values[0] == Value::Null) {
+                _ if schema::never_null(&first.key) => None,
+                (false, false) => Some(column.is_null()),
+                (true, true) => Some(column.is_not_null()),
+                _ => None,
+            };
+            if let Some(next) = next {
+                let mut rows = select.clone();
+                rows.and_where(next);
+                order_by(&mut rows, &keys);
+                next_region = Some(rows);
             }
-            select.cond_where(after_cursor(&keys, &values, nulls_after.is_some())?);
+            select.cond_where(after_cursor(&keys, &values, next_region.is_some())?);
         }
         order_by(&mut select, &keys);
         select.limit(limit + 1);
         Ok(PagePlan {
             select,
-            nulls_after,
+            next_region,
             keys,
             limit,
         })
@@ -1326,9 +1335,10 @@ pub fn mask(record: Value, access: &Access) -> Value {
 /// A page's statement and the sort keys its cursor holds.
 struct PagePlan<'e> {
     select: SelectStatement,
-    /// The rows whose first sort key is NULL, when `select` leaves them out: they
-    /// follow its rows (ordered by the other keys, without a limit yet).
-    nulls_after: Option<SelectStatement>,
+    /// The rows of the first sort key's next region (its NULLs after its values, or
+    /// the other way round), when `select` leaves them out: they follow its rows
+    /// (ordered, without a limit yet).
+    next_region: Option<SelectStatement>,
     keys: Vec<(&'e Field, bool)>,
     limit: u64,
 }
@@ -1380,9 +1390,13 @@ fn cursor_values(keys: &[(&Field, bool)], cursor: &str) -> Result<Vec<Value>> {
 }
 
 /// Rows strictly after the cursor's `values` in the sort order (NULL being the
-/// greatest value) — but for rows whose first key is NULL when `nulls_apart` (a
-/// statement of their own reads them).
-fn after_cursor(keys: &[(&Field, bool)], values: &[Value], nulls_apart: bool) -> Result<Condition> {
+/// greatest value) — within the first key's region (NULL or not) when `region_apart`:
+/// a statement of their own reads the next region's rows.
+fn after_cursor(
+    keys: &[(&Field, bool)],
+    values: &[Value],
+    region_apart: bool,
+) -> Result<Condition> {
     let mut any = Condition::any();
     for position in 0..keys.len() {
         let mut all = Condition::all();
@@ -1397,11 +1411,12 @@ fn after_cursor(keys: &[(&Field, bool)], values: &[Value], nulls_apart: bool) ->
         let column = Expr::col(Alias::new(&field.key));
         let after = match (&values[position], desc) {
             (Value::Null, false) => continue,
+            (Value::Null, true) if position == 0 && region_apart => continue,
             (Value::Null, true) => column.is_not_null(),
             // Said of a column that holds no NULL, the NULL alternative would keep the
             // databases from starting the scan at the cursor in the index: every page
             // read the table from its start (a rebuild of 1M records slowed to half).
-            (v, false) if schema::never_null(&field.key) || (position == 0 && nulls_apart) => {
+            (v, false) if schema::never_null(&field.key) || (position == 0 && region_apart) => {
                 column.gt(value::to_sql(field, v).map_err(|_| invalid_cursor())?)
             }
             (v, false) => {
@@ -1416,7 +1431,7 @@ fn after_cursor(keys: &[(&Field, bool)], values: &[Value], nulls_apart: bool) ->
     match &values[0] {
         v if keys.len() > 1
             && *v != Value::Null
-            && (desc || schema::never_null(&first.key) || nulls_apart) =>
+            && (desc || schema::never_null(&first.key) || region_apart) =>
         {
             // Implied by `any`, but PostgreSQL does not derive it from the OR of the
             // keys: stated, it starts the index scan at the cursor.

@@ -1367,9 +1367,9 @@ async fn an_own_list_reads_its_page_in_the_owner_index_order() {
 
 /// A page after the first starts reading at its cursor in the index of its sort — the
 /// primary key by default, a field's index when sorted by it (even one that may hold
-/// NULL: those rows come after the others) — not at the table's start: paging through a
-/// million records (a search rebuild, an export) costs the same per page at the end as
-/// at the start.
+/// NULL: those rows come last ascending, first descending) — not at the table's start:
+/// paging through a million records (a search rebuild, an export) costs the same per
+/// page at the end as at the start.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_next_page_starts_at_its_cursor_in_the_index() {
     use metacrm::auth::Access;
@@ -1399,6 +1399,12 @@ async fn a_next_page_starts_at_its_cursor_in_the_index() {
             "USING INDEX ix_customer_name (name>?)",
             "Index Cond: (name >",
             [json!("a"), json!("b"), json!("c"), Value::Null],
+        ),
+        (
+            json!(["-name"]),
+            "USING INDEX ix_customer_name (name=? AND rowid<?)",
+            "Index Cond: (name IS NULL)",
+            [Value::Null, json!("c"), json!("b"), json!("a")],
         ),
     ] {
         let mut names = Vec::new();
