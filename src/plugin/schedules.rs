@@ -263,8 +263,7 @@ async fn notices<'s>(
 
 /// A notice text from its template (minijinja, sandboxed: no loader, fuel-limited).
 fn render(template: &str, context: &Value) -> Result<String> {
-    let mut env = minijinja::Environment::new();
-    env.set_fuel(Some(100_000));
+    let env = crate::meta::template::environment(100_000);
     crate::meta::template::render(
         &env,
         template,

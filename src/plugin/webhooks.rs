@@ -116,8 +116,7 @@ pub fn render_text(
     title: &str,
     record: &Value,
 ) -> Result<String> {
-    let mut env = minijinja::Environment::new();
-    env.set_fuel(Some(50_000));
+    let env = crate::meta::template::environment(50_000);
     crate::meta::template::render(
         &env,
         template,

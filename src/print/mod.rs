@@ -42,8 +42,7 @@ const DEFAULT_BODY: &str = include_str!("default.html");
 const MAX_CHILD_ROWS: u64 = 1000;
 
 fn environment() -> Environment<'static> {
-    let mut env = Environment::new();
-    env.set_fuel(Some(FUEL));
+    let mut env = crate::meta::template::environment(FUEL);
     env.set_auto_escape_callback(|_| AutoEscape::Html);
     env.add_filter("money", money);
     env.add_filter("rmb_upper", rmb_upper);
